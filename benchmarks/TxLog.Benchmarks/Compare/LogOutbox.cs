@@ -1,0 +1,126 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Text;
+
+namespace TxLog.Benchmarks.Compare;
+
+/// <summary>
+/// The W3 emulation for engines that are plain logs (raw, raw-prealloc, fasterlog). A log cannot update
+/// account rows atomically with the messages, so the transaction is serialized as one entry, committed
+/// durably as one record, and only then applied to an in-memory balance array. There is no isolation, no
+/// balance check and no index: it is the cheapest thing a log-only user could build, not SQLite's equivalent.
+/// </summary>
+/// <remarks>
+/// Entry layout (little-endian): <c>u8 2</c>, 2 x <c>[i32 account][i64 delta]</c>, <c>u8 3</c>,
+/// 3 x <c>[u8 topicLength][topic][i32 length][payload]</c> — 686 bytes with 200-byte messages.
+/// </remarks>
+public sealed class LogOutbox
+{
+    private static readonly byte[][] TopicBytes = EncodeTopics();
+
+    private readonly long[] _balances;
+
+    /// <summary>Creates the balance array: accounts 0..count-1, each holding <paramref name="balance"/>.</summary>
+    public LogOutbox(int count, long balance)
+    {
+        _balances = new long[count];
+        Array.Fill(_balances, balance);
+    }
+
+    /// <summary>Sum of all balances; transfers never change it, so the runner can check it.</summary>
+    public long TotalBalance()
+    {
+        long total = 0;
+        foreach (long balance in _balances)
+        {
+            total += balance;
+        }
+
+        return total;
+    }
+
+    /// <summary>Wraps a durable single-record writer into a W3 writer over this balance array.</summary>
+    public IOutboxWriter CreateWriter(ICommitWriter log) => new Writer(log, _balances);
+
+    /// <summary>Size of the entry <see cref="Encode"/> writes for <paramref name="transaction"/>.</summary>
+    public static int EncodedLength(in OutboxTransaction transaction)
+    {
+        int length = 1 + 2 * (sizeof(int) + sizeof(long)) + 1;
+        for (int i = 0; i < TopicBytes.Length; i++)
+        {
+            length += 1 + TopicBytes[i].Length + sizeof(int) + transaction.GetMessage(i).Length;
+        }
+
+        return length;
+    }
+
+    /// <summary>Serializes <paramref name="transaction"/> into <paramref name="destination"/>; returns the length.</summary>
+    public static int Encode(in OutboxTransaction transaction, Span<byte> destination)
+    {
+        int at = 0;
+        destination[at++] = 2;
+        at = WriteDelta(destination, at, transaction.From, -transaction.Amount);
+        at = WriteDelta(destination, at, transaction.To, transaction.Amount);
+        destination[at++] = (byte)TopicBytes.Length;
+        for (int i = 0; i < TopicBytes.Length; i++)
+        {
+            byte[] topic = TopicBytes[i];
+            ReadOnlySpan<byte> message = transaction.GetMessage(i).Span;
+            destination[at++] = (byte)topic.Length;
+            topic.CopyTo(destination[at..]);
+            at += topic.Length;
+            BinaryPrimitives.WriteInt32LittleEndian(destination[at..], message.Length);
+            at += sizeof(int);
+            message.CopyTo(destination[at..]);
+            at += message.Length;
+        }
+
+        return at;
+    }
+
+    private static int WriteDelta(Span<byte> destination, int at, int account, long delta)
+    {
+        BinaryPrimitives.WriteInt32LittleEndian(destination[at..], account);
+        BinaryPrimitives.WriteInt64LittleEndian(destination[(at + sizeof(int))..], delta);
+        return at + sizeof(int) + sizeof(long);
+    }
+
+    private static byte[][] EncodeTopics()
+    {
+        var topics = new byte[OutboxTransaction.Topics.Length][];
+        for (int i = 0; i < topics.Length; i++)
+        {
+            topics[i] = Encoding.ASCII.GetBytes(OutboxTransaction.Topics[i]);
+        }
+
+        return topics;
+    }
+
+    /// <summary>One W3 writer: encode, commit durably, then apply the deltas.</summary>
+    private sealed class Writer(ICommitWriter log, long[] balances) : IOutboxWriter
+    {
+        // One entry buffer per writer, reused: the log copies it before CommitOneAsync completes.
+        private byte[] _entry = [];
+
+        // Pooled builder: for asynchronous logs the state machine would otherwise be allocated per
+        // transaction; for synchronous ones the method completes inline and allocates nothing anyway.
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+        public async ValueTask CommitOneAsync(OutboxTransaction transaction)
+        {
+            int length = EncodedLength(transaction);
+            if (_entry.Length != length)
+            {
+                _entry = new byte[length];
+            }
+
+            Encode(transaction, _entry);
+            await log.CommitOneAsync(_entry);
+
+            // Applied only after the entry is durable: a crash before this point replays it from the log.
+            Interlocked.Add(ref balances[transaction.From], -transaction.Amount);
+            Interlocked.Add(ref balances[transaction.To], transaction.Amount);
+        }
+
+        public ValueTask DisposeAsync() => log.DisposeAsync();
+    }
+}

@@ -1,0 +1,124 @@
+namespace TxLog;
+
+/// <summary>
+/// Base of every error TxLog raises for bad data on disk, protocol violations and store state.
+/// Bad arguments raise the <see cref="ArgumentException"/> family instead; use after dispose raises
+/// <see cref="ObjectDisposedException"/>.
+/// </summary>
+public class TxLogException : Exception
+{
+    /// <summary>Creates the exception with a message.</summary>
+    public TxLogException(string message) : base(message) { }
+
+    /// <summary>Creates the exception with a message and the error that caused it.</summary>
+    public TxLogException(string message, Exception? innerException) : base(message, innerException) { }
+}
+
+/// <summary>
+/// Bytes that should hold a record batch do not: bad magic, bad CRC, lengths that do not fit. When the
+/// bytes came from a file, <see cref="FilePath"/> and <see cref="Position"/> say where.
+/// </summary>
+public class CorruptRecordException : TxLogException
+{
+    /// <summary>Creates the exception for bytes that are not in a file (or whose file is not known yet).</summary>
+    public CorruptRecordException(string message) : base(message) { }
+
+    /// <summary>Creates the exception naming the file and byte position of the bad batch.</summary>
+    public CorruptRecordException(string message, string filePath, long position)
+        : base($"{message} (file '{filePath}', position {position})")
+    {
+        FilePath = filePath;
+        Position = position;
+    }
+
+    /// <summary>The file holding the corrupt bytes, when known.</summary>
+    public string? FilePath { get; }
+
+    /// <summary>The byte position of the corrupt batch in <see cref="FilePath"/>, or -1 when not known.</summary>
+    public long Position { get; } = -1;
+}
+
+/// <summary>An index or metadata file is malformed (wrong size, entries out of order, bad checksum).</summary>
+public class CorruptIndexException : TxLogException
+{
+    /// <summary>Creates the exception naming the file.</summary>
+    public CorruptIndexException(string message, string filePath) : base($"{message} (file '{filePath}')")
+    {
+        FilePath = filePath;
+    }
+
+    /// <summary>The malformed file.</summary>
+    public string FilePath { get; }
+}
+
+/// <summary>A read asked for an offset below the log start offset or above the log end offset.</summary>
+public class OffsetOutOfRangeException : TxLogException
+{
+    /// <summary>Creates the exception with the requested offset and the valid range.</summary>
+    public OffsetOutOfRangeException(string partition, long offset, long logStartOffset, long logEndOffset)
+        : base($"Offset {offset} is out of range for partition {partition}: valid offsets are {logStartOffset} to {logEndOffset} (the log end offset, where the next record will go).")
+    {
+        Offset = offset;
+        LogStartOffset = logStartOffset;
+        LogEndOffset = logEndOffset;
+    }
+
+    /// <summary>The offset that was asked for.</summary>
+    public long Offset { get; }
+
+    /// <summary>The first offset still in the log when the read was made.</summary>
+    public long LogStartOffset { get; }
+
+    /// <summary>The log end offset when the read was made.</summary>
+    public long LogEndOffset { get; }
+}
+
+/// <summary>Another store (in this or another process) holds the data directory's lock file.</summary>
+public class LogDirectoryLockedException : TxLogException
+{
+    /// <summary>Creates the exception naming the directory.</summary>
+    public LogDirectoryLockedException(string directory, Exception? innerException)
+        : base($"The data directory '{directory}' is already in use by another TxLog store (in this or another process); only one store may open a directory at a time.", innerException)
+    {
+        Directory = directory;
+    }
+
+    /// <summary>The locked directory.</summary>
+    public string Directory { get; }
+}
+
+/// <summary>The named topic does not exist.</summary>
+public class TopicNotFoundException : TxLogException
+{
+    /// <summary>Creates the exception naming the topic.</summary>
+    public TopicNotFoundException(string topic) : base($"Topic '{topic}' does not exist.")
+    {
+        Topic = topic;
+    }
+
+    /// <summary>The topic that was asked for.</summary>
+    public string Topic { get; }
+}
+
+/// <summary>A topic with that name already exists.</summary>
+public class TopicAlreadyExistsException : TxLogException
+{
+    /// <summary>Creates the exception naming the topic.</summary>
+    public TopicAlreadyExistsException(string topic) : base($"Topic '{topic}' already exists.")
+    {
+        Topic = topic;
+    }
+
+    /// <summary>The topic that was asked for.</summary>
+    public string Topic { get; }
+}
+
+/// <summary>
+/// A write or fsync failed (disk full, I/O error). The store stops accepting appends on the affected
+/// partition, since what reached the disk is unknown; reopen the store to recover to the last valid batch.
+/// </summary>
+public class LogWriteException : TxLogException
+{
+    /// <summary>Creates the exception with the I/O error that caused it.</summary>
+    public LogWriteException(string message, Exception? innerException) : base(message, innerException) { }
+}

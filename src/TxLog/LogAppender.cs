@@ -1,0 +1,86 @@
+using TxLog.Records;
+
+namespace TxLog;
+
+/// <summary>
+/// Packs records appended one at a time into batches of about a target size and writes each full
+/// batch to its partition: the way to load many small records fast (one batch header and one write
+/// per batch instead of per record). Offsets are assigned when a batch is written, so
+/// <see cref="Append"/> does not return one; <see cref="Flush"/> returns the range of the last batch.
+/// Nothing is durable until <see cref="FlushAsync"/> completes. Not thread-safe: one appender per
+/// writer thread. Dispose writes nothing: call <see cref="Flush"/> or <see cref="FlushAsync"/> first.
+/// </summary>
+public sealed class LogAppender : IDisposable
+{
+    private readonly LogPartition _partition;
+    private readonly LogStore _store;
+    private readonly int _batchBytes;
+    private readonly RecordBatchBuilder _builder = new();
+    private long _lastWrittenOffset = -1;
+    private bool _disposed;
+
+    internal LogAppender(LogPartition partition, LogStore store, int batchBytes)
+    {
+        _partition = partition;
+        _store = store;
+        _batchBytes = batchBytes;
+        ResetBuilder();
+    }
+
+    /// <summary>Records waiting in the open batch.</summary>
+    public int PendingCount => _builder.Count;
+
+    /// <summary>Adds a record to the open batch, writing the batch first if the record would overflow it.</summary>
+    public void Append(in Message message)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        int estimate = (message.Key?.Length ?? 0) + (message.Value?.Length ?? 0) + 32;
+        if (_builder.Count > 0 && _builder.Length + estimate > _batchBytes)
+        {
+            WriteBatch();
+        }
+
+        _builder.Add(in message, _store.NowMs());
+    }
+
+    /// <summary>Writes the open batch (if any) to the page cache; returns its offsets, or null when nothing was pending.</summary>
+    public AppendResult? Flush()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _builder.Count == 0 ? null : WriteBatch();
+    }
+
+    /// <summary>Writes the open batch and waits until everything this appender wrote is fsynced.</summary>
+    public ValueTask FlushAsync()
+    {
+        Flush();
+        return _lastWrittenOffset < 0 ? default : _partition.WaitForDurableAsync(_lastWrittenOffset);
+    }
+
+    private AppendResult WriteBatch()
+    {
+        try
+        {
+            AppendResult result = _partition.AppendBuilt(_builder);
+            _lastWrittenOffset = result.LastOffset;
+            return result;
+        }
+        finally
+        {
+            ResetBuilder();
+        }
+    }
+
+    private void ResetBuilder() =>
+        _builder.Reset(0, RecordBatchLayout.NoProducerId, RecordBatchLayout.NoProducerEpoch, RecordBatchLayout.NoSequence);
+
+    /// <summary>Drops any unwritten records and releases the buffer.</summary>
+    public void Dispose()
+    {
+        if (!_disposed)
+        {
+            _disposed = true;
+            _builder.Dispose();
+        }
+    }
+}

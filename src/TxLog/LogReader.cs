@@ -1,0 +1,188 @@
+using TxLog.Records;
+using TxLog.Storage;
+
+namespace TxLog;
+
+/// <summary>
+/// Reads one partition's records in offset order from a starting offset, up to the high watermark
+/// (re-read whenever the reader runs out, so a reader can follow a growing log). Each record's
+/// key, value and headers are spans into the reader's buffer, valid until the next call to
+/// <see cref="TryRead"/>. Control records (transaction markers) are never returned. Every batch's
+/// CRC-32C is checked; a mismatch throws <see cref="CorruptRecordException"/> naming file and position.
+/// Not thread-safe: one reader per consumer; any number of readers may run beside the writers.
+/// </summary>
+public sealed class LogReader : IDisposable
+{
+    private readonly PartitionLog _log;
+    private LogSegment[] _segments;
+    private int _segmentIndex;
+    private BatchFileReader? _file;
+    private ReadOnlyMemory<byte> _batch;   // current batch; empty when none
+    private int _recordPosition;           // next record's position inside _batch
+    private int _recordIndex;
+    private int _recordCount;
+    private long _baseOffset;
+    private long _baseTimestamp;
+    private long _nextOffset;              // the next offset this reader will return (or skip past)
+    private bool _disposed;
+
+    internal LogReader(PartitionLog log, long offset)
+    {
+        log.CheckOffsetInRange(offset);
+        _log = log;
+        _nextOffset = offset;
+        (LogSegment[] segments, int index, long position) = log.Locate(offset);
+        _segments = segments;
+        _segmentIndex = index;
+        OpenSegment(position);
+    }
+
+    /// <summary>The offset the next returned record will have at the least.</summary>
+    public long Position => _nextOffset;
+
+    /// <summary>
+    /// Reads the next record below the high watermark. Returns false when the reader has caught up
+    /// (call again later to see new records).
+    /// </summary>
+    public bool TryRead(out Record record)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        long end = _log.HighWatermark;
+        while (true)
+        {
+            if (_recordIndex < _recordCount)
+            {
+                ReadOnlySpan<byte> batch = _batch.Span;
+                int recordStart = _recordPosition;
+                RecordDecoder.Decode(batch, ref _recordPosition, _recordIndex, _baseOffset, _baseTimestamp, out record);
+                _recordIndex++;
+                if (_recordIndex == _recordCount)
+                {
+                    RecordDecoder.CheckEnd(batch, _recordPosition, _recordCount, _baseOffset);
+                }
+
+                if (record.Offset < _nextOffset)
+                {
+                    continue; // the first batch may start before the requested offset
+                }
+
+                if (record.Offset >= end)
+                {
+                    // Not yet durable: step back to this record and report "caught up".
+                    _recordIndex--;
+                    _recordPosition = recordStart;
+                    record = default;
+                    return false;
+                }
+
+                _nextOffset = record.Offset + 1;
+                return true;
+            }
+
+            if (!NextBatch(end))
+            {
+                record = default;
+                return false;
+            }
+        }
+    }
+
+    // Loads the next data batch (skipping control batches); false when caught up with `end`.
+    private bool NextBatch(long end)
+    {
+        while (true)
+        {
+            if (_nextOffset >= end)
+            {
+                return false;
+            }
+
+            LogSegment segment = _segments[_segmentIndex];
+            _file!.ExtendEnd(segment.Size);
+            BatchReadStatus status = _file.Next(out ReadOnlySpan<byte> bytes);
+            if (status == BatchReadStatus.End)
+            {
+                if (!AdvanceSegment())
+                {
+                    return false;
+                }
+
+                continue;
+            }
+
+            if (status == BatchReadStatus.Invalid)
+            {
+                throw new CorruptRecordException($"Invalid record batch ({_file.LastCheck}) in partition {_log.Name}", segment.LogPath, _file.Position);
+            }
+
+            var batch = new RecordBatch(bytes);
+            if (batch.LastOffset < _nextOffset)
+            {
+                continue;
+            }
+
+            if (batch.IsControl)
+            {
+                _nextOffset = batch.NextOffset;
+                continue;
+            }
+
+            _batch = _file.LastBatch;
+            _baseOffset = batch.BaseOffset;
+            _baseTimestamp = batch.BaseTimestamp;
+            _recordCount = batch.RecordCount;
+            _recordIndex = 0;
+            _recordPosition = RecordBatchLayout.RecordsOffset;
+            if (batch.CompressionCodec != 0)
+            {
+                throw new CorruptRecordException($"Batch at offset {batch.BaseOffset} uses compression codec {batch.CompressionCodec}, which TxLog does not read", segment.LogPath, _file.Position - bytes.Length);
+            }
+
+            return true;
+        }
+    }
+
+    // Moves to the segment after the current one, refreshing the segment list if the log rolled.
+    private bool AdvanceSegment()
+    {
+        LogSegment current = _segments[_segmentIndex];
+        LogSegment[] latest = _log.Segments;
+        if (ReferenceEquals(latest[^1], current))
+        {
+            return false; // at the end of the active segment: caught up
+        }
+
+        _nextOffset = Math.Max(_nextOffset, current.NextOffset);
+        if (_nextOffset < latest[0].BaseOffset)
+        {
+            throw new OffsetOutOfRangeException(_log.Name, _nextOffset, latest[0].BaseOffset, _log.LogEndOffset);
+        }
+
+        (LogSegment[] segments, int index, long position) = _log.Locate(_nextOffset);
+        _segments = segments;
+        _segmentIndex = index;
+        OpenSegment(position);
+        return true;
+    }
+
+    private void OpenSegment(long position)
+    {
+        _file?.Dispose();
+        LogSegment segment = _segments[_segmentIndex];
+        _file = new BatchFileReader(segment.File, position, segment.Size, _log.Config.ReadBufferBytes, _log.Config.MaxBatchBytes);
+        _batch = default;
+        _recordCount = 0;
+        _recordIndex = 0;
+    }
+
+    /// <summary>Releases the reader's buffer.</summary>
+    public void Dispose()
+    {
+        if (!_disposed)
+        {
+            _disposed = true;
+            _file?.Dispose();
+            _file = null;
+        }
+    }
+}

@@ -1,0 +1,399 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using TxLog.Records;
+using L = TxLog.Records.RecordBatchLayout;
+
+namespace TxLog.Storage;
+
+/// <summary>
+/// One segment of a partition: <c>{baseOffset:D20}.log</c> holding consecutive RecordBatch v2
+/// batches, plus its sparse <c>.index</c> and <c>.timeindex</c>. Only the partition's last segment
+/// is written; older ones are immutable until retention deletes them.
+/// Thread-safety: appends, truncation and index persistence are serialised by the owning
+/// <see cref="PartitionLog"/>'s lock. Reads of bytes below <see cref="Size"/> may run concurrently
+/// with appends (positional reads of already written bytes).
+/// </summary>
+internal sealed class LogSegment : IDisposable
+{
+    private readonly IFileSystem _fileSystem;
+    private readonly LogConfig _config;
+    private readonly IStorageFile _log;
+    private OffsetIndex _offsetIndex;
+    private TimeIndex _timeIndex;
+    private long _size;                 // logical size: bytes of whole batches
+    private int _bytesSinceIndexEntry;  // bytes appended since the last offset index entry
+    private bool _indexesDirty;         // in-memory indexes differ from their files
+
+    private LogSegment(IFileSystem fileSystem, string directory, long baseOffset, LogConfig config, IStorageFile log)
+    {
+        _fileSystem = fileSystem;
+        _config = config;
+        BaseOffset = baseOffset;
+        LogPath = Path.Combine(directory, FileName(baseOffset, ".log"));
+        IndexPath = Path.Combine(directory, FileName(baseOffset, ".index"));
+        TimeIndexPath = Path.Combine(directory, FileName(baseOffset, ".timeindex"));
+        _log = log;
+        _offsetIndex = new OffsetIndex(baseOffset, config.MaxIndexBytes);
+        _timeIndex = new TimeIndex(baseOffset, config.MaxIndexBytes);
+        NextOffset = baseOffset;
+        MaxTimestamp = -1;
+        FirstBatchTimestamp = -1;
+    }
+
+    /// <summary>Offset of the segment's first record (its file name).</summary>
+    public long BaseOffset { get; }
+
+    /// <summary>Offset after the segment's last record.</summary>
+    public long NextOffset { get; private set; }
+
+    /// <summary>Logical size in bytes (whole batches only).</summary>
+    public long Size => Volatile.Read(ref _size);
+
+    /// <summary>Largest record timestamp in the segment, or -1 when empty.</summary>
+    public long MaxTimestamp { get; private set; }
+
+    /// <summary>Max timestamp of the first batch: the age used for rolling by time, or -1.</summary>
+    public long FirstBatchTimestamp { get; private set; }
+
+    /// <summary>Path of the <c>.log</c> file.</summary>
+    public string LogPath { get; }
+
+    /// <summary>Path of the <c>.index</c> file.</summary>
+    public string IndexPath { get; }
+
+    /// <summary>Path of the <c>.timeindex</c> file.</summary>
+    public string TimeIndexPath { get; }
+
+    /// <summary>The log file (for readers).</summary>
+    internal IStorageFile File => _log;
+
+    /// <summary>True when an index cannot take another entry (the partition then rolls).</summary>
+    public bool IndexIsFull => _offsetIndex.IsFull || _timeIndex.IsFull;
+
+    /// <summary>Formats a segment file name: the base offset as 20 digits plus the extension.</summary>
+    public static string FileName(long baseOffset, string extension) =>
+        baseOffset.ToString("D20", CultureInfo.InvariantCulture) + extension;
+
+    /// <summary>Creates a new, empty segment.</summary>
+    public static LogSegment Create(IFileSystem fileSystem, string directory, long baseOffset, LogConfig config)
+    {
+        string path = Path.Combine(directory, FileName(baseOffset, ".log"));
+        IStorageFile log = fileSystem.OpenFile(path, FileOpenMode.OpenOrCreate);
+        log.SetLength(0);
+        fileSystem.DeleteFile(Path.Combine(directory, FileName(baseOffset, ".index")));
+        fileSystem.DeleteFile(Path.Combine(directory, FileName(baseOffset, ".timeindex")));
+        return new LogSegment(fileSystem, directory, baseOffset, config, log);
+    }
+
+    /// <summary>
+    /// Opens a segment trusted to be whole (closed cleanly, or an older segment that was fsynced at
+    /// roll): size from the file, indexes from their files. Missing or corrupt indexes are rebuilt by a
+    /// scan (which then also validates the segment).
+    /// </summary>
+    public static LogSegment OpenTrusted(IFileSystem fileSystem, string directory, long baseOffset, LogConfig config, out bool rebuiltIndexes)
+    {
+        string path = Path.Combine(directory, FileName(baseOffset, ".log"));
+        IStorageFile log = fileSystem.OpenFile(path, FileOpenMode.OpenExisting);
+        var segment = new LogSegment(fileSystem, directory, baseOffset, config, log);
+        try
+        {
+            segment._size = log.Length;
+            rebuiltIndexes = !segment.TryLoadIndexes();
+            if (rebuiltIndexes)
+            {
+                segment.Rebuild(truncateTornTail: false);
+            }
+
+            return segment;
+        }
+        catch
+        {
+            segment.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Opens a segment that may end in a torn write (the last segment after a crash): every batch is
+    /// validated, indexes are rebuilt, and a torn or garbage tail is truncated. Returns the number of
+    /// bytes truncated in <paramref name="truncatedBytes"/>.
+    /// </summary>
+    public static LogSegment OpenRecovering(IFileSystem fileSystem, string directory, long baseOffset, LogConfig config, out long truncatedBytes)
+    {
+        string path = Path.Combine(directory, FileName(baseOffset, ".log"));
+        IStorageFile log = fileSystem.OpenFile(path, FileOpenMode.OpenExisting);
+        var segment = new LogSegment(fileSystem, directory, baseOffset, config, log);
+        try
+        {
+            segment._size = log.Length;
+            truncatedBytes = segment.Rebuild(truncateTornTail: true);
+            return segment;
+        }
+        catch
+        {
+            segment.Dispose();
+            throw;
+        }
+    }
+
+    private bool TryLoadIndexes()
+    {
+        if (!_fileSystem.FileExists(IndexPath) || !_fileSystem.FileExists(TimeIndexPath))
+        {
+            return false;
+        }
+
+        try
+        {
+            _offsetIndex = OffsetIndex.Load(_fileSystem, IndexPath, BaseOffset, _config.MaxIndexBytes, _size);
+
+            // The tail after the last index entry is scanned to find the next offset; it is at most
+            // about one index interval plus one batch.
+            long position = _offsetIndex.LastPosition;
+            using var reader = new BatchFileReader(_log, position, _size, _config.ReadBufferBytes, _config.MaxBatchBytes);
+            long next = BaseOffset;
+            long maxTimestamp = -1;
+            bool first = true;
+            while (true)
+            {
+                BatchReadStatus status = reader.Next(out ReadOnlySpan<byte> bytes);
+                if (status == BatchReadStatus.End)
+                {
+                    break;
+                }
+
+                if (status == BatchReadStatus.Invalid)
+                {
+                    throw new CorruptRecordException($"Invalid batch ({reader.LastCheck}) in a segment that was closed cleanly", LogPath, reader.Position);
+                }
+
+                var batch = new RecordBatch(bytes);
+                if (first && _offsetIndex.Count > 0 && batch.LastOffset != _offsetIndex.LastOffset)
+                {
+                    return false; // the index does not point at the batch it names: rebuild
+                }
+
+                first = false;
+                next = batch.NextOffset;
+                maxTimestamp = Math.Max(maxTimestamp, batch.MaxTimestamp);
+            }
+
+            NextOffset = next;
+            _timeIndex = TimeIndex.Load(_fileSystem, TimeIndexPath, BaseOffset, _config.MaxIndexBytes, Math.Max(next, BaseOffset + 1));
+            MaxTimestamp = Math.Max(maxTimestamp, _timeIndex.LastTimestamp);
+            FirstBatchTimestamp = ReadFirstBatchMaxTimestamp();
+            _bytesSinceIndexEntry = (int)Math.Min(int.MaxValue, _size - _offsetIndex.LastPosition);
+            return true;
+        }
+        catch (CorruptIndexException)
+        {
+            _offsetIndex = new OffsetIndex(BaseOffset, _config.MaxIndexBytes);
+            _timeIndex = new TimeIndex(BaseOffset, _config.MaxIndexBytes);
+            return false;
+        }
+    }
+
+    private long ReadFirstBatchMaxTimestamp()
+    {
+        if (_size < L.HeaderSize)
+        {
+            return -1;
+        }
+
+        Span<byte> header = stackalloc byte[L.HeaderSize];
+        _log.Read(0, header);
+        return BinaryPrimitives.ReadInt64BigEndian(header.Slice(L.MaxTimestampOffset));
+    }
+
+    // Scans the whole segment, rebuilding both indexes. With truncateTornTail, an invalid tail is cut
+    // off; an invalid batch followed by a valid one is corruption inside the data and throws.
+    private long Rebuild(bool truncateTornTail)
+    {
+        _offsetIndex = new OffsetIndex(BaseOffset, _config.MaxIndexBytes);
+        _timeIndex = new TimeIndex(BaseOffset, _config.MaxIndexBytes);
+        long fileSize = _size;
+        long expectedOffset = BaseOffset;
+        long maxTimestamp = -1;
+        long firstBatchTimestamp = -1;
+        _bytesSinceIndexEntry = 0;
+        using var reader = new BatchFileReader(_log, 0, fileSize, _config.ReadBufferBytes, _config.MaxBatchBytes);
+        while (true)
+        {
+            long position = reader.Position;
+            BatchReadStatus status = reader.Next(out ReadOnlySpan<byte> bytes);
+            if (status == BatchReadStatus.End)
+            {
+                break;
+            }
+
+            string? problem = null;
+            if (status == BatchReadStatus.Invalid)
+            {
+                problem = reader.LastCheck.ToString();
+            }
+            else
+            {
+                var batch = new RecordBatch(bytes);
+
+                // Fields outside the CRC are checked against what TxLog writes.
+                if (batch.BaseOffset != expectedOffset)
+                {
+                    problem = $"base offset {batch.BaseOffset} where {expectedOffset} was expected";
+                }
+                else if (batch.PartitionLeaderEpoch != L.NoPartitionLeaderEpoch)
+                {
+                    problem = $"partition leader epoch {batch.PartitionLeaderEpoch}";
+                }
+                else
+                {
+                    try
+                    {
+                        batch.ValidateRecords();
+                    }
+                    catch (CorruptRecordException e)
+                    {
+                        problem = e.Message;
+                    }
+                }
+
+                if (problem is null)
+                {
+                    if (firstBatchTimestamp < 0)
+                    {
+                        firstBatchTimestamp = batch.MaxTimestamp;
+                    }
+
+                    maxTimestamp = Math.Max(maxTimestamp, batch.MaxTimestamp);
+                    IndexBatch(position, bytes.Length, batch.LastOffset, maxTimestamp);
+                    expectedOffset = batch.NextOffset;
+                    continue;
+                }
+            }
+
+            // An invalid batch. It is a torn tail unless a valid batch follows it.
+            if (!truncateTornTail || ValidBatchFollows(position, expectedOffset))
+            {
+                throw new CorruptRecordException($"Corrupt record batch ({problem}) inside the data of partition segment", LogPath, position);
+            }
+
+            _size = position;
+            _log.SetLength(position);
+            _log.Sync();
+            break;
+        }
+
+        NextOffset = expectedOffset;
+        MaxTimestamp = maxTimestamp;
+        FirstBatchTimestamp = firstBatchTimestamp;
+        _indexesDirty = true;
+        return fileSize - _size;
+    }
+
+    // True when a valid batch with a later offset starts right after the (self-declared) length of
+    // the bad batch at `position`: then the damage is in the middle of the data, not a torn write.
+    private bool ValidBatchFollows(long position, long expectedOffset)
+    {
+        Span<byte> header = stackalloc byte[L.LogOverhead];
+        if (_log.Read(position, header) < L.LogOverhead)
+        {
+            return false;
+        }
+
+        int length = BinaryPrimitives.ReadInt32BigEndian(header.Slice(L.LengthOffset));
+        if (length < L.MinBatchLength || length > _config.MaxBatchBytes)
+        {
+            return false;
+        }
+
+        long next = position + L.LogOverhead + length;
+        if (next >= _size)
+        {
+            return false;
+        }
+
+        using var reader = new BatchFileReader(_log, next, _size, L.HeaderSize * 4, _config.MaxBatchBytes);
+        if (reader.Next(out ReadOnlySpan<byte> bytes) != BatchReadStatus.Batch)
+        {
+            return false;
+        }
+
+        return new RecordBatch(bytes).BaseOffset >= expectedOffset;
+    }
+
+    private void IndexBatch(long position, int batchSize, long lastOffset, long maxTimestampSoFar)
+    {
+        if (_bytesSinceIndexEntry >= _config.IndexIntervalBytes)
+        {
+            _offsetIndex.Append(lastOffset, checked((int)position));
+            _timeIndex.MaybeAppend(maxTimestampSoFar, lastOffset);
+            _bytesSinceIndexEntry = 0;
+        }
+
+        _bytesSinceIndexEntry += batchSize;
+    }
+
+    /// <summary>
+    /// Appends a complete batch (offsets already assigned). The caller holds the partition lock and
+    /// has checked that the batch fits (see <see cref="PartitionLog"/>'s roll rules).
+    /// </summary>
+    public void Append(ReadOnlySpan<byte> batch, long lastOffset, long maxTimestamp)
+    {
+        long position = _size;
+        _log.Write(position, batch);
+        if (FirstBatchTimestamp < 0)
+        {
+            FirstBatchTimestamp = maxTimestamp;
+        }
+
+        MaxTimestamp = Math.Max(MaxTimestamp, maxTimestamp);
+        IndexBatch(position, batch.Length, lastOffset, MaxTimestamp);
+        NextOffset = lastOffset + 1;
+        _indexesDirty = true;
+        Volatile.Write(ref _size, position + batch.Length);
+    }
+
+    /// <summary>Makes the segment's written bytes durable (fdatasync).</summary>
+    public void Flush() => _log.Sync();
+
+    /// <summary>
+    /// File position from which to scan for <paramref name="offset"/> (an index lookup); the scan
+    /// then skips batches that end before it.
+    /// </summary>
+    public int LookupPosition(long offset) => _offsetIndex.Lookup(offset);
+
+    /// <summary>Offset from which to scan for the first record at or after <paramref name="timestamp"/>.</summary>
+    public long LookupTimestampScanStart(long timestamp) => _timeIndex.LookupScanStart(timestamp);
+
+    /// <summary>
+    /// Writes the indexes (adding a final time index entry for the largest timestamp) and fsyncs
+    /// them. Called when the segment stops being active and at clean close.
+    /// </summary>
+    public void PersistIndexes()
+    {
+        if (!_indexesDirty)
+        {
+            return;
+        }
+
+        if (MaxTimestamp >= 0 && NextOffset > BaseOffset)
+        {
+            _timeIndex.MaybeAppend(MaxTimestamp, NextOffset - 1);
+        }
+
+        _offsetIndex.WriteTo(_fileSystem, IndexPath);
+        _timeIndex.WriteTo(_fileSystem, TimeIndexPath);
+        _indexesDirty = false;
+    }
+
+    /// <summary>Closes the files and deletes the segment's files.</summary>
+    public void Delete()
+    {
+        _log.Dispose();
+        _fileSystem.DeleteFile(LogPath);
+        _fileSystem.DeleteFile(IndexPath);
+        _fileSystem.DeleteFile(TimeIndexPath);
+    }
+
+    /// <summary>Closes the log file.</summary>
+    public void Dispose() => _log.Dispose();
+}

@@ -1,0 +1,572 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using TxLog.Records;
+using L = TxLog.Records.RecordBatchLayout;
+
+namespace TxLog.Storage;
+
+/// <summary>Where an appended batch went.</summary>
+/// <param name="BaseOffset">Offset of the batch's first record.</param>
+/// <param name="LastOffset">Offset of its last record.</param>
+/// <param name="Position">File position of the batch in its segment.</param>
+internal readonly record struct AppendInfo(long BaseOffset, long LastOffset, long Position);
+
+/// <summary>
+/// One partition: an ordered list of segments in a directory <c>{topic}-{partition}</c>, offsets
+/// dense from the log start offset to the log end offset (LEO). Appends write to the page cache;
+/// <see cref="Sync"/> makes them durable and advances the high watermark (HW). Segments roll by
+/// size, age and full index; retention deletes whole old segments.
+/// Thread-safety: all public members are thread-safe. Appends and structural changes (roll,
+/// retention, truncation) take <c>_lock</c>; fsyncs take <c>_syncLock</c> (lock order:
+/// <c>_syncLock</c> then <c>_lock</c>) so an fsync never blocks appenders; readers work on a
+/// copy-on-write snapshot of the segment list.
+/// </summary>
+internal sealed class PartitionLog : IDisposable
+{
+    private readonly IFileSystem _fileSystem;
+    private readonly LogConfig _config;
+    private readonly TimeProvider _time;
+    private readonly bool _hwFollowsLeo;        // durability mode None: nothing is ever promised, HW = LEO
+    private readonly object _lock = new();      // appends, rolls, retention
+    private readonly object _syncLock = new();  // one fsync at a time per partition
+    private LogSegment[] _segments;             // copy-on-write; last = active
+    private long _logEndOffset;
+    private long _highWatermark;
+    private Exception? _failure;                // set when a write or fsync failed: the partition refuses further writes
+    private bool _disposed;
+
+    private PartitionLog(IFileSystem fileSystem, string directory, string topic, int partition, LogConfig config, TimeProvider time, bool hwFollowsLeo, LogSegment[] segments)
+    {
+        _fileSystem = fileSystem;
+        Directory = directory;
+        Topic = topic;
+        Partition = partition;
+        _config = config;
+        _time = time;
+        _hwFollowsLeo = hwFollowsLeo;
+        _segments = segments;
+        _logEndOffset = segments[^1].NextOffset;
+        _highWatermark = _logEndOffset; // everything found on open is on disk
+    }
+
+    /// <summary>The partition's directory.</summary>
+    public string Directory { get; }
+
+    /// <summary>Topic name.</summary>
+    public string Topic { get; }
+
+    /// <summary>Partition number.</summary>
+    public int Partition { get; }
+
+    /// <summary>The settings.</summary>
+    public LogConfig Config => _config;
+
+    /// <summary>"topic-partition", for messages.</summary>
+    public string Name => Topic + "-" + Partition.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>First offset still in the log.</summary>
+    public long LogStartOffset => Volatile.Read(ref _segments)[0].BaseOffset;
+
+    /// <summary>Offset the next record will get.</summary>
+    public long LogEndOffset => Volatile.Read(ref _logEndOffset);
+
+    /// <summary>End of durable data: every offset below it has been fsynced (or, in mode None, written).</summary>
+    public long HighWatermark => _hwFollowsLeo ? LogEndOffset : Volatile.Read(ref _highWatermark);
+
+    /// <summary>Every offset below this has been fsynced (whatever the durability mode).</summary>
+    public long DurableOffset => Volatile.Read(ref _highWatermark);
+
+    /// <summary>Number of segments.</summary>
+    public int SegmentCount => Volatile.Read(ref _segments).Length;
+
+    /// <summary>Total bytes of all segments.</summary>
+    public long SizeInBytes
+    {
+        get
+        {
+            long total = 0;
+            foreach (LogSegment segment in Volatile.Read(ref _segments))
+            {
+                total += segment.Size;
+            }
+
+            return total;
+        }
+    }
+
+    internal LogSegment[] Segments => Volatile.Read(ref _segments);
+
+    /// <summary>The error that stopped this partition, if any.</summary>
+    public Exception? Failure => Volatile.Read(ref _failure);
+
+    /// <summary>
+    /// Opens or creates the partition in <paramref name="directory"/>. With <paramref name="trustTail"/>
+    /// (clean shutdown), no segment is scanned beyond its last index entry; otherwise the last segment
+    /// is validated batch by batch and a torn tail truncated.
+    /// </summary>
+    public static PartitionLog Open(IFileSystem fileSystem, string directory, string topic, int partition, LogConfig config, TimeProvider time, bool hwFollowsLeo, bool trustTail, RecoveryReport report)
+    {
+        fileSystem.CreateDirectory(directory);
+        string[] logFiles = fileSystem.GetFiles(directory, "*.log");
+        var baseOffsets = new List<long>(logFiles.Length);
+        foreach (string file in logFiles)
+        {
+            string name = Path.GetFileNameWithoutExtension(file);
+            if (name.Length == 20 && long.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out long baseOffset))
+            {
+                baseOffsets.Add(baseOffset);
+            }
+        }
+
+        baseOffsets.Sort();
+        var segments = new List<LogSegment>(Math.Max(1, baseOffsets.Count));
+        try
+        {
+            for (int i = 0; i < baseOffsets.Count; i++)
+            {
+                bool last = i == baseOffsets.Count - 1;
+                LogSegment segment;
+                if (last && !trustTail)
+                {
+                    segment = LogSegment.OpenRecovering(fileSystem, directory, baseOffsets[i], config, out long truncated);
+                    report.ScannedSegments++;
+                    if (truncated > 0)
+                    {
+                        report.Add($"{segment.LogPath}: truncated a torn tail of {truncated} bytes at position {segment.Size}");
+                        report.TruncatedBytes += truncated;
+                    }
+                }
+                else
+                {
+                    segment = LogSegment.OpenTrusted(fileSystem, directory, baseOffsets[i], config, out bool rebuilt);
+                    if (rebuilt)
+                    {
+                        report.Add($"{segment.LogPath}: rebuilt missing or corrupt indexes");
+                        report.RebuiltIndexes++;
+                    }
+                }
+
+                if (segments.Count > 0 && segments[^1].NextOffset != segment.BaseOffset)
+                {
+                    // Offsets must be dense across segments. An empty segment after a crash in the
+                    // middle of a roll is the only gap-free exception (it has NextOffset == BaseOffset).
+                    throw new CorruptRecordException($"Segment starts at offset {segment.BaseOffset} but the previous segment ends at {segments[^1].NextOffset}", segment.LogPath, 0);
+                }
+
+                segments.Add(segment);
+            }
+
+            if (segments.Count == 0)
+            {
+                segments.Add(LogSegment.Create(fileSystem, directory, 0, config));
+                fileSystem.SyncDirectory(directory);
+            }
+        }
+        catch
+        {
+            foreach (LogSegment segment in segments)
+            {
+                segment.Dispose();
+            }
+
+            throw;
+        }
+
+        return new PartitionLog(fileSystem, directory, topic, partition, config, time, hwFollowsLeo, segments.ToArray());
+    }
+
+    /// <summary>
+    /// Appends a batch sealed by a <see cref="RecordBatchBuilder"/>: assigns offsets (patching the base
+    /// offset, which the CRC does not cover), rolls the segment if needed and writes to the page cache.
+    /// </summary>
+    public AppendInfo Append(Memory<byte> batch, int recordCount, long maxTimestamp)
+    {
+        if (batch.Length > _config.MaxBatchBytes)
+        {
+            throw new ArgumentException($"The batch is {batch.Length} bytes; the largest allowed is {_config.MaxBatchBytes} bytes.", nameof(batch));
+        }
+
+        Span<byte> bytes = batch.Span;
+        lock (_lock)
+        {
+            ThrowIfUnusableUnsynchronized();
+            LogSegment active = _segments[^1];
+            long baseOffset = _logEndOffset;
+            if (ShouldRollUnsynchronized(active, batch.Length, baseOffset + recordCount - 1))
+            {
+                active = RollUnsynchronized(baseOffset);
+            }
+
+            BinaryPrimitives.WriteInt64BigEndian(bytes.Slice(L.BaseOffsetOffset), baseOffset);
+            long lastOffset = baseOffset + recordCount - 1;
+            long position = active.Size;
+            try
+            {
+                active.Append(bytes, lastOffset, maxTimestamp);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw FailUnsynchronized("write", e);
+            }
+
+            Volatile.Write(ref _logEndOffset, lastOffset + 1);
+            return new AppendInfo(baseOffset, lastOffset, position);
+        }
+    }
+
+    private bool ShouldRollUnsynchronized(LogSegment active, int batchSize, long lastOffset)
+    {
+        if (active.Size == 0)
+        {
+            return false;
+        }
+
+        if (active.Size + batchSize > _config.SegmentBytes || active.IndexIsFull)
+        {
+            return true;
+        }
+
+        if (lastOffset - active.BaseOffset > int.MaxValue || active.Size + batchSize > int.MaxValue)
+        {
+            return true; // relative offsets and positions in the indexes are int32
+        }
+
+        if (_config.SegmentAge is { } age && active.FirstBatchTimestamp >= 0)
+        {
+            long now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+            return now - active.FirstBatchTimestamp >= (long)age.TotalMilliseconds;
+        }
+
+        return false;
+    }
+
+    // Makes the active segment durable and immutable, then starts a new one at `baseOffset`.
+    private LogSegment RollUnsynchronized(long baseOffset)
+    {
+        LogSegment old = _segments[^1];
+        LogSegment created;
+        try
+        {
+            old.Flush();
+            old.PersistIndexes();
+            created = LogSegment.Create(_fileSystem, Directory, baseOffset, _config);
+            _fileSystem.SyncDirectory(Directory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw FailUnsynchronized("segment roll", e);
+        }
+
+        AdvanceHighWatermark(old.NextOffset);
+        var segments = new LogSegment[_segments.Length + 1];
+        _segments.CopyTo(segments, 0);
+        segments[^1] = created;
+        Volatile.Write(ref _segments, segments);
+        return created;
+    }
+
+    /// <summary>
+    /// Makes everything appended so far durable and advances the HW to it. Concurrent appends go on;
+    /// they are covered by a later sync. Returns the new HW.
+    /// </summary>
+    public long Sync()
+    {
+        lock (_syncLock)
+        {
+            LogSegment active;
+            long target;
+            lock (_lock)
+            {
+                ThrowIfUnusableUnsynchronized();
+                active = _segments[^1];
+                target = _logEndOffset;
+            }
+
+            if (target <= Volatile.Read(ref _highWatermark))
+            {
+                return target;
+            }
+
+            try
+            {
+                // Older segments were fsynced when they rolled, so the active one is all that can be dirty.
+                active.Flush();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
+            {
+                lock (_lock)
+                {
+                    throw FailUnsynchronized("fsync", e);
+                }
+            }
+
+            AdvanceHighWatermark(target);
+            return target;
+        }
+    }
+
+    private void AdvanceHighWatermark(long offset)
+    {
+        long current = Volatile.Read(ref _highWatermark);
+        while (offset > current)
+        {
+            long seen = Interlocked.CompareExchange(ref _highWatermark, offset, current);
+            if (seen == current)
+            {
+                return;
+            }
+
+            current = seen;
+        }
+    }
+
+    /// <summary>
+    /// Deletes whole segments (never the active one) beyond the retention limits. Returns how many
+    /// were deleted; the log start offset moves to the first remaining segment.
+    /// </summary>
+    public int EnforceRetention()
+    {
+        if (_config.RetentionBytes is null && _config.RetentionTime is null)
+        {
+            return 0;
+        }
+
+        lock (_syncLock)
+        {
+            lock (_lock)
+            {
+                ThrowIfUnusableUnsynchronized();
+                long now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+                long total = 0;
+                foreach (LogSegment segment in _segments)
+                {
+                    total += segment.Size;
+                }
+
+                int delete = 0;
+                while (delete < _segments.Length - 1)
+                {
+                    LogSegment candidate = _segments[delete];
+                    bool tooBig = _config.RetentionBytes is { } limit && total - candidate.Size >= limit;
+                    bool tooOld = _config.RetentionTime is { } age && candidate.MaxTimestamp >= 0
+                        && now - candidate.MaxTimestamp > (long)age.TotalMilliseconds;
+                    if (!tooBig && !tooOld)
+                    {
+                        break;
+                    }
+
+                    total -= candidate.Size;
+                    delete++;
+                }
+
+                if (delete == 0)
+                {
+                    return 0;
+                }
+
+                // Publish the shorter list first so new readers never pick a deleted segment.
+                LogSegment[] old = _segments;
+                Volatile.Write(ref _segments, old[delete..]);
+                for (int i = 0; i < delete; i++)
+                {
+                    old[i].Delete();
+                }
+
+                _fileSystem.SyncDirectory(Directory);
+                return delete;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Finds the segment holding <paramref name="offset"/> and the file position from which to scan.
+    /// </summary>
+    internal (LogSegment[] Segments, int SegmentIndex, long Position) Locate(long offset)
+    {
+        LogSegment[] segments = Volatile.Read(ref _segments);
+        int lo = 0, hi = segments.Length - 1;
+        while (lo < hi)
+        {
+            int mid = (lo + hi + 1) >>> 1;
+            if (segments[mid].BaseOffset <= offset)
+            {
+                lo = mid;
+            }
+            else
+            {
+                hi = mid - 1;
+            }
+        }
+
+        return (segments, lo, segments[lo].LookupPosition(offset));
+    }
+
+    /// <summary>Throws <see cref="OffsetOutOfRangeException"/> unless start offset ≤ <paramref name="offset"/> ≤ LEO.</summary>
+    public void CheckOffsetInRange(long offset)
+    {
+        long start = LogStartOffset;
+        long end = LogEndOffset;
+        if (offset < start || offset > end)
+        {
+            throw new OffsetOutOfRangeException(Name, offset, start, end);
+        }
+    }
+
+    /// <summary>
+    /// Offset of the first record whose timestamp is at or after <paramref name="timestamp"/>
+    /// (below <paramref name="endOffset"/>), or null when there is none.
+    /// </summary>
+    public long? OffsetForTimestamp(long timestamp, long endOffset)
+    {
+        LogSegment[] segments = Volatile.Read(ref _segments);
+        foreach (LogSegment segment in segments)
+        {
+            if (segment.MaxTimestamp < timestamp || segment.BaseOffset >= endOffset)
+            {
+                continue;
+            }
+
+            long scanFrom = segment.LookupTimestampScanStart(timestamp);
+            int position = segment.LookupPosition(scanFrom);
+            using var reader = new BatchFileReader(segment.File, position, segment.Size, _config.ReadBufferBytes, _config.MaxBatchBytes);
+            while (reader.Next(out ReadOnlySpan<byte> bytes) == BatchReadStatus.Batch)
+            {
+                var batch = new RecordBatch(bytes);
+                if (batch.BaseOffset >= endOffset)
+                {
+                    return null;
+                }
+
+                if (batch.LastOffset < scanFrom || batch.MaxTimestamp < timestamp || batch.IsControl)
+                {
+                    continue;
+                }
+
+                foreach (Record record in batch)
+                {
+                    if (record.Offset >= scanFrom && record.Offset < endOffset && record.Timestamp >= timestamp)
+                    {
+                        return record.Offset;
+                    }
+                }
+            }
+        }
+
+        return null;
+    }
+
+    private void ThrowIfUnusableUnsynchronized()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_failure is { } failure)
+        {
+            throw new LogWriteException($"Partition {Name} stopped accepting writes after an I/O failure; reopen the store to recover it.", failure);
+        }
+    }
+
+    private LogWriteException FailUnsynchronized(string operation, Exception e)
+    {
+        _failure ??= e;
+        return new LogWriteException($"The {operation} of partition {Name} failed; the partition accepts no more writes until the store is reopened.", e);
+    }
+
+    /// <summary>
+    /// Clean close: fsyncs the data and the active segment's indexes. Returns false when the
+    /// partition had failed (then the store must not claim a clean shutdown).
+    /// </summary>
+    public bool Close(TimeSpan timeout)
+    {
+        // Bounded: a hung fsync must not hang Dispose forever.
+        if (!Monitor.TryEnter(_syncLock, timeout))
+        {
+            return false;
+        }
+
+        try
+        {
+            lock (_lock)
+            {
+                if (_disposed)
+                {
+                    return _failure is null;
+                }
+
+                bool clean = _failure is null;
+                if (clean)
+                {
+                    try
+                    {
+                        LogSegment active = _segments[^1];
+                        active.Flush();
+                        active.PersistIndexes();
+                        AdvanceHighWatermark(_logEndOffset);
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        _failure ??= e;
+                        clean = false;
+                    }
+                }
+
+                _disposed = true;
+                foreach (LogSegment segment in _segments)
+                {
+                    segment.Dispose();
+                }
+
+                return clean;
+            }
+        }
+        finally
+        {
+            Monitor.Exit(_syncLock);
+        }
+    }
+
+    /// <summary>Closes without flushing (used when a store fails to open).</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            foreach (LogSegment segment in _segments)
+            {
+                segment.Dispose();
+            }
+        }
+    }
+}
+
+/// <summary>What recovery did when a store opened.</summary>
+public sealed class RecoveryReport
+{
+    private readonly List<string> _actions = [];
+
+    /// <summary>True when the previous close was clean (no segment needed scanning).</summary>
+    public bool CleanShutdown { get; internal set; }
+
+    /// <summary>Segments validated batch by batch.</summary>
+    public int ScannedSegments { get; internal set; }
+
+    /// <summary>Bytes of torn tail removed.</summary>
+    public long TruncatedBytes { get; internal set; }
+
+    /// <summary>Segments whose indexes were rebuilt.</summary>
+    public int RebuiltIndexes { get; internal set; }
+
+    /// <summary>Human-readable list of the actions taken (file, position, bytes).</summary>
+    public IReadOnlyList<string> Actions => _actions;
+
+    internal void Add(string action)
+    {
+        lock (_actions)
+        {
+            _actions.Add(action);
+        }
+    }
+}
