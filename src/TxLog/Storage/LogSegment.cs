@@ -148,7 +148,11 @@ internal sealed class LogSegment : IDisposable
             _offsetIndex = OffsetIndex.Load(_fileSystem, IndexPath, BaseOffset, _config.MaxIndexBytes, _size);
 
             // The tail after the last index entry is scanned to find the next offset; it is at most
-            // about one index interval plus one batch.
+            // about one index interval plus one batch. Anything wrong in it (a batch that does not
+            // check, an offset out of sequence, an index entry naming another batch) sends the
+            // segment to a full rebuild, which validates every batch and throws a
+            // CorruptRecordException naming the bad one if the log itself is damaged: a wrong base
+            // offset here would otherwise become a wrong log end offset.
             long position = _offsetIndex.LastPosition;
             using var reader = new BatchFileReader(_log, position, _size, _config.ReadBufferBytes, _config.MaxBatchBytes);
             long next = BaseOffset;
@@ -164,13 +168,16 @@ internal sealed class LogSegment : IDisposable
 
                 if (status == BatchReadStatus.Invalid)
                 {
-                    throw new CorruptRecordException($"Invalid batch ({reader.LastCheck}) in a segment that was closed cleanly", LogPath, reader.Position);
+                    return false;
                 }
 
                 var batch = new RecordBatch(bytes);
-                if (first && _offsetIndex.Count > 0 && batch.LastOffset != _offsetIndex.LastOffset)
+                bool inSequence = first
+                    ? (_offsetIndex.Count > 0 ? batch.LastOffset == _offsetIndex.LastOffset : batch.BaseOffset == BaseOffset)
+                    : batch.BaseOffset == next;
+                if (!inSequence || batch.PartitionLeaderEpoch != L.NoPartitionLeaderEpoch)
                 {
-                    return false; // the index does not point at the batch it names: rebuild
+                    return false;
                 }
 
                 first = false;
