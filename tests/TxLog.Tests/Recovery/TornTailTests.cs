@@ -13,19 +13,8 @@ namespace TxLog.Tests.Recovery;
 [TestFixture]
 public sealed class TornTailTests
 {
-    private const long T0 = 1_700_000_000_000;
-
-    // Null and empty keys and values, headers with null, empty and non-ASCII parts, timestamps out of order.
-    private static readonly TestRecord[][] Batches =
-    [
-        [new(Bytes("k0"), Bytes("v0"), T0, ("h", Bytes("x")))],
-        [new(null, Bytes("keyless"), T0 + 10), new(Bytes("k2"), null, T0 + 5, ("h1", null), ("ключ", Bytes("")))],
-        [new(Bytes("k3"), Bytes(""), T0 + 20), new(Bytes("k4"), Bytes(new string('x', 40)), T0 + 21), new(Bytes(""), Bytes("v5"), T0 + 19, ("a", Bytes("b")), ("c", Bytes("d")))],
-        [new(Bytes("k6"), Bytes("v6"), T0 + 30)],
-        [new(Bytes("k7"), Bytes("value seven"), T0 + 40, ("trace", Bytes("t7"))), new(null, null, T0 + 41), new(Bytes("k9"), Bytes("v9"), T0 + 39, ("h", null))],
-    ];
-
-    private static readonly TestRecord[] Extra = [new(Bytes("after"), Bytes("recovery"), T0 + 50), new(Bytes("after2"), null, T0 + 51)];
+    private static readonly TestRecord[][] Batches = SampleBatches.All;
+    private static readonly TestRecord[] Extra = SampleBatches.Extra;
 
     private ScratchDirectory _dir = null!;
     private Dictionary<string, byte[]> _pristine = null!;
@@ -82,14 +71,13 @@ public sealed class TornTailTests
         var problems = new Problems();
         for (int offsetInBatch = 0; offsetInBatch < Last.Size; offsetInBatch++)
         {
-            int[] bits = offsetInBatch < Records.RecordBatchLayout.HeaderSize ? [0, 1, 2, 3, 4, 5, 6, 7] : [offsetInBatch % 8];
-            foreach (int bit in bits)
+            foreach (int bit in SampleBatches.BitsToFlip(offsetInBatch))
             {
                 long position = Last.Position + offsetInBatch;
                 problems.Run($"bit {bit} of byte {offsetInBatch} of the last batch", p =>
                 {
                     Restore(_dir.Path, _pristine);
-                    FlipBit(LogFile(_dir.Path), position, bit);
+                    SampleBatches.FlipBit(LogFile(_dir.Path), position, bit);
                     RemoveCleanShutdownMarker(_dir.Path);
                     RecoverAndCheck(p, keptBatches: Batches.Length - 1, damagedLength: _pristine[RelativeLog].Length);
                 });
@@ -151,15 +139,6 @@ public sealed class TornTailTests
     }
 
     private string RelativeLog => Path.GetRelativePath(_dir.Path, LogFile(_dir.Path));
-
-    private static void FlipBit(string path, long position, int bit)
-    {
-        using FileStream file = new(path, FileMode.Open, FileAccess.ReadWrite);
-        file.Position = position;
-        int b = file.ReadByte();
-        file.Position = position;
-        file.WriteByte((byte)(b ^ (1 << bit)));
-    }
 
     // Reopens after the simulated crash and checks what survived, then appends and reopens again.
     private void RecoverAndCheck(Problems p, int keptBatches, long damagedLength)
