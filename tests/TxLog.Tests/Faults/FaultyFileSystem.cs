@@ -1,0 +1,217 @@
+using TxLog.Storage;
+
+namespace TxLog.Tests.Faults;
+
+/// <summary>
+/// A file system that fails on cue, for fault-injection tests through the <see cref="IFileSystem"/>
+/// seam (no sleeps, no real full disk). Wraps <see cref="OsFileSystem.Instance"/>; faults apply to
+/// the files <see cref="Targets"/> selects (default: segment <c>.log</c> files) and only once armed:
+/// <list type="bullet">
+/// <item><see cref="FailWrite"/>: the Nth write from now writes a prefix of its bytes (none by
+/// default), then throws <see cref="IOException"/>; later writes go through.</item>
+/// <item><see cref="FailSync"/>: the Nth fsync from now throws (once; later fsyncs succeed, as on
+/// Linux, where an fsync error is reported once and the dirty pages may be gone). It may first block
+/// until <see cref="ReleaseSync"/>, so a test can pile up waiters behind it.</item>
+/// <item><see cref="DiskBudgetBytes"/>: a full disk. Writes consume the budget; the write that
+/// exceeds it writes the part that fits, then throws; every later write throws at once.</item>
+/// </list>
+/// Thread-safe.
+/// </summary>
+internal sealed class FaultyFileSystem : IFileSystem
+{
+    /// <summary>Message of the injected <see cref="IOException"/>s, so tests can tell them from real ones.</summary>
+    public const string InjectedMessage = "Injected fault";
+
+    private readonly IFileSystem _inner;
+    private readonly object _gate = new();
+    private readonly ManualResetEventSlim _syncEntered = new(false);
+    private readonly ManualResetEventSlim _syncReleased = new(true);
+    private int _writesUntilFailure;    // 0 = not armed
+    private int _partialBytes;
+    private int _syncsUntilFailure;     // 0 = not armed
+    private long? _budget;
+    private int _faults;
+
+    public FaultyFileSystem(IFileSystem? inner = null)
+    {
+        _inner = inner ?? OsFileSystem.Instance;
+    }
+
+    /// <summary>Which files the faults apply to (by path). Default: segment logs.</summary>
+    public Func<string, bool> Targets { get; set; } = static path => path.EndsWith(".log", StringComparison.Ordinal);
+
+    /// <summary>Number of faults injected so far.</summary>
+    public int Faults => Volatile.Read(ref _faults);
+
+    /// <summary>Bytes the targeted files may still take before the disk is full; null = no limit.</summary>
+    public long? DiskBudgetBytes
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _budget;
+            }
+        }
+
+        set
+        {
+            lock (_gate)
+            {
+                _budget = value;
+            }
+        }
+    }
+
+    /// <summary>Makes the <paramref name="nth"/> targeted write from now fail after writing <paramref name="partialBytes"/> of its bytes.</summary>
+    public void FailWrite(int nth = 1, int partialBytes = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(nth, 1);
+        lock (_gate)
+        {
+            _writesUntilFailure = nth;
+            _partialBytes = partialBytes;
+        }
+    }
+
+    /// <summary>
+    /// Makes the <paramref name="nth"/> targeted fsync from now fail. With <paramref name="block"/>,
+    /// it first signals <see cref="WaitForBlockedSync"/> and waits for <see cref="ReleaseSync"/>.
+    /// </summary>
+    public void FailSync(int nth = 1, bool block = false)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(nth, 1);
+        lock (_gate)
+        {
+            _syncsUntilFailure = nth;
+            if (block)
+            {
+                _syncReleased.Reset();
+            }
+        }
+    }
+
+    /// <summary>Waits until the failing fsync has started and is blocked.</summary>
+    public bool WaitForBlockedSync(TimeSpan timeout) => _syncEntered.Wait(timeout);
+
+    /// <summary>Lets a blocked failing fsync go on (and fail).</summary>
+    public void ReleaseSync() => _syncReleased.Set();
+
+    // Decides the fate of a write of `length` bytes: how many bytes really go to the file, and whether it then fails.
+    private (int Written, bool Fail) PlanWrite(int length)
+    {
+        lock (_gate)
+        {
+            int written = length;
+            bool fail = false;
+            if (_writesUntilFailure > 0 && --_writesUntilFailure == 0)
+            {
+                written = Math.Min(_partialBytes, length);
+                fail = true;
+            }
+
+            if (_budget is { } budget)
+            {
+                if (written > budget)
+                {
+                    written = (int)budget;
+                    fail = true;
+                }
+
+                _budget = budget - written;
+            }
+
+            if (fail)
+            {
+                _faults++;
+            }
+
+            return (written, fail);
+        }
+    }
+
+    private bool PlanSync()
+    {
+        lock (_gate)
+        {
+            if (_syncsUntilFailure > 0 && --_syncsUntilFailure == 0)
+            {
+                _faults++;
+                return true;
+            }
+
+            return false;
+        }
+    }
+
+    public IStorageFile OpenFile(string path, FileOpenMode mode)
+    {
+        IStorageFile file = _inner.OpenFile(path, mode);
+        return Targets(path) ? new FaultyFile(this, file) : file;
+    }
+
+    public bool FileExists(string path) => _inner.FileExists(path);
+
+    public bool DirectoryExists(string path) => _inner.DirectoryExists(path);
+
+    public void CreateDirectory(string path) => _inner.CreateDirectory(path);
+
+    public void DeleteFile(string path) => _inner.DeleteFile(path);
+
+    public void DeleteDirectory(string path) => _inner.DeleteDirectory(path);
+
+    public void MoveFile(string source, string destination) => _inner.MoveFile(source, destination);
+
+    public void MoveDirectory(string source, string destination) => _inner.MoveDirectory(source, destination);
+
+    public string[] GetFiles(string directory, string searchPattern) => _inner.GetFiles(directory, searchPattern);
+
+    public string[] GetDirectories(string directory) => _inner.GetDirectories(directory);
+
+    public void SyncDirectory(string path) => _inner.SyncDirectory(path);
+
+    public IDisposable? TryLock(string path) => _inner.TryLock(path);
+
+    private sealed class FaultyFile(FaultyFileSystem owner, IStorageFile inner) : IStorageFile
+    {
+        public string Path => inner.Path;
+
+        public long Length => inner.Length;
+
+        public void Write(long position, ReadOnlySpan<byte> data)
+        {
+            (int written, bool fail) = owner.PlanWrite(data.Length);
+            if (written > 0)
+            {
+                inner.Write(position, data[..written]);
+            }
+
+            if (fail)
+            {
+                throw new IOException($"{InjectedMessage}: write of {data.Length} bytes at {position} of '{Path}' stopped after {written} bytes.");
+            }
+        }
+
+        public int Read(long position, Span<byte> buffer) => inner.Read(position, buffer);
+
+        public void Sync()
+        {
+            if (owner.PlanSync())
+            {
+                owner._syncEntered.Set();
+                if (!owner._syncReleased.Wait(TimeSpan.FromSeconds(30)))
+                {
+                    throw new TimeoutException("The blocked fsync was never released.");
+                }
+
+                throw new IOException($"{InjectedMessage}: fsync of '{Path}' failed.");
+            }
+
+            inner.Sync();
+        }
+
+        public void SetLength(long length) => inner.SetLength(length);
+
+        public void Dispose() => inner.Dispose();
+    }
+}
