@@ -32,7 +32,7 @@ public sealed class DirectoryLockTests
             Assert.That(e.Message, Does.Contain(_dir.Path));
 
             // The refused open did not disturb the owner.
-            first.GetPartition(Topic, 0).Append(new TxLog.Records.Message(Bytes("still mine")));
+            first.GetPartition(Topic, 0).Append(new global::TxLog.Records.Message(Bytes("still mine")));
         }
 
         using LogStore second = LogStore.Open(_dir.Path);
