@@ -68,7 +68,7 @@ public sealed class LogStoreOptions
         }
 
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxBatchBytes, Records.RecordBatchLayout.HeaderSize + 1, nameof(MaxBatchBytes));
-        ArgumentOutOfRangeException.ThrowIfLessThan(SegmentBytes, (long)MaxBatchBytes, nameof(SegmentBytes));
+        ArgumentOutOfRangeException.ThrowIfLessThan(SegmentBytes, (long)Records.RecordBatchLayout.HeaderSize + 1, nameof(SegmentBytes)); // a batch larger than a segment gets a segment of its own
         ArgumentOutOfRangeException.ThrowIfGreaterThan(SegmentBytes, (long)int.MaxValue + 1, nameof(SegmentBytes));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxIndexBytes, Storage.TimeIndex.EntrySize, nameof(MaxIndexBytes));
         ArgumentOutOfRangeException.ThrowIfNegative(IndexIntervalBytes, nameof(IndexIntervalBytes));
