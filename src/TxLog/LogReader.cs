@@ -24,6 +24,7 @@ public sealed class LogReader : IDisposable
     private long _baseOffset;
     private long _baseTimestamp;
     private long _nextOffset;              // the next offset this reader will return (or skip past)
+    private long _expectedBaseOffset;      // base offset the next batch must have; -1 right after a seek into a segment
     private bool _disposed;
 
     internal LogReader(PartitionLog log, long offset)
@@ -116,6 +117,7 @@ public sealed class LogReader : IDisposable
             }
 
             var batch = new RecordBatch(bytes);
+            CheckInSequence(batch, segment, bytes.Length);
             if (batch.LastOffset < _nextOffset)
             {
                 continue;
@@ -140,6 +142,24 @@ public sealed class LogReader : IDisposable
 
             return true;
         }
+    }
+
+    // The base offset is outside the CRC: a damaged one would make the reader skip or misnumber
+    // records. Batches follow each other densely; the first one read after an index lookup starts
+    // between the segment's base offset and the offset looked up.
+    private void CheckInSequence(RecordBatch batch, LogSegment segment, int size)
+    {
+        long expected = _expectedBaseOffset;
+        bool inSequence = expected >= 0
+            ? batch.BaseOffset == expected
+            : batch.BaseOffset >= segment.BaseOffset && batch.BaseOffset <= _nextOffset;
+        if (!inSequence)
+        {
+            string wanted = expected >= 0 ? expected.ToString(System.Globalization.CultureInfo.InvariantCulture) : $"{segment.BaseOffset} to {_nextOffset}";
+            throw new CorruptRecordException($"Record batch with base offset {batch.BaseOffset} where {wanted} was expected in partition {_log.Name}", segment.LogPath, _file!.Position - size);
+        }
+
+        _expectedBaseOffset = batch.NextOffset;
     }
 
     // Moves to the segment after the current one, refreshing the segment list if the log rolled.
@@ -170,6 +190,7 @@ public sealed class LogReader : IDisposable
         _file?.Dispose();
         LogSegment segment = _segments[_segmentIndex];
         _file = new BatchFileReader(segment.File, position, segment.Size, _log.Config.ReadBufferBytes, _log.Config.MaxBatchBytes);
+        _expectedBaseOffset = position == 0 ? segment.BaseOffset : -1;
         _batch = default;
         _recordCount = 0;
         _recordIndex = 0;

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Globalization;
 using TxLog.Records;
@@ -156,7 +157,11 @@ internal sealed class LogSegment : IDisposable
             _offsetIndex = OffsetIndex.Load(_fileSystem, IndexPath, BaseOffset, _config.MaxIndexBytes, _size);
 
             // The tail after the last index entry is scanned to find the next offset; it is at most
-            // about one index interval plus one batch.
+            // about one index interval plus one batch. Anything wrong in it (a batch that does not
+            // check, an offset out of sequence, an index entry naming another batch) sends the
+            // segment to a full rebuild, which validates every batch and throws a
+            // CorruptRecordException naming the bad one if the log itself is damaged: a wrong base
+            // offset here would otherwise become a wrong log end offset.
             long position = _offsetIndex.LastPosition;
             using var reader = new BatchFileReader(_log, position, _size, _config.ReadBufferBytes, _config.MaxBatchBytes);
             long next = BaseOffset;
@@ -172,13 +177,16 @@ internal sealed class LogSegment : IDisposable
 
                 if (status == BatchReadStatus.Invalid)
                 {
-                    throw new CorruptRecordException($"Invalid batch ({reader.LastCheck}) in a segment that was closed cleanly", LogPath, reader.Position);
+                    return false;
                 }
 
                 var batch = new RecordBatch(bytes);
-                if (first && _offsetIndex.Count > 0 && batch.LastOffset != _offsetIndex.LastOffset)
+                bool inSequence = first
+                    ? (_offsetIndex.Count > 0 ? batch.LastOffset == _offsetIndex.LastOffset : batch.BaseOffset == BaseOffset)
+                    : batch.BaseOffset == next;
+                if (!inSequence || batch.PartitionLeaderEpoch != L.NoPartitionLeaderEpoch)
                 {
-                    return false; // the index does not point at the batch it names: rebuild
+                    return false;
                 }
 
                 first = false;
@@ -298,35 +306,49 @@ internal sealed class LogSegment : IDisposable
         return fileSize - _size;
     }
 
-    // True when a valid batch with a later offset starts right after the (self-declared) length of
-    // the bad batch at `position`: then the damage is in the middle of the data, not a torn write.
+    // True when a valid batch with an offset at or after `expectedOffset` starts after the bad batch
+    // at `position`: then the damage is in the middle of the data, not a torn write. The bad batch's
+    // own length field may be the damaged part, so it is not followed: every position up to one
+    // maximum batch size on is tried (the next batch starts there at the latest). That costs one read
+    // of at most two maximum batch sizes and a scan of it, only when recovery meets a bad batch. A
+    // candidate must be a whole batch with a valid CRC and TxLog's partition leader epoch (-1).
+    // Accepted compromise: a torn batch whose record values hold a complete TxLog batch with a later
+    // base offset is taken for corruption (the store refuses to open rather than guess).
     private bool ValidBatchFollows(long position, long expectedOffset)
     {
-        Span<byte> header = stackalloc byte[L.LogOverhead];
-        if (_log.Read(position, header) < L.LogOverhead)
+        int windowSize = (int)Math.Min(_size - position, 2L * _config.MaxBatchBytes);
+        if (windowSize < 2 * L.HeaderSize)
         {
-            return false;
+            return false; // no room for the bad batch and another one
         }
 
-        int length = BinaryPrimitives.ReadInt32BigEndian(header.Slice(L.LengthOffset));
-        if (length < L.MinBatchLength || length > _config.MaxBatchBytes)
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(windowSize);
+        try
         {
+            ReadOnlySpan<byte> window = buffer.AsSpan(0, _log.Read(position, buffer.AsSpan(0, windowSize)));
+            int lastStart = Math.Min(window.Length - L.HeaderSize, _config.MaxBatchBytes);
+            for (int start = L.HeaderSize; start <= lastStart; start++)
+            {
+                ReadOnlySpan<byte> candidate = window.Slice(start);
+                if (candidate[L.MagicOffset] != L.CurrentMagic
+                    || BinaryPrimitives.ReadInt32BigEndian(candidate.Slice(L.PartitionLeaderEpochOffset)) != L.NoPartitionLeaderEpoch
+                    || RecordBatch.Check(candidate, _config.MaxBatchBytes, out _) != BatchCheck.Valid)
+                {
+                    continue;
+                }
+
+                if (new RecordBatch(candidate).BaseOffset >= expectedOffset)
+                {
+                    return true;
+                }
+            }
+
             return false;
         }
-
-        long next = position + L.LogOverhead + length;
-        if (next >= _size)
+        finally
         {
-            return false;
+            ArrayPool<byte>.Shared.Return(buffer);
         }
-
-        using var reader = new BatchFileReader(_log, next, _size, L.HeaderSize * 4, _config.MaxBatchBytes);
-        if (reader.Next(out ReadOnlySpan<byte> bytes) != BatchReadStatus.Batch)
-        {
-            return false;
-        }
-
-        return new RecordBatch(bytes).BaseOffset >= expectedOffset;
     }
 
     private void IndexBatch(long position, int batchSize, long lastOffset, long maxTimestampSoFar)

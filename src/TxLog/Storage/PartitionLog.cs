@@ -142,6 +142,22 @@ internal sealed class PartitionLog : IDisposable
                     segment = LogSegment.OpenTrusted(fileSystem, directory, baseOffsets[i], config, out bool rebuilt);
                     if (rebuilt)
                     {
+                        if (!last)
+                        {
+                            // Only the active segment's indexes are written again (at roll and at
+                            // close); an older segment's rebuilt indexes must be kept now, or every
+                            // open would scan the segment again.
+                            try
+                            {
+                                segment.PersistIndexes();
+                            }
+                            catch
+                            {
+                                segment.Dispose();
+                                throw;
+                            }
+                        }
+
                         report.Add($"{segment.LogPath}: rebuilt missing or corrupt indexes");
                         report.RebuiltIndexes++;
                     }
