@@ -152,7 +152,7 @@ public sealed class IndexRecoveryTests
         for (int offset = 0; offset < _records.Count; offset++)
         {
             using LogReader reader = partition.OpenReader(offset);
-            Assert.That(reader.TryRead(out Records.Record record), Is.True, $"a record at {offset}");
+            Assert.That(reader.TryRead(out global::TxLog.Records.Record record), Is.True, $"a record at {offset}");
             Assert.That(Describe(record), Is.EqualTo(all[offset]), $"the record read from offset {offset}");
         }
 

@@ -34,5 +34,5 @@ internal static class SampleBatches
 
     /// <summary>The bits to flip at a byte of a batch: all eight in the 61-byte header, one (varying) in the records.</summary>
     public static int[] BitsToFlip(int offsetInBatch) =>
-        offsetInBatch < Records.RecordBatchLayout.HeaderSize ? [0, 1, 2, 3, 4, 5, 6, 7] : [offsetInBatch % 8];
+        offsetInBatch < global::TxLog.Records.RecordBatchLayout.HeaderSize ? [0, 1, 2, 3, 4, 5, 6, 7] : [offsetInBatch % 8];
 }
