@@ -141,6 +141,7 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
         RetentionBytes = topic.RetentionBytes ?? Options.RetentionBytes,
         RetentionTime = topic.RetentionTime ?? Options.RetentionTime,
         MaxBatchBytes = Options.MaxBatchBytes,
+        PreallocateBytes = Options.PreallocateBytes,
     };
 
     /// <summary>Creates a topic with <paramref name="partitions"/> partitions.</summary>

@@ -26,6 +26,14 @@ public sealed class LogStoreOptions
     /// <summary>Bytes of log between offset index entries. Default 4096.</summary>
     public int IndexIntervalBytes { get; set; } = 4096;
 
+    /// <summary>
+    /// How far ahead of the data the active segment of a partition that commits durably is filled
+    /// with zeros (0 disables). fdatasync of overwritten blocks is cheaper than of appended ones, which
+    /// shortens every commit; the zeros are cut off at roll and close, and after a crash recovery
+    /// truncates them like any torn tail. Default 16 MiB.
+    /// </summary>
+    public long PreallocateBytes { get; set; } = 16L << 20;
+
     /// <summary>Default size limit per partition for retention; null = unlimited (the default).</summary>
     public long? RetentionBytes { get; set; }
 
@@ -68,10 +76,11 @@ public sealed class LogStoreOptions
         }
 
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxBatchBytes, Records.RecordBatchLayout.HeaderSize + 1, nameof(MaxBatchBytes));
-        ArgumentOutOfRangeException.ThrowIfLessThan(SegmentBytes, (long)MaxBatchBytes, nameof(SegmentBytes));
+        ArgumentOutOfRangeException.ThrowIfLessThan(SegmentBytes, (long)Records.RecordBatchLayout.HeaderSize + 1, nameof(SegmentBytes)); // a batch larger than a segment gets a segment of its own
         ArgumentOutOfRangeException.ThrowIfGreaterThan(SegmentBytes, (long)int.MaxValue + 1, nameof(SegmentBytes));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxIndexBytes, Storage.TimeIndex.EntrySize, nameof(MaxIndexBytes));
         ArgumentOutOfRangeException.ThrowIfNegative(IndexIntervalBytes, nameof(IndexIntervalBytes));
+        ArgumentOutOfRangeException.ThrowIfNegative(PreallocateBytes, nameof(PreallocateBytes));
         if (RetentionBytes is { } bytes)
         {
             ArgumentOutOfRangeException.ThrowIfNegative(bytes, nameof(RetentionBytes));

@@ -24,7 +24,7 @@ public static class CompareRunner
         new RawEngine(preallocate: true),
         new SqliteEngine(),
         new FasterLogEngine(),
-        // TODO(lead): register TxLog once Compare/TxLogEngine.cs exists:  new TxLogEngine(),
+        new TxLogEngine(),
     ];
 
     /// <summary>Runs the comparison; <paramref name="args"/> may start with the word <c>compare</c>.</summary>
@@ -149,6 +149,7 @@ public static class CompareRunner
             {
                 Console.Error.WriteLine($"# {label} HUNG: no result after {limit.TotalSeconds:F0} s; aborting");
                 Console.Out.Flush();
+                TryDelete(directory);
                 Environment.Exit(3);
             }
 

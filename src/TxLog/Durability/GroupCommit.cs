@@ -120,7 +120,7 @@ internal sealed class GroupCommit
         long durable = 0;
         try
         {
-            durable = _log.Sync();
+            durable = _log.Sync(preallocate: true);
             Interlocked.Increment(ref _batches);
         }
         catch (Exception e)

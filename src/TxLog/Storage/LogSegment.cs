@@ -24,6 +24,12 @@ internal sealed class LogSegment : IDisposable
     private long _size;                 // logical size: bytes of whole batches
     private int _bytesSinceIndexEntry;  // bytes appended since the last offset index entry
     private bool _indexesDirty;         // in-memory indexes differ from their files
+    private long _allocatedEnd;         // file bytes written so far: data, then preallocated zeros
+
+    /// <summary>Zeros written ahead of the data in pieces of this size.</summary>
+    public const int PreallocationPieceBytes = 1 << 20;
+
+    private static readonly byte[] Zeros = new byte[PreallocationPieceBytes];
 
     private LogSegment(IFileSystem fileSystem, string directory, long baseOffset, LogConfig config, IStorageFile log)
     {
@@ -99,6 +105,7 @@ internal sealed class LogSegment : IDisposable
         try
         {
             segment._size = log.Length;
+            segment._allocatedEnd = segment._size;
             rebuiltIndexes = !segment.TryLoadIndexes();
             if (rebuiltIndexes)
             {
@@ -127,6 +134,7 @@ internal sealed class LogSegment : IDisposable
         try
         {
             segment._size = log.Length;
+            segment._allocatedEnd = segment._size;
             truncatedBytes = segment.Rebuild(truncateTornTail: true);
             return segment;
         }
@@ -285,6 +293,7 @@ internal sealed class LogSegment : IDisposable
             }
 
             _size = position;
+            _allocatedEnd = position;
             _log.SetLength(position);
             _log.Sync();
             break;
@@ -371,7 +380,32 @@ internal sealed class LogSegment : IDisposable
         IndexBatch(position, batch.Length, lastOffset, MaxTimestamp);
         NextOffset = lastOffset + 1;
         _indexesDirty = true;
+        _allocatedEnd = Math.Max(_allocatedEnd, position + batch.Length);
         Volatile.Write(ref _size, position + batch.Length);
+    }
+
+    /// <summary>Bytes of the file written so far (data plus preallocated zeros).</summary>
+    public long AllocatedEnd => _allocatedEnd;
+
+    /// <summary>
+    /// Writes one piece of zeros after the data or after earlier zeros (to the page cache; the caller
+    /// fsyncs it outside the partition lock). Caller holds the partition lock, so no append races it.
+    /// </summary>
+    public void PreallocatePieceUnsynchronized()
+    {
+        long start = Math.Max(_allocatedEnd, _size);
+        _log.Write(start, Zeros);
+        _allocatedEnd = start + Zeros.Length;
+    }
+
+    /// <summary>Cuts preallocated zeros off the file so its length is the data's (before roll and close).</summary>
+    public void TrimPreallocation()
+    {
+        if (_allocatedEnd > _size || _log.Length > _size)
+        {
+            _log.SetLength(_size);
+            _allocatedEnd = _size;
+        }
     }
 
     /// <summary>Makes the segment's written bytes durable (fdatasync).</summary>

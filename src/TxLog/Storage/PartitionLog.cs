@@ -14,7 +14,7 @@ internal readonly record struct AppendInfo(long BaseOffset, long LastOffset, lon
 /// <summary>
 /// One partition: an ordered list of segments in a directory <c>{topic}-{partition}</c>, offsets
 /// dense from the log start offset to the log end offset (LEO). Appends write to the page cache;
-/// <see cref="Sync"/> makes them durable and advances the high watermark (HW). Segments roll by
+/// <see cref="Sync()"/> makes them durable and advances the high watermark (HW). Segments roll by
 /// size, age and full index; retention deletes whole old segments.
 /// Thread-safety: all public members are thread-safe. Appends and structural changes (roll,
 /// retention, truncation) take <c>_lock</c>; fsyncs take <c>_syncLock</c> (lock order:
@@ -33,6 +33,7 @@ internal sealed class PartitionLog : IDisposable
     private long _logEndOffset;
     private long _highWatermark;
     private Exception? _failure;                // set when a write or fsync failed: the partition refuses further writes
+    private int _preallocating;                 // 1 while a zero-fill work item is queued or running
     private bool _disposed;
 
     private PartitionLog(IFileSystem fileSystem, string directory, string topic, int partition, LogConfig config, TimeProvider time, bool hwFollowsLeo, LogSegment[] segments)
@@ -263,6 +264,7 @@ internal sealed class PartitionLog : IDisposable
         LogSegment created;
         try
         {
+            old.TrimPreallocation();
             old.Flush();
             old.PersistIndexes();
             created = LogSegment.Create(_fileSystem, Directory, baseOffset, _config);
@@ -285,8 +287,20 @@ internal sealed class PartitionLog : IDisposable
     /// Makes everything appended so far durable and advances the HW to it. Concurrent appends go on;
     /// they are covered by a later sync. Returns the new HW.
     /// </summary>
-    public long Sync()
+    public long Sync() => Sync(preallocate: false);
+
+    /// <summary>
+    /// <see cref="Sync()"/>; with <paramref name="preallocate"/> (callers that wait for durability, i.e.
+    /// commit-heavy partitions) it also keeps zeros written ahead of the data so later fsyncs
+    /// overwrite allocated blocks instead of extending the file.
+    /// </summary>
+    public long Sync(bool preallocate)
     {
+        if (preallocate && _config.PreallocateBytes > 0)
+        {
+            MaybeStartPreallocation();
+        }
+
         lock (_syncLock)
         {
             LogSegment active;
@@ -318,6 +332,60 @@ internal sealed class PartitionLog : IDisposable
 
             AdvanceHighWatermark(target);
             return target;
+        }
+    }
+
+    private void MaybeStartPreallocation()
+    {
+        LogSegment active = Volatile.Read(ref _segments)[^1];
+        if (active.AllocatedEnd - active.Size >= _config.PreallocateBytes / 2
+            || active.AllocatedEnd >= _config.SegmentBytes
+            || Interlocked.CompareExchange(ref _preallocating, 1, 0) != 0)
+        {
+            return;
+        }
+
+        ThreadPool.UnsafeQueueUserWorkItem(static log => log.PreallocateWork(), this, preferLocal: false);
+    }
+
+    // Zero-fills ahead of the active segment's data, one piece at a time: the piece is written under
+    // the partition lock (so no append writes the same bytes) and fsynced outside it, so the zeros are
+    // clean before commits overwrite them. An optimisation only: any failure just stops it, and the
+    // next append or fsync reports a real problem.
+    private void PreallocateWork()
+    {
+        try
+        {
+            while (true)
+            {
+                LogSegment active;
+                lock (_lock)
+                {
+                    if (_disposed || _failure is not null)
+                    {
+                        return;
+                    }
+
+                    active = _segments[^1];
+                    if (active.AllocatedEnd - active.Size >= _config.PreallocateBytes
+                        || active.AllocatedEnd + LogSegment.PreallocationPieceBytes > _config.SegmentBytes)
+                    {
+                        return;
+                    }
+
+                    active.PreallocatePieceUnsynchronized();
+                }
+
+                active.Flush();
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
+        {
+            // Preallocation is best effort; see above.
+        }
+        finally
+        {
+            Volatile.Write(ref _preallocating, 0);
         }
     }
 
@@ -513,6 +581,7 @@ internal sealed class PartitionLog : IDisposable
                     try
                     {
                         LogSegment active = _segments[^1];
+                        active.TrimPreallocation();
                         active.Flush();
                         active.PersistIndexes();
                         AdvanceHighWatermark(_logEndOffset);

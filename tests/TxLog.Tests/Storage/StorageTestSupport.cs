@@ -1,0 +1,135 @@
+using System.Text;
+using TxLog.Storage;
+
+namespace TxLog.Tests.Storage;
+
+/// <summary>A fresh directory under the temp folder, deleted on dispose.</summary>
+internal sealed class TempDirectory : IDisposable
+{
+    public TempDirectory()
+    {
+        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "txlog-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(Path);
+    }
+
+    public string Path { get; }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Best effort: a test that failed may still hold a file.
+        }
+    }
+}
+
+/// <summary>A clock the test moves by hand (record timestamps, segment age, retention).</summary>
+internal sealed class ManualClock(DateTimeOffset start) : TimeProvider
+{
+    private DateTimeOffset _now = start;
+
+    public override DateTimeOffset GetUtcNow() => _now;
+
+    public void Advance(TimeSpan by) => _now += by;
+}
+
+/// <summary>
+/// Wraps the real file system; while <see cref="BlockSyncs"/> is set, fsyncs of .log files wait
+/// until <see cref="Release"/>. Lets tests see what happens before and after an fsync, without sleeps.
+/// </summary>
+internal sealed class GatedSyncFileSystem : IFileSystem
+{
+    private readonly IFileSystem _inner = OsFileSystem.Instance;
+    private readonly SemaphoreSlim _entered = new(0);
+    private ManualResetEventSlim _gate = new(true);
+    private int _logSyncs;
+
+    public int LogSyncs => Volatile.Read(ref _logSyncs);
+
+    public void BlockSyncs() => _gate = new ManualResetEventSlim(false);
+
+    public void Release() => _gate.Set();
+
+    /// <summary>Waits until an fsync of a .log file has started and is blocked.</summary>
+    public bool WaitForBlockedSync(TimeSpan timeout) => _entered.Wait(timeout);
+
+    public IStorageFile OpenFile(string path, FileOpenMode mode) => new File(this, _inner.OpenFile(path, mode));
+
+    public bool FileExists(string path) => _inner.FileExists(path);
+
+    public bool DirectoryExists(string path) => _inner.DirectoryExists(path);
+
+    public void CreateDirectory(string path) => _inner.CreateDirectory(path);
+
+    public void DeleteFile(string path) => _inner.DeleteFile(path);
+
+    public void DeleteDirectory(string path) => _inner.DeleteDirectory(path);
+
+    public void MoveFile(string source, string destination) => _inner.MoveFile(source, destination);
+
+    public void MoveDirectory(string source, string destination) => _inner.MoveDirectory(source, destination);
+
+    public string[] GetFiles(string directory, string searchPattern) => _inner.GetFiles(directory, searchPattern);
+
+    public string[] GetDirectories(string directory) => _inner.GetDirectories(directory);
+
+    public void SyncDirectory(string path) => _inner.SyncDirectory(path);
+
+    public IDisposable? TryLock(string path) => _inner.TryLock(path);
+
+    private sealed class File(GatedSyncFileSystem owner, IStorageFile inner) : IStorageFile
+    {
+        public string Path => inner.Path;
+
+        public long Length => inner.Length;
+
+        public void Write(long position, ReadOnlySpan<byte> data) => inner.Write(position, data);
+
+        public int Read(long position, Span<byte> buffer) => inner.Read(position, buffer);
+
+        public void Sync()
+        {
+            if (Path.EndsWith(".log", StringComparison.Ordinal))
+            {
+                Interlocked.Increment(ref owner._logSyncs);
+                if (!owner._gate.IsSet)
+                {
+                    owner._entered.Release();
+                    owner._gate.Wait(TimeSpan.FromSeconds(30));
+                }
+            }
+
+            inner.Sync();
+        }
+
+        public void SetLength(long length) => inner.SetLength(length);
+
+        public void Dispose() => inner.Dispose();
+    }
+}
+
+internal static class TestRecords
+{
+    public static byte[] Bytes(string s) => Encoding.UTF8.GetBytes(s);
+
+    public static string Text(ReadOnlySpan<byte> bytes) => Encoding.UTF8.GetString(bytes);
+
+    /// <summary>Reads every record from <paramref name="from"/> as "offset:key:value" strings.</summary>
+    public static List<string> ReadAll(LogPartition partition, long from)
+    {
+        var list = new List<string>();
+        using LogReader reader = partition.OpenReader(from);
+        while (reader.TryRead(out TxLog.Records.Record record))
+        {
+            string key = record.HasKey ? Text(record.Key) : "null";
+            string value = record.HasValue ? Text(record.Value) : "null";
+            list.Add($"{record.Offset}:{key}:{value}");
+        }
+
+        return list;
+    }
+}
