@@ -63,6 +63,9 @@ internal sealed class TransactionCoordinator : IDisposable
 
     private long NowMs => _store.NowMs();
 
+    /// <summary>Tests only: called at named steps of a commit ("prepare", "decided", "marker:N", "completed").</summary>
+    internal Action<string>? StepHook { get; set; }
+
     /// <summary>Opens the coordinator: replay, restate, recover undecided transactions, start the timeout timer.</summary>
     public static TransactionCoordinator Open(LogStore store, RecoveryReport report)
     {
@@ -356,6 +359,7 @@ internal sealed class TransactionCoordinator : IDisposable
         TransactionMetadata m = Get(transactionalId);
         List<KeyValuePair<TopicPartition, long>> parts;
         long decisionRecord = -1;
+        StepHook?.Invoke("prepare");
         lock (m)
         {
             CheckProducerUnsynchronized(m, producerId, epoch);
@@ -391,10 +395,13 @@ internal sealed class TransactionCoordinator : IDisposable
                     await WaitDurableForModeAsync(p, written.LastOffset).ConfigureAwait(false);
                     markers.Add((p, written.LastOffset));
                 }
+
+                StepHook?.Invoke("decided");
             }
             else
             {
                 await MakeDurableAsync(parts, decisionRecord).ConfigureAwait(false);
+                StepHook?.Invoke("decided");
                 foreach (KeyValuePair<TopicPartition, long> part in parts)
                 {
                     LogPartition p = Partition(part.Key);
@@ -402,6 +409,8 @@ internal sealed class TransactionCoordinator : IDisposable
                     {
                         markers.Add((p, written.LastOffset));
                     }
+
+                    StepHook?.Invoke("marker:" + markers.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));
                 }
             }
         }
@@ -426,6 +435,8 @@ internal sealed class TransactionCoordinator : IDisposable
             m.UpdateMs = NowMs;
             completeRecord = AppendRecord(m);
         }
+
+        StepHook?.Invoke("completed");
 
         // The markers' fsync makes the outcome visible to read-committed readers; nobody waits for it.
         foreach ((LogPartition p, long offset) in markers)
