@@ -1,9 +1,14 @@
 using System.Runtime.CompilerServices;
+using TxLog.Consuming;
 using TxLog.Durability;
+using TxLog.Producers;
 using TxLog.Records;
 using TxLog.Storage;
 
 namespace TxLog;
+
+/// <summary>Sees a batch just appended to a partition.</summary>
+internal delegate void BatchObserver(RecordBatch batch);
 
 /// <summary>
 /// One partition of a topic: append batches of records, wait for durability, read from an offset or
@@ -15,17 +20,39 @@ namespace TxLog;
 public sealed class LogPartition
 {
     private readonly LogStore _store;
+    private readonly object _appendLock = new(); // orders producer-state checks with appends
 
     internal LogPartition(LogStore store, PartitionLog log)
     {
         _store = store;
         Log = log;
         GroupCommit = new GroupCommit(log);
+        ProducerState = new ProducerStateManager(log.Name);
+        Signal = new AsyncSignal();
+        log.HighWatermarkAdvanced = Signal.Pulse;
     }
 
     internal PartitionLog Log { get; }
 
     internal GroupCommit GroupCommit { get; }
+
+    internal ProducerStateManager ProducerState { get; }
+
+    /// <summary>Sees every batch appended (under the append lock); used by the consumer-offsets log.</summary>
+    internal BatchObserver? Observer { get; set; }
+
+    /// <summary>Pulsed when the HW or the LSO moves (consumers wait on it).</summary>
+    internal AsyncSignal Signal { get; }
+
+    /// <summary>
+    /// The last stable offset: the first offset of the earliest open transaction, or the high
+    /// watermark when none is open (never above it). Read-committed readers see records below it.
+    /// </summary>
+    public long LastStableOffset => Math.Min(ProducerState.FirstUnstableOffset, Log.HighWatermark);
+
+    /// <summary>The end offset a reader with <paramref name="isolation"/> sees up to: the HW or the LSO.</summary>
+    public long EndOffset(IsolationLevel isolation) =>
+        isolation == IsolationLevel.ReadCommitted ? LastStableOffset : HighWatermark;
 
     /// <summary>The topic name.</summary>
     public string Topic => Log.Topic;
@@ -95,8 +122,187 @@ public sealed class LogPartition
         }
 
         Memory<byte> batch = builder.Seal(0);
-        AppendInfo info = Log.Append(batch, builder.Count, builder.MaxTimestamp);
+        lock (_appendLock)
+        {
+            AppendInfo info = Log.Append(batch, builder.Count, builder.MaxTimestamp);
+            if (info.Rolled)
+            {
+                SnapshotProducerStateUnsynchronized(info.BaseOffset);
+            }
+
+            Observer?.Invoke(new RecordBatch(batch.Span));
+            return new AppendResult(info.BaseOffset, info.LastOffset);
+        }
+    }
+
+    /// <summary>
+    /// Appends a batch written by an idempotent or transactional producer, or a transaction marker,
+    /// after validating it against the producer's state: a retry of one of the last five batches is
+    /// acknowledged with its original offsets and not written; a stale epoch is fenced; a sequence gap
+    /// fails. Returns null for a marker that had nothing to complete (written nowhere).
+    /// </summary>
+    internal AppendResult? AppendProducerBatch(RecordBatchBuilder builder, in ProducerBatchHeader header)
+    {
+        if (builder.Length > Log.Config.MaxBatchBytes)
+        {
+            throw new ArgumentException($"The batch is {builder.Length} bytes; the largest allowed is {Log.Config.MaxBatchBytes} bytes (LogStoreOptions.MaxBatchBytes).", "messages");
+        }
+
+        Memory<byte> batch = builder.Seal(0);
+        AbortedTransaction? aborted;
+        AppendInfo info;
+        lock (_appendLock)
+        {
+            // The coordinator knows every producer's current epoch: a zombie is fenced on every
+            // partition at once, not only on those the new epoch has written to.
+            if (!header.IsControl && _store.Coordinator is { } coordinator && coordinator.IsFenced(header.ProducerId, header.Epoch, out short current))
+            {
+                throw new ProducerFencedException(header.ProducerId, header.Epoch, current);
+            }
+
+            ProducerAppendKind kind = ProducerState.Check(header, out BatchMetadata duplicate);
+            if (kind == ProducerAppendKind.Duplicate)
+            {
+                return new AppendResult(duplicate.FirstOffset, duplicate.LastOffset) { IsDuplicate = true };
+            }
+
+            if (kind == ProducerAppendKind.RedundantMarker)
+            {
+                return null;
+            }
+
+            info = Log.Append(batch, builder.Count, builder.MaxTimestamp);
+            if (info.Rolled)
+            {
+                SnapshotProducerStateUnsynchronized(info.BaseOffset);
+            }
+
+            aborted = ProducerState.Update(header, info.BaseOffset, info.LastOffset, Log.HighWatermark);
+            Observer?.Invoke(new RecordBatch(batch.Span));
+            if (aborted is { } entry)
+            {
+                TransactionIndex.Append(_store.FileSystem, TransactionIndex.PathFor(Log.Directory, info.SegmentBaseOffset), entry);
+            }
+        }
+
+        if (header.IsControl)
+        {
+            Signal.Pulse(); // the LSO may have moved
+        }
+
         return new AppendResult(info.BaseOffset, info.LastOffset);
+    }
+
+    private void SnapshotProducerStateUnsynchronized(long offset)
+    {
+        try
+        {
+            ProducerState.WriteSnapshot(_store.FileSystem, Log.Directory, offset);
+        }
+        catch (IOException)
+        {
+            // A missing snapshot only makes the next recovery replay more of the log.
+        }
+    }
+
+    /// <summary>
+    /// Rebuilds producer state at open: the newest usable snapshot, then a replay of the batches after
+    /// it. After a crash the replay covers at least the whole last segment, and that segment's
+    /// aborted-transaction index is rewritten from the replay.
+    /// </summary>
+    internal void LoadProducerState(bool clean, RecoveryReport report)
+    {
+        IFileSystem fs = _store.FileSystem;
+        LogSegment[] segments = Log.Segments;
+        long leo = Log.LogEndOffset;
+        long limit = clean ? leo : segments[^1].BaseOffset;
+        long start = Log.LogStartOffset;
+        List<long> snapshots = ProducerStateManager.ListSnapshots(fs, Log.Directory);
+        for (int i = snapshots.Count - 1; i >= 0; i--)
+        {
+            long offset = snapshots[i];
+            if (offset > leo)
+            {
+                fs.DeleteFile(ProducerStateManager.SnapshotPath(Log.Directory, offset));
+                report.Add($"{Log.Name}: deleted producer snapshot at {offset}, beyond the recovered log end {leo}");
+                continue;
+            }
+
+            if (offset > limit || offset < start)
+            {
+                continue;
+            }
+
+            try
+            {
+                ProducerState.LoadSnapshot(fs, ProducerStateManager.SnapshotPath(Log.Directory, offset));
+                start = offset;
+                break;
+            }
+            catch (CorruptIndexException e)
+            {
+                report.Add($"{Log.Name}: ignored a corrupt producer snapshot ({e.Message})");
+                ProducerState.Reset();
+            }
+        }
+
+        var aborted = new List<AbortedTransaction>();
+        foreach (LogSegment segment in segments)
+        {
+            string path = TransactionIndex.PathFor(Log.Directory, segment.BaseOffset);
+            try
+            {
+                aborted.AddRange(TransactionIndex.Load(fs, path));
+            }
+            catch (CorruptIndexException)
+            {
+                // Rebuilt below when the replay covers this segment, else dropped from the list.
+                if (segment.NextOffset <= start)
+                {
+                    report.Add($"{path}: corrupt aborted-transaction index of a segment before the replay start; its entries are lost");
+                }
+            }
+        }
+
+        ProducerState.LoadAborted(aborted);
+        ProducerState.ForgetAbortedFrom(start);
+        if (start < leo)
+        {
+            Log.ForEachBatch(start, (batch, segment) => ProducerState.Replay(batch));
+            if (!clean)
+            {
+                foreach (LogSegment segment in segments)
+                {
+                    if (segment.NextOffset > start)
+                    {
+                        var entries = new List<AbortedTransaction>();
+                        foreach (AbortedTransaction a in ProducerState.AbortedSnapshot.Span)
+                        {
+                            if (a.LastOffset >= segment.BaseOffset && a.LastOffset < segment.NextOffset)
+                            {
+                                entries.Add(a);
+                            }
+                        }
+
+                        TransactionIndex.Rewrite(fs, TransactionIndex.PathFor(Log.Directory, segment.BaseOffset), entries);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Clean close: snapshot the producer state at the log end, then flush and close the log.</summary>
+    internal bool Close(TimeSpan timeout)
+    {
+        lock (_appendLock)
+        {
+            if (Log.Failure is null)
+            {
+                SnapshotProducerStateUnsynchronized(Log.LogEndOffset);
+            }
+        }
+
+        return Log.Close(timeout);
     }
 
     /// <summary>
@@ -149,10 +355,18 @@ public sealed class LogPartition
     /// interval). The reader sees records below the high watermark.
     /// </summary>
     /// <exception cref="OffsetOutOfRangeException">The offset is below the log start offset or above the log end offset.</exception>
-    public LogReader OpenReader(long offset)
+    public LogReader OpenReader(long offset) => OpenReader(offset, IsolationLevel.ReadUncommitted);
+
+    /// <summary>
+    /// Opens a reader at <paramref name="offset"/> with an isolation level: read-uncommitted readers
+    /// stop at the high watermark; read-committed readers stop at the last stable offset and skip
+    /// records of aborted transactions. Neither returns control records.
+    /// </summary>
+    /// <exception cref="OffsetOutOfRangeException">The offset is below the log start offset or above the log end offset.</exception>
+    public LogReader OpenReader(long offset, IsolationLevel isolation)
     {
         _store.ThrowIfDisposed();
-        return new LogReader(Log, offset);
+        return new LogReader(this, offset, isolation);
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using TxLog.Consuming;
 using TxLog.Records;
 using TxLog.Storage;
 
@@ -7,13 +8,21 @@ namespace TxLog;
 /// Reads one partition's records in offset order from a starting offset, up to the high watermark
 /// (re-read whenever the reader runs out, so a reader can follow a growing log). Each record's
 /// key, value and headers are spans into the reader's buffer, valid until the next call to
-/// <see cref="TryRead"/>. Control records (transaction markers) are never returned. Every batch's
+/// <see cref="TryRead"/>. Control records (transaction markers) are never returned. A read-committed
+/// reader stops at the last stable offset instead and skips records of aborted transactions (the
+/// partition's aborted-transaction list, ordered by first offset, marks a producer as aborted from
+/// its transaction's first offset until its ABORT marker). Every batch's
 /// CRC-32C is checked; a mismatch throws <see cref="CorruptRecordException"/> naming file and position.
 /// Not thread-safe: one reader per consumer; any number of readers may run beside the writers.
 /// </summary>
 public sealed class LogReader : IDisposable
 {
     private readonly PartitionLog _log;
+    private readonly LogPartition _partition;
+    private readonly IsolationLevel _isolation;
+    private readonly PriorityQueue<AbortedTransaction, long>? _upcomingAborted; // by first offset
+    private readonly HashSet<long>? _abortedProducers;  // producers inside an aborted transaction at the current position
+    private int _abortedSeen;                             // entries of the partition's aborted list already queued
     private LogSegment[] _segments;
     private int _segmentIndex;
     private BatchFileReader? _file;
@@ -27,11 +36,38 @@ public sealed class LogReader : IDisposable
     private long _expectedBaseOffset;      // base offset the next batch must have; -1 right after a seek into a segment
     private bool _disposed;
 
-    internal LogReader(PartitionLog log, long offset)
+    internal LogReader(LogPartition partition, long offset, IsolationLevel isolation)
     {
+        PartitionLog log = partition.Log;
         log.CheckOffsetInRange(offset);
+        _partition = partition;
         _log = log;
+        _isolation = isolation;
         _nextOffset = offset;
+        if (isolation == IsolationLevel.ReadCommitted)
+        {
+            _upcomingAborted = new PriorityQueue<AbortedTransaction, long>();
+            _abortedProducers = new HashSet<long>();
+
+            // Skip aborted transactions that ended before the start (the list is in marker order).
+            ReadOnlySpan<AbortedTransaction> aborted = partition.ProducerState.AbortedSnapshot.Span;
+            int lo = 0, hi = aborted.Length;
+            while (lo < hi)
+            {
+                int mid = (lo + hi) >>> 1;
+                if (aborted[mid].LastOffset < offset)
+                {
+                    lo = mid + 1;
+                }
+                else
+                {
+                    hi = mid;
+                }
+            }
+
+            _abortedSeen = lo;
+        }
+
         (LogSegment[] segments, int index, long position) = log.Locate(offset);
         _segments = segments;
         _segmentIndex = index;
@@ -41,6 +77,9 @@ public sealed class LogReader : IDisposable
     /// <summary>The offset the next returned record will have at the least.</summary>
     public long Position => _nextOffset;
 
+    /// <summary>The isolation level this reader was opened with.</summary>
+    public IsolationLevel Isolation => _isolation;
+
     /// <summary>
     /// Reads the next record below the high watermark. Returns false when the reader has caught up
     /// (call again later to see new records).
@@ -48,7 +87,7 @@ public sealed class LogReader : IDisposable
     public bool TryRead(out Record record)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        long end = _log.HighWatermark;
+        long end = _isolation == IsolationLevel.ReadCommitted ? _partition.LastStableOffset : _log.HighWatermark;
         while (true)
         {
             if (_recordIndex < _recordCount)
@@ -123,7 +162,26 @@ public sealed class LogReader : IDisposable
                 continue;
             }
 
+            if (batch.BaseOffset >= end)
+            {
+                // Beyond what this reader may see yet: step back so the next call reads it again.
+                _file.Seek(_file.Position - bytes.Length);
+                _expectedBaseOffset = batch.BaseOffset;
+                return false;
+            }
+
             if (batch.IsControl)
+            {
+                if (_abortedProducers is not null && _abortedProducers.Count > 0 && IsAbortMarker(batch))
+                {
+                    _abortedProducers.Remove(batch.ProducerId);
+                }
+
+                _nextOffset = batch.NextOffset;
+                continue;
+            }
+
+            if (_abortedProducers is not null && batch.IsTransactional && IsAborted(batch))
             {
                 _nextOffset = batch.NextOffset;
                 continue;
@@ -160,6 +218,37 @@ public sealed class LogReader : IDisposable
         }
 
         _expectedBaseOffset = batch.NextOffset;
+    }
+
+    private static bool IsAbortMarker(RecordBatch batch)
+    {
+        foreach (Record record in batch)
+        {
+            return ControlRecord.ReadType(record.Key) == ControlRecordType.Abort;
+        }
+
+        return false;
+    }
+
+    // True when the batch belongs to an aborted transaction of its producer.
+    private bool IsAborted(RecordBatch batch)
+    {
+        ReadOnlySpan<AbortedTransaction> aborted = _partition.ProducerState.AbortedSnapshot.Span;
+        for (; _abortedSeen < aborted.Length; _abortedSeen++)
+        {
+            _upcomingAborted!.Enqueue(aborted[_abortedSeen], aborted[_abortedSeen].FirstOffset);
+        }
+
+        while (_upcomingAborted!.TryPeek(out AbortedTransaction next, out long first) && first <= batch.BaseOffset)
+        {
+            _upcomingAborted.Dequeue();
+            if (next.LastOffset > batch.BaseOffset)
+            {
+                _abortedProducers!.Add(next.ProducerId);
+            }
+        }
+
+        return _abortedProducers!.Contains(batch.ProducerId);
     }
 
     // Moves to the segment after the current one, refreshing the segment list if the log rolled.

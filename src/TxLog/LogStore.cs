@@ -1,5 +1,7 @@
 using System.Globalization;
 using Microsoft.Extensions.ObjectPool;
+using TxLog.Consuming;
+using TxLog.Coordination;
 using TxLog.Durability;
 using TxLog.Records;
 using TxLog.Storage;
@@ -98,7 +100,9 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
                 known.Add(dir);
                 PartitionLog log = PartitionLog.Open(_fileSystem, dir, topic.Name, p, ConfigFor(topic.Options), Options.TimeProvider,
                     Options.Durability == DurabilityMode.None, trustTail: clean, Recovery);
-                state.Partitions[p] = new LogPartition(this, log);
+                var partition = new LogPartition(this, log);
+                state.Partitions[p] = partition;
+                partition.LoadProducerState(clean, Recovery);
             }
         }
 
@@ -111,6 +115,18 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
                 Recovery.Add($"{dir}: deleted the directory of a topic that no longer exists");
             }
         }
+
+        // The internal logs: coordinator state and consumer offsets are ordinary partitions.
+        foreach (string internalTopic in (ReadOnlySpan<string>)[TransactionCoordinator.TopicName, GroupCoordinator.TopicName])
+        {
+            if (!_topics.ContainsKey(internalTopic))
+            {
+                CreateTopic(internalTopic, 1);
+            }
+        }
+
+        Coordinator = TransactionCoordinator.Open(this, Recovery);
+        Groups = GroupCoordinator.Open(this, Recovery);
 
         // From here on a crash must be detected as unclean.
         if (clean)
@@ -163,6 +179,11 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
             if (_topics.ContainsKey(name))
             {
                 throw new TopicAlreadyExistsException(name);
+            }
+
+            if (Coordinator is not null && IsInternalTopic(name))
+            {
+                throw new ArgumentException($"'{name}' is an internal topic of the store.", nameof(name));
             }
 
             var description = new TopicDescription(name, partitions, options);
@@ -239,6 +260,11 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
                 throw new TopicNotFoundException(name);
             }
 
+            if (IsInternalTopic(name))
+            {
+                throw new ArgumentException($"'{name}' is an internal topic of the store and cannot be deleted.", nameof(name));
+            }
+
             var list = new List<TopicDescription>(_topics.Count);
             foreach (TopicState t in _topics.Values)
             {
@@ -261,8 +287,11 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
         }
     }
 
-    /// <summary>The topics, in name order.</summary>
-    public IReadOnlyList<TopicDescription> ListTopics()
+    /// <summary>True for the store's internal topics (transaction state, consumer offsets).</summary>
+    public static bool IsInternalTopic(string name) => name is TransactionCoordinator.TopicName or GroupCoordinator.TopicName;
+
+    /// <summary>The topics, in name order; the internal ones only when asked for (as in Kafka's listTopics).</summary>
+    public IReadOnlyList<TopicDescription> ListTopics(bool includeInternal = false)
     {
         lock (_topicsLock)
         {
@@ -270,7 +299,10 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
             var list = new List<TopicDescription>(_topics.Count);
             foreach (TopicState t in _topics.Values)
             {
-                list.Add(t.Description);
+                if (includeInternal || !IsInternalTopic(t.Description.Name))
+                {
+                    list.Add(t.Description);
+                }
             }
 
             list.Sort(static (a, b) => string.CompareOrdinal(a.Name, b.Name));
@@ -308,6 +340,53 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
 
             return state.Partitions[partition];
         }
+    }
+
+    /// <summary>Number of partitions of a topic.</summary>
+    /// <exception cref="TopicNotFoundException">No such topic.</exception>
+    public int PartitionCount(string topic)
+    {
+        lock (_topicsLock)
+        {
+            ThrowIfDisposed();
+            return _topics.TryGetValue(topic, out TopicState? state) ? state.Partitions.Length : throw new TopicNotFoundException(topic);
+        }
+    }
+
+    /// <summary>
+    /// Creates a producer. Without <see cref="Producers.ProducerOptions.TransactionalId"/> it is an
+    /// idempotent producer with a fresh producer id; with one, call
+    /// <see cref="Producers.Producer.InitTransactionsAsync"/> next.
+    /// </summary>
+    public async ValueTask<Producers.Producer> CreateProducerAsync(Producers.ProducerOptions? options = null)
+    {
+        ThrowIfDisposed();
+        options ??= new Producers.ProducerOptions();
+        if (options.TransactionalId is { } id && string.IsNullOrEmpty(id))
+        {
+            throw new ArgumentException("A transactional id cannot be empty.", nameof(options));
+        }
+
+        if (options.TransactionTimeout <= TimeSpan.Zero || options.TransactionTimeout > TimeSpan.FromMilliseconds(int.MaxValue))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.TransactionTimeout, "TransactionTimeout must be positive and at most int.MaxValue ms.");
+        }
+
+        ArgumentNullException.ThrowIfNull(options.Partitioner, "options.Partitioner");
+        var producer = new Producers.Producer(this, options);
+        if (options.TransactionalId is null)
+        {
+            await producer.InitializeIdempotentAsync().ConfigureAwait(false);
+        }
+
+        return producer;
+    }
+
+    /// <summary>Creates a consumer (see <see cref="Consuming.Consumer"/>).</summary>
+    public Consuming.Consumer CreateConsumer(Consuming.ConsumerOptions? options = null)
+    {
+        ThrowIfDisposed();
+        return new Consuming.Consumer(this, options ?? new Consuming.ConsumerOptions());
     }
 
     /// <summary>Fsyncs every partition.</summary>
@@ -401,6 +480,40 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
         }
     }
 
+    internal IFileSystem FileSystem => _fileSystem;
+
+    /// <summary>The transaction coordinator (set during open).</summary>
+    internal TransactionCoordinator Coordinator { get; private set; } = null!;
+
+    /// <summary>The consumer-group offsets (set during open).</summary>
+    internal GroupCoordinator Groups { get; private set; } = null!;
+
+    /// <summary>Every partition of every topic (internal ones included).</summary>
+    internal List<LogPartition> AllPartitionsInternal() => AllPartitions();
+
+    /// <summary>The partition, or false when the topic or partition does not exist.</summary>
+    internal bool TryGetPartitionInternal(TopicPartition tp, out LogPartition? partition)
+    {
+        lock (_topicsLock)
+        {
+            if (_topics.TryGetValue(tp.Topic, out TopicState? state) && (uint)tp.Partition < (uint)state.Partitions.Length)
+            {
+                partition = state.Partitions[tp.Partition];
+                return true;
+            }
+        }
+
+        partition = null;
+        return false;
+    }
+
+    /// <summary>The transactional ids known to the coordinator, with their states and open partitions.</summary>
+    public IReadOnlyList<TransactionDescription> ListTransactions()
+    {
+        ThrowIfDisposed();
+        return Coordinator.ListTransactions();
+    }
+
     internal long NowMs() => Options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds();
 
     internal RecordBatchBuilder RentBuilder() => _builders.Get();
@@ -423,6 +536,7 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
         }
 
         _stopping.Cancel();
+        Coordinator?.Dispose();
         bool clean = true;
         try
         {
@@ -444,7 +558,7 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
 
         foreach (LogPartition partition in partitions)
         {
-            clean &= partition.Log.Close(Options.CloseTimeout);
+            clean &= partition.Close(Options.CloseTimeout);
         }
 
         try
@@ -486,6 +600,7 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
     {
         Volatile.Write(ref _disposed, 1);
         _stopping.Cancel();
+        Coordinator?.Dispose();
         foreach (TopicState t in _topics.Values)
         {
             foreach (LogPartition? partition in t.Partitions)

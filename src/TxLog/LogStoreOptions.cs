@@ -43,6 +43,9 @@ public sealed class LogStoreOptions
     /// <summary>How often the background task applies retention. Default 5 minutes.</summary>
     public TimeSpan RetentionCheckInterval { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>How often the coordinator looks for transactions open longer than their timeout. Default 1 s.</summary>
+    public TimeSpan TransactionTimeoutCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Largest batch accepted, header included. Default 1 MiB + 12 bytes (Kafka's message.max.bytes).</summary>
     public int MaxBatchBytes { get; set; } = 1024 * 1024 + 12;
 
@@ -65,6 +68,7 @@ public sealed class LogStoreOptions
         Positive(FlushInterval, nameof(FlushInterval));
         Positive(RetentionCheckInterval, nameof(RetentionCheckInterval));
         Positive(CloseTimeout, nameof(CloseTimeout));
+        Positive(TransactionTimeoutCheckInterval, nameof(TransactionTimeoutCheckInterval));
         if (SegmentAge is { } age)
         {
             Positive(age, nameof(SegmentAge));

@@ -149,7 +149,8 @@ internal sealed class LogSegment : IDisposable
     {
         if (!_fileSystem.FileExists(IndexPath) || !_fileSystem.FileExists(TimeIndexPath))
         {
-            return false;
+            // An empty segment has nothing to index (its index files are never written).
+            return _size == 0;
         }
 
         try
@@ -448,6 +449,7 @@ internal sealed class LogSegment : IDisposable
         _fileSystem.DeleteFile(LogPath);
         _fileSystem.DeleteFile(IndexPath);
         _fileSystem.DeleteFile(TimeIndexPath);
+        _fileSystem.DeleteFile(Path.ChangeExtension(LogPath, ".txnindex"));
     }
 
     /// <summary>Closes the log file.</summary>

@@ -9,7 +9,12 @@ namespace TxLog.Storage;
 /// <param name="BaseOffset">Offset of the batch's first record.</param>
 /// <param name="LastOffset">Offset of its last record.</param>
 /// <param name="Position">File position of the batch in its segment.</param>
-internal readonly record struct AppendInfo(long BaseOffset, long LastOffset, long Position);
+/// <param name="SegmentBaseOffset">Base offset of the segment the batch went to.</param>
+/// <param name="Rolled">True when this append started a new segment (at <paramref name="BaseOffset"/>).</param>
+internal readonly record struct AppendInfo(long BaseOffset, long LastOffset, long Position, long SegmentBaseOffset, bool Rolled);
+
+/// <summary>Visits one batch of a partition (control batches included) with the segment holding it.</summary>
+internal delegate void BatchVisitor(RecordBatch batch, LogSegment segment);
 
 /// <summary>
 /// One partition: an ordered list of segments in a directory <c>{topic}-{partition}</c>, offsets
@@ -209,9 +214,11 @@ internal sealed class PartitionLog : IDisposable
             ThrowIfUnusableUnsynchronized();
             LogSegment active = _segments[^1];
             long baseOffset = _logEndOffset;
+            bool rolled = false;
             if (ShouldRollUnsynchronized(active, batch.Length, baseOffset + recordCount - 1))
             {
                 active = RollUnsynchronized(baseOffset);
+                rolled = true;
             }
 
             BinaryPrimitives.WriteInt64BigEndian(bytes.Slice(L.BaseOffsetOffset), baseOffset);
@@ -227,7 +234,12 @@ internal sealed class PartitionLog : IDisposable
             }
 
             Volatile.Write(ref _logEndOffset, lastOffset + 1);
-            return new AppendInfo(baseOffset, lastOffset, position);
+            if (_hwFollowsLeo)
+            {
+                AdvanceHighWatermarkNotify();
+            }
+
+            return new AppendInfo(baseOffset, lastOffset, position, active.BaseOffset, rolled);
         }
     }
 
@@ -397,10 +409,100 @@ internal sealed class PartitionLog : IDisposable
             long seen = Interlocked.CompareExchange(ref _highWatermark, offset, current);
             if (seen == current)
             {
+                AdvanceHighWatermarkNotify();
                 return;
             }
 
             current = seen;
+        }
+    }
+
+    /// <summary>Called (without locks held by the caller's contract) after the high watermark moved.</summary>
+    public Action? HighWatermarkAdvanced { get; set; }
+
+    private void AdvanceHighWatermarkNotify() => HighWatermarkAdvanced?.Invoke();
+
+    /// <summary>
+    /// Visits every batch from the one holding <paramref name="fromOffset"/> to the log end, control
+    /// batches included, checking CRCs. Used to rebuild producer state after a crash.
+    /// </summary>
+    public void ForEachBatch(long fromOffset, BatchVisitor visitor)
+    {
+        (LogSegment[] segments, int index, long position) = Locate(fromOffset);
+        for (int i = index; i < segments.Length; i++)
+        {
+            LogSegment segment = segments[i];
+            using var reader = new BatchFileReader(segment.File, i == index ? position : 0, segment.Size, _config.ReadBufferBytes, _config.MaxBatchBytes);
+            while (true)
+            {
+                BatchReadStatus status = reader.Next(out ReadOnlySpan<byte> bytes);
+                if (status == BatchReadStatus.End)
+                {
+                    break;
+                }
+
+                if (status == BatchReadStatus.Invalid)
+                {
+                    throw new CorruptRecordException($"Invalid record batch ({reader.LastCheck}) in partition {Name}", segment.LogPath, reader.Position);
+                }
+
+                var batch = new RecordBatch(bytes);
+                if (batch.LastOffset >= fromOffset)
+                {
+                    visitor(batch, segment);
+                }
+            }
+        }
+    }
+
+    /// <summary>Starts a new segment at the log end (when the active one has data).</summary>
+    public void Roll()
+    {
+        lock (_syncLock)
+        {
+            lock (_lock)
+            {
+                ThrowIfUnusableUnsynchronized();
+                if (_segments[^1].Size > 0)
+                {
+                    RollUnsynchronized(_logEndOffset);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Deletes the segments that end at or before <paramref name="offset"/> (never the active one);
+    /// the log start offset moves to the first remaining segment. Used by internal logs that restate
+    /// their state and drop the history before it.
+    /// </summary>
+    public int DeleteSegmentsBefore(long offset)
+    {
+        lock (_syncLock)
+        {
+            lock (_lock)
+            {
+                ThrowIfUnusableUnsynchronized();
+                int delete = 0;
+                while (delete < _segments.Length - 1 && _segments[delete].NextOffset <= offset)
+                {
+                    delete++;
+                }
+
+                if (delete > 0)
+                {
+                    LogSegment[] old = _segments;
+                    Volatile.Write(ref _segments, old[delete..]);
+                    for (int i = 0; i < delete; i++)
+                    {
+                        old[i].Delete();
+                    }
+
+                    _fileSystem.SyncDirectory(Directory);
+                }
+
+                return delete;
+            }
         }
     }
 

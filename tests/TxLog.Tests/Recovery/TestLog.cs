@@ -37,6 +37,10 @@ internal static class TestLog
 
     public static string LogFile(string root, long baseOffset = 0) => SegmentFile(root, baseOffset, ".log");
 
+    /// <summary>Partitions of the store's internal topics (transaction state, consumer offsets): recovery scans them too.</summary>
+    public static int InternalPartitions(LogStore store) =>
+        store.ListTopics(includeInternal: true).Where(t => t.Name.StartsWith("__", StringComparison.Ordinal)).Sum(t => t.Partitions);
+
     public static string MarkerFile(string root) => Path.Combine(root, LogStore.CleanShutdownFileName);
 
     /// <summary>Simulates a crash of a cleanly closed store: without the marker, open must validate the tail.</summary>

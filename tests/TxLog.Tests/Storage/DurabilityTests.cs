@@ -200,13 +200,14 @@ public class DurabilityTests
             Assert.That(SpinWait.SpinUntil(() => new FileInfo(log).Length >= 1 << 20, Timeout), Is.True);
 
             // Copy the live directory: what a crash at this moment would leave (no clean marker).
-            Directory.CreateDirectory(Path.Combine(image.Path, "t-0"));
             foreach (string file in Directory.GetFiles(dir.Path, "*", SearchOption.AllDirectories))
             {
                 string relative = Path.GetRelativePath(dir.Path, file);
                 if (relative != LogStore.LockFileName)
                 {
-                    File.Copy(file, Path.Combine(image.Path, relative));
+                    string target = Path.Combine(image.Path, relative);
+                    Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+                    File.Copy(file, target);
                 }
             }
         }

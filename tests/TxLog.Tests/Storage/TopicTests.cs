@@ -51,14 +51,14 @@ public class TopicTests
         using (LogStore store = LogStore.Open(dir.Path))
         {
             store.CreateTopic("orders", 3, new TopicOptions { SegmentBytes = 1 << 20, RetentionTime = TimeSpan.FromHours(5) });
-            store.CreateTopic("__transaction_state", 1);
+            store.CreateTopic("__my_internal-looking.topic", 1);
             store.CreateTopic("a.b-c_d", 2);
         }
 
         using (LogStore store = LogStore.Open(dir.Path))
         {
             IReadOnlyList<TopicDescription> topics = store.ListTopics();
-            Assert.That(topics.Select(t => $"{t.Name}/{t.Partitions}"), Is.EqualTo(new[] { "__transaction_state/1", "a.b-c_d/2", "orders/3" }));
+            Assert.That(topics.Select(t => $"{t.Name}/{t.Partitions}"), Is.EqualTo(new[] { "__my_internal-looking.topic/1", "a.b-c_d/2", "orders/3" }));
             TopicOptions options = topics.Single(t => t.Name == "orders").Options;
             Assert.That(options.SegmentBytes, Is.EqualTo(1 << 20));
             Assert.That(options.RetentionTime, Is.EqualTo(TimeSpan.FromHours(5)));
@@ -156,6 +156,18 @@ public class TopicTests
         File.Delete(meta);
         using LogStore reopened = LogStore.Open(dir.Path);
         Assert.That(reopened.ListTopics(), Is.Empty);
+    }
+
+    [Test]
+    public void Internal_topics_exist_are_listed_only_on_request_and_cannot_be_created_or_deleted()
+    {
+        using var dir = new TempDirectory();
+        using LogStore store = LogStore.Open(dir.Path);
+        Assert.That(store.ListTopics(), Is.Empty);
+        Assert.That(store.ListTopics(includeInternal: true).Select(t => t.Name), Is.EquivalentTo(new[] { "__transaction_state", "__consumer_offsets" }));
+        Assert.Throws<TopicAlreadyExistsException>(() => store.CreateTopic("__transaction_state"));
+        Assert.Throws<ArgumentException>(() => store.DeleteTopic("__consumer_offsets"));
+        Assert.That(store.TopicExists("__consumer_offsets"), Is.True);
     }
 
     [Test]

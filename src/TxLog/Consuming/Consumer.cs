@@ -1,0 +1,339 @@
+using System.Runtime.CompilerServices;
+using TxLog.Records;
+
+namespace TxLog.Consuming;
+
+/// <summary>Where a consumer starts on a partition with no committed offset.</summary>
+public enum AutoOffsetReset
+{
+    /// <summary>At the log start offset.</summary>
+    Earliest,
+
+    /// <summary>At the end for the consumer's isolation level.</summary>
+    Latest,
+
+    /// <summary>Throw <see cref="OffsetOutOfRangeException"/>.</summary>
+    Error,
+}
+
+/// <summary>Settings of a <see cref="Consumer"/>.</summary>
+public sealed class ConsumerOptions
+{
+    /// <summary>The consumer group whose committed offsets the consumer starts from and commits to; null for none.</summary>
+    public string? GroupId { get; set; }
+
+    /// <summary>
+    /// What the consumer sees of transactions. Default <see cref="IsolationLevel.ReadCommitted"/>
+    /// (Kafka's default is read_uncommitted; a transactional log is read committed by default here).
+    /// </summary>
+    public IsolationLevel Isolation { get; set; } = IsolationLevel.ReadCommitted;
+
+    /// <summary>Start position without a committed offset. Default <see cref="AutoOffsetReset.Earliest"/>.</summary>
+    public AutoOffsetReset AutoOffsetReset { get; set; } = AutoOffsetReset.Earliest;
+}
+
+/// <summary>A consumed record (copied out of the log, safe to keep).</summary>
+public sealed class ConsumeResult
+{
+    internal ConsumeResult(TopicPartition partition, in Record record)
+    {
+        TopicPartition = partition;
+        Offset = record.Offset;
+        Timestamp = record.Timestamp;
+        Key = record.HasKey ? record.Key.ToArray() : null;
+        Value = record.HasValue ? record.Value.ToArray() : null;
+        if (record.HeaderCount > 0)
+        {
+            var headers = new List<RecordHeader>(record.HeaderCount);
+            foreach (RecordHeaderView h in record.Headers)
+            {
+                headers.Add(new RecordHeader(System.Text.Encoding.UTF8.GetString(h.Key), h.HasValue ? h.Value.ToArray() : null));
+            }
+
+            Headers = headers;
+        }
+        else
+        {
+            Headers = [];
+        }
+    }
+
+    /// <summary>The partition.</summary>
+    public TopicPartition TopicPartition { get; }
+
+    /// <summary>The record's offset.</summary>
+    public long Offset { get; }
+
+    /// <summary>Create time, ms since the Unix epoch.</summary>
+    public long Timestamp { get; }
+
+    /// <summary>The key, or null.</summary>
+    public byte[]? Key { get; }
+
+    /// <summary>The value, or null.</summary>
+    public byte[]? Value { get; }
+
+    /// <summary>The headers.</summary>
+    public IReadOnlyList<RecordHeader> Headers { get; }
+}
+
+/// <summary>The positions of a partition, as a consumer or a lag tool needs them.</summary>
+/// <param name="LogStartOffset">First offset kept.</param>
+/// <param name="HighWatermark">End of durable data (what read-uncommitted readers see up to).</param>
+/// <param name="LastStableOffset">First offset of the earliest open transaction, or the HW.</param>
+/// <param name="EndOffset">The end for the asking consumer's isolation level (HW or LSO).</param>
+public readonly record struct Watermarks(long LogStartOffset, long HighWatermark, long LastStableOffset, long EndOffset);
+
+/// <summary>
+/// A consumer of one or more partitions, shaped like Kafka's: <see cref="Assign"/> or
+/// <see cref="Subscribe"/>, <see cref="Seek"/>, <see cref="Consume"/> or the
+/// <see cref="ConsumeAsync"/> stream (which waits for new data without polling), and committed
+/// offsets in a consumer group (<see cref="Commit()"/>). Records of aborted transactions and control
+/// records are never returned by a read-committed consumer; control records never by any.
+/// Not thread-safe: one consumer per thread or async flow (like Kafka's).
+/// </summary>
+public sealed class Consumer : IDisposable
+{
+    private readonly LogStore _store;
+    private readonly ConsumerOptions _options;
+    private readonly List<PartitionAssignment> _assignments = new();
+    private int _next;          // round-robin start
+    private bool _disposed;
+
+    internal Consumer(LogStore store, ConsumerOptions options)
+    {
+        _store = store;
+        _options = options;
+    }
+
+    /// <summary>The assigned partitions.</summary>
+    public IReadOnlyList<TopicPartition> Assignment
+    {
+        get
+        {
+            var list = new List<TopicPartition>(_assignments.Count);
+            foreach (PartitionAssignment a in _assignments)
+            {
+                list.Add(a.TopicPartition);
+            }
+
+            return list;
+        }
+    }
+
+    /// <summary>Assigns these partitions (replacing the assignment); each starts at the group's committed offset or per <see cref="ConsumerOptions.AutoOffsetReset"/>.</summary>
+    public void Assign(params IEnumerable<TopicPartition> partitions)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(partitions);
+        var next = new List<PartitionAssignment>();
+        foreach (TopicPartition tp in partitions)
+        {
+            LogPartition partition = _store.GetPartition(tp.Topic, tp.Partition);
+            next.Add(new PartitionAssignment(tp, partition, StartOffset(tp, partition)));
+        }
+
+        Unassign();
+        _assignments.AddRange(next);
+    }
+
+    /// <summary>Assigns every partition of the topics (one process: the only member of its group).</summary>
+    public void Subscribe(params IEnumerable<string> topics)
+    {
+        var partitions = new List<TopicPartition>();
+        foreach (string topic in topics)
+        {
+            int count = _store.PartitionCount(topic);
+            for (int p = 0; p < count; p++)
+            {
+                partitions.Add(new TopicPartition(topic, p));
+            }
+        }
+
+        Assign(partitions);
+    }
+
+    /// <summary>Drops the assignment.</summary>
+    public void Unassign()
+    {
+        foreach (PartitionAssignment a in _assignments)
+        {
+            a.Dispose();
+        }
+
+        _assignments.Clear();
+    }
+
+    private long StartOffset(TopicPartition tp, LogPartition partition)
+    {
+        if (_options.GroupId is { } group && _store.Groups.Committed(group, tp) is { } committed)
+        {
+            return Math.Clamp(committed, partition.LogStartOffset, partition.LogEndOffset);
+        }
+
+        return _options.AutoOffsetReset switch
+        {
+            AutoOffsetReset.Earliest => partition.LogStartOffset,
+            AutoOffsetReset.Latest => partition.EndOffset(_options.Isolation),
+            _ => throw new OffsetOutOfRangeException(tp.ToString(), -1, partition.LogStartOffset, partition.LogEndOffset),
+        };
+    }
+
+    /// <summary>Moves the position of an assigned partition.</summary>
+    /// <exception cref="OffsetOutOfRangeException">Outside [log start, log end].</exception>
+    public void Seek(TopicPartition partition, long offset)
+    {
+        PartitionAssignment a = Find(partition);
+        a.Partition.Log.CheckOffsetInRange(offset);
+        a.Position = offset;
+        a.CloseReader();
+    }
+
+    /// <summary>Moves to the log start offset.</summary>
+    public void SeekToBeginning(TopicPartition partition) => Seek(partition, Find(partition).Partition.LogStartOffset);
+
+    /// <summary>Moves to the end for the consumer's isolation level.</summary>
+    public void SeekToEnd(TopicPartition partition) => Seek(partition, Find(partition).Partition.EndOffset(_options.Isolation));
+
+    /// <summary>Moves to the first record at or after the timestamp (ms since the Unix epoch), or to the end when there is none.</summary>
+    public void SeekToTimestamp(TopicPartition partition, long timestampMs)
+    {
+        PartitionAssignment a = Find(partition);
+        Seek(partition, a.Partition.OffsetForTimestamp(timestampMs) ?? a.Partition.EndOffset(_options.Isolation));
+    }
+
+    /// <summary>The next offset the consumer will read on an assigned partition.</summary>
+    public long Position(TopicPartition partition) => Find(partition).Position;
+
+    /// <summary>HW, LSO and the end for this consumer's isolation level.</summary>
+    public Watermarks GetWatermarks(TopicPartition partition)
+    {
+        LogPartition p = _store.GetPartition(partition.Topic, partition.Partition);
+        return new Watermarks(p.LogStartOffset, p.HighWatermark, p.LastStableOffset, p.EndOffset(_options.Isolation));
+    }
+
+    /// <summary>Returns the next available record of any assigned partition (round-robin), or null when none is available now.</summary>
+    public ConsumeResult? Consume()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        int count = _assignments.Count;
+        for (int i = 0; i < count; i++)
+        {
+            PartitionAssignment a = _assignments[(_next + i) % count];
+            LogReader reader = a.Reader(_options.Isolation);
+            if (reader.TryRead(out Record record))
+            {
+                a.Position = record.Offset + 1;
+                _next = (_next + i + 1) % count;
+                return new ConsumeResult(a.TopicPartition, record);
+            }
+
+            a.Position = reader.Position;
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Consumes records as they arrive, waiting (without polling) for new data when caught up, until
+    /// <paramref name="cancellationToken"/> is cancelled (the enumeration then throws
+    /// <see cref="OperationCanceledException"/>).
+    /// </summary>
+    public async IAsyncEnumerable<ConsumeResult> ConsumeAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        Task cancelled = Task.Delay(Timeout.Infinite, cancellationToken);
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+
+            // Take the wake-up tasks before looking, so a record that arrives in between still wakes us.
+            var waits = new Task[_assignments.Count + 1];
+            for (int i = 0; i < _assignments.Count; i++)
+            {
+                waits[i] = _assignments[i].Partition.Signal.WaitTask;
+            }
+
+            ConsumeResult? result = Consume();
+            if (result is not null)
+            {
+                yield return result;
+                continue;
+            }
+
+            waits[^1] = cancelled;
+            await Task.WhenAny(waits).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Commits the current positions of all assigned partitions to the group.</summary>
+    public ValueTask Commit()
+    {
+        var offsets = new List<TopicPartitionOffset>(_assignments.Count);
+        foreach (PartitionAssignment a in _assignments)
+        {
+            offsets.Add(new TopicPartitionOffset(a.TopicPartition, a.Position));
+        }
+
+        return Commit(offsets);
+    }
+
+    /// <summary>Commits offsets (the next offsets to consume) to the group, outside any transaction.</summary>
+    public ValueTask Commit(IReadOnlyCollection<TopicPartitionOffset> offsets)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        string group = _options.GroupId ?? throw new InvalidOperationException("Committing offsets needs ConsumerOptions.GroupId.");
+        return _store.Groups.CommitAsync(group, offsets);
+    }
+
+    /// <summary>The group's committed offset for a partition, or null.</summary>
+    public long? Committed(TopicPartition partition)
+    {
+        string group = _options.GroupId ?? throw new InvalidOperationException("Committed offsets need ConsumerOptions.GroupId.");
+        return _store.Groups.Committed(group, partition);
+    }
+
+    private PartitionAssignment Find(TopicPartition partition)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        foreach (PartitionAssignment a in _assignments)
+        {
+            if (a.TopicPartition == partition)
+            {
+                return a;
+            }
+        }
+
+        throw new InvalidOperationException($"Partition {partition} is not assigned to this consumer.");
+    }
+
+    /// <summary>Releases the readers.</summary>
+    public void Dispose()
+    {
+        if (!_disposed)
+        {
+            Unassign();
+            _disposed = true;
+        }
+    }
+
+    private sealed class PartitionAssignment(TopicPartition topicPartition, LogPartition partition, long position) : IDisposable
+    {
+        private LogReader? _reader;
+
+        public TopicPartition TopicPartition { get; } = topicPartition;
+
+        public LogPartition Partition { get; } = partition;
+
+        public long Position { get; set; } = position;
+
+        public LogReader Reader(IsolationLevel isolation) => _reader ??= Partition.OpenReader(Position, isolation);
+
+        public void CloseReader()
+        {
+            _reader?.Dispose();
+            _reader = null;
+        }
+
+        public void Dispose() => CloseReader();
+    }
+}

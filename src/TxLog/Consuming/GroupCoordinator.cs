@@ -1,0 +1,259 @@
+using System.Buffers.Binary;
+using System.Text;
+using TxLog.Durability;
+using TxLog.Records;
+using TxLog.Storage;
+
+namespace TxLog.Consuming;
+
+/// <summary>
+/// Consumer-group offsets, kept in the internal partition <c>__consumer_offsets</c>-0:
+/// <code>
+/// Key   => Version int16 (= 1), GroupLength int16, Group (UTF-8), TopicLength int16, Topic (ASCII), Partition int32
+/// Value => Version int16 (= 1), Offset int64, CommitTimestamp int64
+/// </code>
+/// Plain batches are committed offsets. Transactional batches (written by
+/// <c>SendOffsetsToTransaction</c>) are held per producer until the transaction's marker: a COMMIT
+/// applies them, an ABORT drops them — so offsets sent to a transaction become visible exactly when
+/// it commits. The table is rebuilt at open by replaying the partition (restated compactly when it
+/// grows) and kept current by observing every batch appended to it.
+/// Thread-safety: thread-safe (one lock).
+/// </summary>
+internal sealed class GroupCoordinator
+{
+    /// <summary>Name of the internal offsets topic.</summary>
+    public const string TopicName = "__consumer_offsets";
+
+    private const short Version = 1;
+
+    private readonly LogStore _store;
+    private readonly LogPartition _log;
+    private readonly object _lock = new();
+    private readonly Dictionary<(string Group, TopicPartition Partition), long> _committed = new();
+    private readonly Dictionary<long, List<((string Group, TopicPartition Partition) Key, long Offset)>> _pending = new();
+
+    private GroupCoordinator(LogStore store, LogPartition log)
+    {
+        _store = store;
+        _log = log;
+    }
+
+    /// <summary>The internal partition (producers append transactional offset batches to it).</summary>
+    public LogPartition Partition => _log;
+
+    public static GroupCoordinator Open(LogStore store, RecoveryReport report)
+    {
+        LogPartition log = store.GetPartition(TopicName, 0);
+        var groups = new GroupCoordinator(store, log);
+        PartitionLog raw = log.Log;
+        if (raw.LogEndOffset > raw.LogStartOffset)
+        {
+            raw.ForEachBatch(raw.LogStartOffset, (batch, segment) => groups.Apply(batch));
+        }
+
+        log.Observer = groups.Apply;
+        groups.Restate();
+        return groups;
+    }
+
+    // Rewrites the committed offsets as a fresh prefix when history dominates, dropping the rest.
+    private void Restate()
+    {
+        PartitionLog raw = _log.Log;
+        long records = raw.LogEndOffset - raw.LogStartOffset;
+        if (records <= 2L * _committed.Count + 10_000 || _pending.Count > 0)
+        {
+            return;
+        }
+
+        raw.Roll();
+        long start = raw.LogEndOffset;
+        var messages = new List<Message>(_committed.Count);
+        foreach (((string group, TopicPartition tp), long offset) in _committed)
+        {
+            messages.Add(new Message(EncodeKey(group, tp), EncodeValue(offset, _store.NowMs())));
+        }
+
+        if (messages.Count > 0)
+        {
+            _log.Append(messages.ToArray());
+        }
+
+        raw.Sync();
+        raw.DeleteSegmentsBefore(start);
+    }
+
+    /// <summary>Applies one batch of the offsets partition (replay and live).</summary>
+    public void Apply(RecordBatch batch)
+    {
+        lock (_lock)
+        {
+            if (batch.IsControl)
+            {
+                foreach (Record record in batch)
+                {
+                    ControlRecordType type = ControlRecord.ReadType(record.Key);
+                    if (_pending.Remove(batch.ProducerId, out var pending) && type == ControlRecordType.Commit)
+                    {
+                        foreach ((var key, long offset) in pending)
+                        {
+                            _committed[key] = offset;
+                        }
+                    }
+                }
+
+                return;
+            }
+
+            foreach (Record record in batch)
+            {
+                if (!record.HasKey || !record.HasValue)
+                {
+                    continue;
+                }
+
+                (string group, TopicPartition tp) = DecodeKey(record.Key);
+                long offset = DecodeValue(record.Value);
+                if (batch.IsTransactional)
+                {
+                    if (!_pending.TryGetValue(batch.ProducerId, out var list))
+                    {
+                        list = new();
+                        _pending.Add(batch.ProducerId, list);
+                    }
+
+                    list.Add(((group, tp), offset));
+                }
+                else
+                {
+                    _committed[(group, tp)] = offset;
+                }
+            }
+        }
+    }
+
+    /// <summary>The committed offset (the next offset to consume) of a group on a partition, or null.</summary>
+    public long? Committed(string group, TopicPartition partition)
+    {
+        lock (_lock)
+        {
+            return _committed.TryGetValue((group, partition), out long offset) ? offset : null;
+        }
+    }
+
+    /// <summary>All committed offsets of a group.</summary>
+    public Dictionary<TopicPartition, long> CommittedOffsets(string group)
+    {
+        var result = new Dictionary<TopicPartition, long>();
+        lock (_lock)
+        {
+            foreach (((string g, TopicPartition tp), long offset) in _committed)
+            {
+                if (g == group)
+                {
+                    result[tp] = offset;
+                }
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>The groups with committed offsets.</summary>
+    public List<string> Groups()
+    {
+        var set = new SortedSet<string>(StringComparer.Ordinal);
+        lock (_lock)
+        {
+            foreach ((string g, TopicPartition _) in _committed.Keys)
+            {
+                set.Add(g);
+            }
+        }
+
+        return new List<string>(set);
+    }
+
+    /// <summary>Commits offsets outside any transaction; completes as the durability mode acknowledges.</summary>
+    public ValueTask CommitAsync(string group, IReadOnlyCollection<TopicPartitionOffset> offsets)
+    {
+        if (offsets.Count == 0)
+        {
+            return default;
+        }
+
+        Message[] messages = ToMessages(group, offsets, _store.NowMs());
+        return new ValueTask(_log.AppendAsync(messages).AsTask());
+    }
+
+    /// <summary>Encodes offsets as records of the offsets partition.</summary>
+    public static Message[] ToMessages(string group, IReadOnlyCollection<TopicPartitionOffset> offsets, long now)
+    {
+        var messages = new Message[offsets.Count];
+        int i = 0;
+        foreach (TopicPartitionOffset o in offsets)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(o.Offset, nameof(offsets));
+            messages[i++] = new Message(EncodeKey(group, o.TopicPartition), EncodeValue(o.Offset, now));
+        }
+
+        return messages;
+    }
+
+    private static byte[] EncodeKey(string group, TopicPartition tp)
+    {
+        int groupLength = Encoding.UTF8.GetByteCount(group);
+        byte[] key = new byte[2 + 2 + groupLength + 2 + tp.Topic.Length + 4];
+        Span<byte> s = key;
+        BinaryPrimitives.WriteInt16BigEndian(s, Version);
+        BinaryPrimitives.WriteInt16BigEndian(s.Slice(2), (short)groupLength);
+        Encoding.UTF8.GetBytes(group, s.Slice(4));
+        int p = 4 + groupLength;
+        BinaryPrimitives.WriteInt16BigEndian(s.Slice(p), (short)tp.Topic.Length);
+        Encoding.ASCII.GetBytes(tp.Topic, s.Slice(p + 2));
+        BinaryPrimitives.WriteInt32BigEndian(s.Slice(p + 2 + tp.Topic.Length), tp.Partition);
+        return key;
+    }
+
+    private static byte[] EncodeValue(long offset, long now)
+    {
+        byte[] value = new byte[18];
+        BinaryPrimitives.WriteInt16BigEndian(value, Version);
+        BinaryPrimitives.WriteInt64BigEndian(value.AsSpan(2), offset);
+        BinaryPrimitives.WriteInt64BigEndian(value.AsSpan(10), now);
+        return value;
+    }
+
+    private static (string Group, TopicPartition Partition) DecodeKey(ReadOnlySpan<byte> key)
+    {
+        try
+        {
+            if (BinaryPrimitives.ReadInt16BigEndian(key) != Version)
+            {
+                throw new CorruptRecordException("Unknown consumer offset key version.");
+            }
+
+            int groupLength = BinaryPrimitives.ReadInt16BigEndian(key.Slice(2));
+            string group = Encoding.UTF8.GetString(key.Slice(4, groupLength));
+            int p = 4 + groupLength;
+            int topicLength = BinaryPrimitives.ReadInt16BigEndian(key.Slice(p));
+            string topic = Encoding.ASCII.GetString(key.Slice(p + 2, topicLength));
+            int partition = BinaryPrimitives.ReadInt32BigEndian(key.Slice(p + 2 + topicLength));
+            return (group, new TopicPartition(topic, partition));
+        }
+        catch (ArgumentOutOfRangeException)
+        {
+            throw new CorruptRecordException("Truncated consumer offset key.");
+        }
+    }
+
+    private static long DecodeValue(ReadOnlySpan<byte> value)
+    {
+        if (value.Length < 10 || BinaryPrimitives.ReadInt16BigEndian(value) != Version)
+        {
+            throw new CorruptRecordException("Malformed consumer offset value.");
+        }
+
+        return BinaryPrimitives.ReadInt64BigEndian(value.Slice(2));
+    }
+}

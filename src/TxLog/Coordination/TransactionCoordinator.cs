@@ -1,0 +1,673 @@
+using System.Collections.Concurrent;
+using TxLog.Durability;
+using TxLog.Producers;
+using TxLog.Records;
+using TxLog.Storage;
+
+namespace TxLog.Coordination;
+
+/// <summary>A transactional id as the coordinator sees it (for tools and tests).</summary>
+/// <param name="TransactionalId">The transactional id.</param>
+/// <param name="ProducerId">Its producer id.</param>
+/// <param name="Epoch">Its current epoch.</param>
+/// <param name="State">The coordinator state.</param>
+/// <param name="Partitions">Partitions written by the open transaction.</param>
+/// <param name="StartedAt">When the open transaction wrote its first record, or null.</param>
+/// <param name="Timeout">The transaction timeout.</param>
+public sealed record TransactionDescription(string TransactionalId, long ProducerId, short Epoch, TransactionState State,
+    IReadOnlyList<TopicPartition> Partitions, DateTimeOffset? StartedAt, TimeSpan Timeout);
+
+/// <summary>
+/// The in-process transaction coordinator. Its state changes are records in the internal partition
+/// <c>__transaction_state</c>-0 (see <see cref="TransactionLogRecords"/>); opening the store replays
+/// that log (restated compactly at open so replay stays short) and then finishes undecided work:
+/// <list type="bullet">
+/// <item>PrepareCommit with all data durable: COMMIT markers are written; with data missing on any
+/// partition (the commit was never acknowledged): ABORT markers.</item>
+/// <item>PrepareAbort / PrepareEpochFence: ABORT markers.</item>
+/// <item>Any transaction still open in a partition (its producer state says so) that no durable
+/// decision covers: ABORT marker. "Ongoing" is deliberately not made durable: in one process the
+/// partitions themselves say which transactions are open, so recovery asks them.</item>
+/// </list>
+/// Commit protocol (see docs/transactions.md): one round of fsyncs in which the data partitions and
+/// the PrepareCommit record are made durable in parallel — the decision point is "PrepareCommit
+/// durable and every partition's data durable", and the PrepareCommit record names the last offset
+/// written to each partition, so recovery can tell — then the markers, whose fsync is not waited for
+/// (it makes the commit visible to read-committed readers, not durable). A transaction that touched
+/// one partition skips the coordinator: its COMMIT marker follows its data in that partition and
+/// one fsync of that partition is the decision.
+/// Thread-safety: thread-safe; one monitor per transactional id plus <c>_lock</c> for the table and
+/// producer-id allocation (never held together with a metadata monitor while writing markers).
+/// </summary>
+internal sealed class TransactionCoordinator : IDisposable
+{
+    /// <summary>Name of the internal topic holding the coordinator's state.</summary>
+    public const string TopicName = "__transaction_state";
+
+    private const int ProducerIdBlockSize = 1000;
+
+    private readonly LogStore _store;
+    private readonly LogPartition _log;
+    private readonly object _lock = new();
+    private readonly Dictionary<string, TransactionMetadata> _transactions = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<long, short> _epochs = new(); // producer id -> current epoch (fencing at partitions)
+    private long _nextProducerId;
+    private long _blockEnd;
+    private ITimer? _timer;
+
+    private TransactionCoordinator(LogStore store, LogPartition log)
+    {
+        _store = store;
+        _log = log;
+    }
+
+    private long NowMs => _store.NowMs();
+
+    /// <summary>Tests only: called at named steps of a commit ("prepare", "decided", "marker:N", "completed").</summary>
+    internal Action<string>? StepHook { get; set; }
+
+    /// <summary>Opens the coordinator: replay, restate, recover undecided transactions, start the timeout timer.</summary>
+    public static TransactionCoordinator Open(LogStore store, RecoveryReport report)
+    {
+        var coordinator = new TransactionCoordinator(store, store.GetPartition(TopicName, 0));
+        coordinator.Replay();
+        coordinator.Recover(report);
+        coordinator.Restate();
+        TimeSpan period = store.Options.TransactionTimeoutCheckInterval;
+        coordinator._timer = store.Options.TimeProvider.CreateTimer(static c => ((TransactionCoordinator)c!).OnTimer(), coordinator, period, period);
+        return coordinator;
+    }
+
+    private void Replay()
+    {
+        PartitionLog log = _log.Log;
+        if (log.LogEndOffset == log.LogStartOffset)
+        {
+            return;
+        }
+
+        log.ForEachBatch(log.LogStartOffset, (batch, segment) =>
+        {
+            if (batch.IsControl)
+            {
+                return;
+            }
+
+            foreach (Record record in batch)
+            {
+                if (!record.HasKey || record.Key.Length == 0 || !record.HasValue)
+                {
+                    throw new CorruptRecordException($"Malformed {TopicName} record", segment.LogPath, -1);
+                }
+
+                if (record.Key[0] == TransactionLogRecords.MetadataType)
+                {
+                    string id = System.Text.Encoding.UTF8.GetString(record.Key.Slice(1));
+                    _transactions[id] = TransactionLogRecords.ReadMetadata(id, record.Value);
+                }
+                else if (record.Key[0] == TransactionLogRecords.ProducerIdBlockType)
+                {
+                    _blockEnd = Math.Max(_blockEnd, TransactionLogRecords.ReadProducerIdBlock(record.Value));
+                }
+            }
+        });
+
+        // Ids below the last block's end may have been handed out before the crash: never reuse them.
+        _nextProducerId = _blockEnd;
+        foreach (TransactionMetadata m in _transactions.Values)
+        {
+            _nextProducerId = Math.Max(_nextProducerId, m.ProducerId + 1);
+            _blockEnd = Math.Max(_blockEnd, _nextProducerId);
+        }
+    }
+
+    // Finishes decided work and aborts every transaction the partitions still hold open.
+    private void Recover(RecoveryReport report)
+    {
+        List<LogPartition> partitions = _store.AllPartitionsInternal();
+
+        // Epochs: a producer may have written with an epoch whose record was lost (not durable).
+        foreach (TransactionMetadata m in _transactions.Values)
+        {
+            foreach (LogPartition p in partitions)
+            {
+                if (p.ProducerState.Get(m.ProducerId) is { } entry && entry.Epoch > m.Epoch)
+                {
+                    m.Epoch = entry.Epoch;
+                }
+            }
+
+            _epochs[m.ProducerId] = m.Epoch;
+        }
+
+        foreach (TransactionMetadata m in _transactions.Values)
+        {
+            switch (m.State)
+            {
+                case TransactionState.PrepareCommit:
+                    bool complete = true;
+                    foreach ((TopicPartition tp, long lastOffset) in m.Partitions)
+                    {
+                        if (!_store.TryGetPartitionInternal(tp, out LogPartition? p) || p!.LogEndOffset <= lastOffset)
+                        {
+                            complete = false;
+                        }
+                    }
+
+                    WriteMarkers(m.ProducerId, m.Epoch, m.Partitions.Keys, complete ? ControlRecordType.Commit : ControlRecordType.Abort);
+                    m.Restore(complete ? TransactionState.CompleteCommit : TransactionState.CompleteAbort);
+                    report.Add($"{TopicName}: completed the {(complete ? "commit" : "abort (data missing after the crash)")} of '{m.TransactionalId}' (producer {m.ProducerId}, epoch {m.Epoch})");
+                    break;
+                case TransactionState.PrepareAbort or TransactionState.PrepareEpochFence:
+                    WriteMarkers(m.ProducerId, m.Epoch, m.Partitions.Keys, ControlRecordType.Abort);
+                    m.Restore(TransactionState.CompleteAbort);
+                    report.Add($"{TopicName}: completed the abort of '{m.TransactionalId}'");
+                    break;
+                case TransactionState.Ongoing:
+                    m.Restore(TransactionState.CompleteAbort);
+                    break;
+            }
+
+            m.Partitions.Clear();
+            m.StartMs = -1;
+        }
+
+        foreach (LogPartition p in partitions)
+        {
+            foreach ((long pid, short epoch, long first) in p.ProducerState.OngoingTransactions())
+            {
+                short markerEpoch = _epochs.TryGetValue(pid, out short known) ? Math.Max(known, epoch) : epoch;
+                WriteMarker(p, pid, markerEpoch, ControlRecordType.Abort);
+                report.Add($"{p}: aborted the undecided transaction of producer {pid} (epoch {epoch}) open since offset {first}");
+            }
+        }
+    }
+
+    // Rewrites the whole state as a fresh prefix of the log and drops the history before it.
+    private void Restate()
+    {
+        PartitionLog log = _log.Log;
+        long records = log.LogEndOffset - log.LogStartOffset;
+        if (records <= 2L * (_transactions.Count + 1) + 1000 && log.SegmentCount == 1)
+        {
+            // Nothing much to gain; just persist the recovered states.
+            foreach (TransactionMetadata m in _transactions.Values)
+            {
+                AppendRecord(m);
+            }
+
+            return;
+        }
+
+        log.Roll();
+        long start = log.LogEndOffset;
+        _log.Append(new Message(TransactionLogRecords.ProducerIdBlockKey(), TransactionLogRecords.ProducerIdBlockValue(_blockEnd)));
+        foreach (TransactionMetadata m in _transactions.Values)
+        {
+            AppendRecord(m);
+        }
+
+        log.Sync();
+        log.DeleteSegmentsBefore(start);
+    }
+
+    private long AppendRecord(TransactionMetadata m) =>
+        _log.Append(new Message(TransactionLogRecords.MetadataKey(m.TransactionalId), TransactionLogRecords.MetadataValue(m))).LastOffset;
+
+    /// <summary>True when <paramref name="epoch"/> is older than the producer's current epoch.</summary>
+    public bool IsFenced(long producerId, short epoch, out short current) =>
+        _epochs.TryGetValue(producerId, out current) && epoch < current;
+
+    /// <summary>Allocates a producer id for an idempotent, non-transactional producer (epoch 0).</summary>
+    public async ValueTask<long> AllocateProducerIdAsync()
+    {
+        long id;
+        long blockRecord = -1;
+        lock (_lock)
+        {
+            if (_nextProducerId >= _blockEnd)
+            {
+                _blockEnd = _nextProducerId + ProducerIdBlockSize;
+                blockRecord = _log.Append(new Message(TransactionLogRecords.ProducerIdBlockKey(), TransactionLogRecords.ProducerIdBlockValue(_blockEnd))).LastOffset;
+            }
+
+            id = _nextProducerId++;
+            _epochs[id] = 0;
+        }
+
+        if (blockRecord >= 0)
+        {
+            // Always durable, whatever the mode: a reused producer id would corrupt duplicate detection.
+            await _log.WaitForDurableAsync(blockRecord).ConfigureAwait(false);
+        }
+
+        return id;
+    }
+
+    /// <summary>
+    /// InitTransactions: returns the producer id and a bumped epoch for <paramref name="transactionalId"/>,
+    /// first aborting (or completing) a transaction of the previous epoch. Older epochs are fenced.
+    /// </summary>
+    public async ValueTask<(long ProducerId, short Epoch)> InitTransactionsAsync(string transactionalId, TimeSpan timeout)
+    {
+        TransactionMetadata? m;
+        lock (_lock)
+        {
+            _transactions.TryGetValue(transactionalId, out m);
+        }
+
+        if (m is null)
+        {
+            long pid = await AllocateProducerIdAsync().ConfigureAwait(false);
+            lock (_lock)
+            {
+                if (!_transactions.TryGetValue(transactionalId, out m))
+                {
+                    m = new TransactionMetadata(transactionalId, pid, -1, (int)timeout.TotalMilliseconds);
+                    _transactions.Add(transactionalId, m);
+                }
+            }
+        }
+
+        // Finish whatever the previous epoch left.
+        AbortOrCompleteOpenTransaction(m, timedOut: false);
+        long record;
+        long producerId;
+        short epoch;
+        lock (m)
+        {
+            if (m.State is TransactionState.PrepareCommit or TransactionState.PrepareAbort or TransactionState.PrepareEpochFence)
+            {
+                throw new InvalidTransactionStateException($"Transactional id '{transactionalId}' is completing a transaction; try again.");
+            }
+
+            if (m.Epoch >= short.MaxValue - 1)
+            {
+                // Epoch exhausted: a new producer id, as Kafka does.
+                lock (_lock)
+                {
+                    m.ProducerId = _nextProducerId++;
+                }
+
+                m.Epoch = 0;
+            }
+            else
+            {
+                m.Epoch++;
+            }
+
+            m.TimeoutMs = (int)timeout.TotalMilliseconds;
+            m.Restore(TransactionState.Empty);
+            m.Partitions.Clear();
+            m.StartMs = -1;
+            m.UpdateMs = NowMs;
+            _epochs[m.ProducerId] = m.Epoch;
+            record = AppendRecord(m);
+            producerId = m.ProducerId;
+            epoch = m.Epoch;
+        }
+
+        // The new epoch must survive a crash, or a restarted producer could reuse it.
+        await _log.WaitForDurableAsync(record).ConfigureAwait(false);
+        return (producerId, epoch);
+    }
+
+    /// <summary>
+    /// Registers a partition in the producer's transaction before the producer writes to it (so an
+    /// abort on timeout reaches it), opening the transaction if needed. Checks fencing.
+    /// </summary>
+    public void AddPartition(string transactionalId, long producerId, short epoch, TopicPartition partition)
+    {
+        TransactionMetadata m = Get(transactionalId);
+        lock (m)
+        {
+            CheckProducerUnsynchronized(m, producerId, epoch);
+            if (m.State is TransactionState.Empty or TransactionState.CompleteCommit or TransactionState.CompleteAbort)
+            {
+                m.TransitionTo(TransactionState.Ongoing);
+                m.Partitions.Clear();
+                m.StartMs = NowMs;
+            }
+            else if (m.State != TransactionState.Ongoing)
+            {
+                throw new InvalidTransactionStateException($"Transactional id '{transactionalId}' is {m.State}; no partition can join its transaction now.");
+            }
+
+            if (!m.Partitions.ContainsKey(partition))
+            {
+                m.Partitions[partition] = -1;
+            }
+        }
+    }
+
+    /// <summary>Records the last offset written to a partition by the open transaction.</summary>
+    public void RecordWrite(string transactionalId, long producerId, short epoch, TopicPartition partition, long lastOffset)
+    {
+        TransactionMetadata m = Get(transactionalId);
+        lock (m)
+        {
+            if (m.ProducerId == producerId && m.Epoch == epoch && m.State == TransactionState.Ongoing && m.Partitions.TryGetValue(partition, out long known) && lastOffset > known)
+            {
+                m.Partitions[partition] = lastOffset;
+            }
+        }
+    }
+
+    /// <summary>Commits or aborts the producer's open transaction (see the class comment for the protocol).</summary>
+    public async ValueTask EndTransactionAsync(string transactionalId, long producerId, short epoch, bool commit)
+    {
+        TransactionMetadata m = Get(transactionalId);
+        List<KeyValuePair<TopicPartition, long>> parts;
+        long decisionRecord = -1;
+        StepHook?.Invoke("prepare");
+        lock (m)
+        {
+            CheckProducerUnsynchronized(m, producerId, epoch);
+            if (m.State is TransactionState.Empty or TransactionState.CompleteCommit or TransactionState.CompleteAbort)
+            {
+                return; // nothing was written in this transaction
+            }
+
+            if (m.State != TransactionState.Ongoing)
+            {
+                throw new InvalidTransactionStateException($"Transactional id '{transactionalId}' is already {m.State}.");
+            }
+
+            parts = new List<KeyValuePair<TopicPartition, long>>(m.Partitions);
+            m.UpdateMs = NowMs;
+            m.TransitionTo(commit ? TransactionState.PrepareCommit : TransactionState.PrepareAbort);
+            if (!commit || parts.Count > 1)
+            {
+                decisionRecord = AppendRecord(m);
+            }
+        }
+
+        var markers = new List<(LogPartition Partition, long Offset)>(parts.Count);
+        if (commit)
+        {
+            if (parts.Count == 1)
+            {
+                // One partition: its COMMIT marker right after the data, one fsync, is the decision.
+                LogPartition p = Partition(parts[0].Key);
+                AppendResult? marker = WriteMarker(p, producerId, epoch, ControlRecordType.Commit);
+                if (marker is { } written)
+                {
+                    await WaitDurableForModeAsync(p, written.LastOffset).ConfigureAwait(false);
+                    markers.Add((p, written.LastOffset));
+                }
+
+                StepHook?.Invoke("decided");
+            }
+            else
+            {
+                await MakeDurableAsync(parts, decisionRecord).ConfigureAwait(false);
+                StepHook?.Invoke("decided");
+                foreach (KeyValuePair<TopicPartition, long> part in parts)
+                {
+                    LogPartition p = Partition(part.Key);
+                    if (WriteMarker(p, producerId, epoch, ControlRecordType.Commit) is { } written)
+                    {
+                        markers.Add((p, written.LastOffset));
+                    }
+
+                    StepHook?.Invoke("marker:" + markers.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                }
+            }
+        }
+        else
+        {
+            foreach (KeyValuePair<TopicPartition, long> part in parts)
+            {
+                LogPartition p = Partition(part.Key);
+                if (WriteMarker(p, producerId, epoch, ControlRecordType.Abort) is { } written)
+                {
+                    markers.Add((p, written.LastOffset));
+                }
+            }
+        }
+
+        long completeRecord;
+        lock (m)
+        {
+            m.TransitionTo(commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort);
+            m.Partitions.Clear();
+            m.StartMs = -1;
+            m.UpdateMs = NowMs;
+            completeRecord = AppendRecord(m);
+        }
+
+        StepHook?.Invoke("completed");
+
+        // The markers' fsync makes the outcome visible to read-committed readers; nobody waits for it.
+        foreach ((LogPartition p, long offset) in markers)
+        {
+            FlushInBackground(p, offset);
+        }
+
+        FlushInBackground(_log, completeRecord);
+    }
+
+    // Round 1 of a multi-partition commit: every partition's data and the decision record, in parallel.
+    private async ValueTask MakeDurableAsync(List<KeyValuePair<TopicPartition, long>> parts, long decisionRecord)
+    {
+        if (_store.Options.Durability != DurabilityMode.GroupCommit)
+        {
+            return;
+        }
+
+        var waits = new Task[parts.Count];
+        for (int i = 0; i < parts.Count; i++)
+        {
+            LogPartition p = Partition(parts[i].Key);
+            long offset = parts[i].Value;
+            // The leader of a group commit fsyncs on the calling thread: start each on the pool.
+            waits[i] = offset < 0 ? Task.CompletedTask : Task.Run(() => p.WaitForDurableAsync(offset).AsTask());
+        }
+
+        await _log.WaitForDurableAsync(decisionRecord).ConfigureAwait(false);
+        await Task.WhenAll(waits).ConfigureAwait(false);
+    }
+
+    private ValueTask WaitDurableForModeAsync(LogPartition partition, long offset) =>
+        _store.Options.Durability == DurabilityMode.GroupCommit ? partition.WaitForDurableAsync(offset) : default;
+
+    private void FlushInBackground(LogPartition partition, long offset)
+    {
+        if (_store.Options.Durability != DurabilityMode.GroupCommit)
+        {
+            return; // Periodic: the flusher will; None: the HW already follows the log end
+        }
+
+        _ = FlushQuietlyAsync(partition, offset);
+    }
+
+    private static async Task FlushQuietlyAsync(LogPartition partition, long offset)
+    {
+        try
+        {
+            await partition.WaitForDurableAsync(offset).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TxLogException or ObjectDisposedException or IOException)
+        {
+            // The partition recorded the failure; its next writer sees it.
+        }
+    }
+
+    /// <summary>Aborts every Ongoing transaction older than its timeout, fencing its producer. Returns how many.</summary>
+    public int AbortExpiredTransactions()
+    {
+        List<TransactionMetadata> all;
+        lock (_lock)
+        {
+            all = new List<TransactionMetadata>(_transactions.Values);
+        }
+
+        int aborted = 0;
+        long now = NowMs;
+        foreach (TransactionMetadata m in all)
+        {
+            bool expired;
+            lock (m)
+            {
+                expired = m.State == TransactionState.Ongoing && m.StartMs >= 0 && now - m.StartMs > m.TimeoutMs;
+            }
+
+            if (expired && AbortOrCompleteOpenTransaction(m, timedOut: true))
+            {
+                aborted++;
+            }
+        }
+
+        return aborted;
+    }
+
+    // Aborts (with a bumped epoch, which fences the old producer everywhere) or completes whatever
+    // transaction m has open. Returns true when it aborted an Ongoing transaction.
+    private bool AbortOrCompleteOpenTransaction(TransactionMetadata m, bool timedOut)
+    {
+        List<TopicPartition> parts;
+        long producerId;
+        short epoch;
+        ControlRecordType outcome;
+        lock (m)
+        {
+            switch (m.State)
+            {
+                case TransactionState.Ongoing:
+                    if (timedOut)
+                    {
+                        m.TimedOutEpoch = m.Epoch;
+                    }
+
+                    m.TransitionTo(TransactionState.PrepareEpochFence);
+                    m.Epoch++;
+                    _epochs[m.ProducerId] = m.Epoch; // fence before the markers: see AppendProducerBatch
+                    m.TransitionTo(TransactionState.PrepareAbort);
+                    outcome = ControlRecordType.Abort;
+                    break;
+                case TransactionState.PrepareCommit:
+                    outcome = ControlRecordType.Commit;
+                    break;
+                case TransactionState.PrepareEpochFence:
+                    m.TransitionTo(TransactionState.PrepareAbort);
+                    outcome = ControlRecordType.Abort;
+                    break;
+                case TransactionState.PrepareAbort:
+                    outcome = ControlRecordType.Abort;
+                    break;
+                default:
+                    return false;
+            }
+
+            m.UpdateMs = NowMs;
+            AppendRecord(m);
+            parts = new List<TopicPartition>(m.Partitions.Keys);
+            producerId = m.ProducerId;
+            epoch = m.Epoch;
+        }
+
+        WriteMarkers(producerId, epoch, parts, outcome);
+        lock (m)
+        {
+            m.TransitionTo(outcome == ControlRecordType.Commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort);
+            m.Partitions.Clear();
+            m.StartMs = -1;
+            long record = AppendRecord(m);
+            FlushInBackground(_log, record);
+        }
+
+        return outcome == ControlRecordType.Abort;
+    }
+
+    private void WriteMarkers(long producerId, short epoch, IEnumerable<TopicPartition> partitions, ControlRecordType type)
+    {
+        foreach (TopicPartition tp in partitions)
+        {
+            if (_store.TryGetPartitionInternal(tp, out LogPartition? p) && WriteMarker(p!, producerId, epoch, type) is { } written)
+            {
+                FlushInBackground(p!, written.LastOffset);
+            }
+        }
+    }
+
+    private AppendResult? WriteMarker(LogPartition partition, long producerId, short epoch, ControlRecordType type)
+    {
+        RecordBatchBuilder builder = _store.RentBuilder();
+        try
+        {
+            builder.Reset(ControlRecord.BatchAttributes, producerId, epoch, RecordBatchLayout.NoSequence);
+            ControlRecord.AddTo(builder, type, coordinatorEpoch: 0, _store.NowMs());
+            var header = new ProducerBatchHeader(producerId, epoch, RecordBatchLayout.NoSequence, 0, true, true, type, 0, builder.MaxTimestamp);
+            return partition.AppendProducerBatch(builder, header);
+        }
+        finally
+        {
+            _store.ReturnBuilder(builder);
+        }
+    }
+
+    private void CheckProducerUnsynchronized(TransactionMetadata m, long producerId, short epoch)
+    {
+        if (m.ProducerId == producerId && m.Epoch == epoch)
+        {
+            return;
+        }
+
+        if (m.ProducerId == producerId && m.TimedOutEpoch == epoch)
+        {
+            throw new TransactionTimedOutException(m.TransactionalId, producerId, epoch, m.Epoch, TimeSpan.FromMilliseconds(m.TimeoutMs));
+        }
+
+        throw new ProducerFencedException(producerId, epoch, m.ProducerId == producerId ? m.Epoch : (short)-1);
+    }
+
+    private TransactionMetadata Get(string transactionalId)
+    {
+        lock (_lock)
+        {
+            return _transactions.TryGetValue(transactionalId, out TransactionMetadata? m)
+                ? m
+                : throw new InvalidTransactionStateException($"Transactional id '{transactionalId}' is unknown: call InitTransactions first.");
+        }
+    }
+
+    private LogPartition Partition(TopicPartition tp) => _store.GetPartition(tp.Topic, tp.Partition);
+
+    /// <summary>The transactional ids and their states.</summary>
+    public IReadOnlyList<TransactionDescription> ListTransactions()
+    {
+        List<TransactionMetadata> all;
+        lock (_lock)
+        {
+            all = new List<TransactionMetadata>(_transactions.Values);
+        }
+
+        var list = new List<TransactionDescription>(all.Count);
+        foreach (TransactionMetadata m in all)
+        {
+            lock (m)
+            {
+                list.Add(new TransactionDescription(m.TransactionalId, m.ProducerId, m.Epoch, m.State, new List<TopicPartition>(m.Partitions.Keys),
+                    m.StartMs >= 0 ? DateTimeOffset.FromUnixTimeMilliseconds(m.StartMs) : null, TimeSpan.FromMilliseconds(m.TimeoutMs)));
+            }
+        }
+
+        list.Sort(static (a, b) => string.CompareOrdinal(a.TransactionalId, b.TransactionalId));
+        return list;
+    }
+
+    private void OnTimer()
+    {
+        try
+        {
+            AbortExpiredTransactions();
+        }
+        catch (Exception e) when (e is TxLogException or ObjectDisposedException or IOException or InvalidOperationException)
+        {
+            // Retried at the next tick; a failed partition reports itself to its writers.
+        }
+    }
+
+    /// <summary>Stops the timeout timer.</summary>
+    public void Dispose() => _timer?.Dispose();
+}

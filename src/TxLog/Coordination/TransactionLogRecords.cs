@@ -1,0 +1,122 @@
+using System.Buffers.Binary;
+using System.Text;
+
+namespace TxLog.Coordination;
+
+/// <summary>
+/// Records of the internal <c>__transaction_state</c> partition (ordinary RecordBatch v2 records):
+/// <code>
+/// Key   => Type int8 (0 = transaction metadata, 1 = producer id block), TransactionalId (UTF-8, type 0 only)
+/// Value (type 0) => Version int16 (= 0), ProducerId int64, Epoch int16, TimeoutMs int32, State int8,
+///                   StartMs int64, UpdateMs int64, PartitionCount int32,
+///                   Partition* (TopicLength int16, Topic (ASCII), Partition int32, LastOffset int64)
+/// Value (type 1) => Version int16 (= 0), NextProducerId int64   (ids below it may have been handed out)
+/// </code>
+/// The latest record of a key wins when the partition is replayed.
+/// </summary>
+internal static class TransactionLogRecords
+{
+    public const byte MetadataType = 0;
+    public const byte ProducerIdBlockType = 1;
+    private const short Version = 0;
+
+    public static byte[] MetadataKey(string transactionalId)
+    {
+        byte[] key = new byte[1 + Encoding.UTF8.GetByteCount(transactionalId)];
+        key[0] = MetadataType;
+        Encoding.UTF8.GetBytes(transactionalId, key.AsSpan(1));
+        return key;
+    }
+
+    public static byte[] ProducerIdBlockKey() => [ProducerIdBlockType];
+
+    public static byte[] MetadataValue(TransactionMetadata m)
+    {
+        int size = 2 + 8 + 2 + 4 + 1 + 8 + 8 + 4;
+        foreach (TopicPartition tp in m.Partitions.Keys)
+        {
+            size += 2 + tp.Topic.Length + 4 + 8;
+        }
+
+        byte[] v = new byte[size];
+        Span<byte> s = v;
+        BinaryPrimitives.WriteInt16BigEndian(s, Version);
+        BinaryPrimitives.WriteInt64BigEndian(s.Slice(2), m.ProducerId);
+        BinaryPrimitives.WriteInt16BigEndian(s.Slice(10), m.Epoch);
+        BinaryPrimitives.WriteInt32BigEndian(s.Slice(12), m.TimeoutMs);
+        s[16] = (byte)m.State;
+        BinaryPrimitives.WriteInt64BigEndian(s.Slice(17), m.StartMs);
+        BinaryPrimitives.WriteInt64BigEndian(s.Slice(25), m.UpdateMs);
+        BinaryPrimitives.WriteInt32BigEndian(s.Slice(33), m.Partitions.Count);
+        int p = 37;
+        foreach ((TopicPartition tp, long lastOffset) in m.Partitions)
+        {
+            BinaryPrimitives.WriteInt16BigEndian(s.Slice(p), (short)tp.Topic.Length);
+            p += 2;
+            p += Encoding.ASCII.GetBytes(tp.Topic, s.Slice(p));
+            BinaryPrimitives.WriteInt32BigEndian(s.Slice(p), tp.Partition);
+            BinaryPrimitives.WriteInt64BigEndian(s.Slice(p + 4), lastOffset);
+            p += 12;
+        }
+
+        return v;
+    }
+
+    public static byte[] ProducerIdBlockValue(long nextProducerId)
+    {
+        byte[] v = new byte[10];
+        BinaryPrimitives.WriteInt16BigEndian(v, Version);
+        BinaryPrimitives.WriteInt64BigEndian(v.AsSpan(2), nextProducerId);
+        return v;
+    }
+
+    /// <summary>Decodes a metadata value; throws <see cref="CorruptRecordException"/> when malformed.</summary>
+    public static TransactionMetadata ReadMetadata(string transactionalId, ReadOnlySpan<byte> v)
+    {
+        try
+        {
+            if (BinaryPrimitives.ReadInt16BigEndian(v) != Version)
+            {
+                throw new CorruptRecordException($"Unknown transaction state record version for '{transactionalId}'.");
+            }
+
+            var m = new TransactionMetadata(transactionalId, BinaryPrimitives.ReadInt64BigEndian(v.Slice(2)),
+                BinaryPrimitives.ReadInt16BigEndian(v.Slice(10)), BinaryPrimitives.ReadInt32BigEndian(v.Slice(12)));
+            byte state = v[16];
+            if (state > (byte)TransactionState.PrepareEpochFence)
+            {
+                throw new CorruptRecordException($"Unknown transaction state {state} for '{transactionalId}'.");
+            }
+
+            m.Restore((TransactionState)state);
+            m.StartMs = BinaryPrimitives.ReadInt64BigEndian(v.Slice(17));
+            m.UpdateMs = BinaryPrimitives.ReadInt64BigEndian(v.Slice(25));
+            int count = BinaryPrimitives.ReadInt32BigEndian(v.Slice(33));
+            int p = 37;
+            for (int i = 0; i < count; i++)
+            {
+                int topicLength = BinaryPrimitives.ReadInt16BigEndian(v.Slice(p));
+                string topic = Encoding.ASCII.GetString(v.Slice(p + 2, topicLength));
+                p += 2 + topicLength;
+                m.Partitions[new TopicPartition(topic, BinaryPrimitives.ReadInt32BigEndian(v.Slice(p)))] = BinaryPrimitives.ReadInt64BigEndian(v.Slice(p + 4));
+                p += 12;
+            }
+
+            return m;
+        }
+        catch (ArgumentOutOfRangeException)
+        {
+            throw new CorruptRecordException($"Truncated transaction state record for '{transactionalId}'.");
+        }
+    }
+
+    public static long ReadProducerIdBlock(ReadOnlySpan<byte> v)
+    {
+        if (v.Length < 10 || BinaryPrimitives.ReadInt16BigEndian(v) != Version)
+        {
+            throw new CorruptRecordException("Malformed producer id block record.");
+        }
+
+        return BinaryPrimitives.ReadInt64BigEndian(v.Slice(2));
+    }
+}

@@ -1,0 +1,366 @@
+using TxLog.Coordination;
+using TxLog.Consuming;
+using TxLog.Durability;
+using TxLog.Records;
+
+namespace TxLog.Producers;
+
+/// <summary>Settings of a <see cref="Producer"/>.</summary>
+public sealed class ProducerOptions
+{
+    /// <summary>
+    /// Makes the producer transactional: <see cref="Producer.InitTransactionsAsync"/> fences older
+    /// producers with the same id and every record is written inside a transaction. Null: an
+    /// idempotent producer (duplicates of its last five batches per partition are detected).
+    /// </summary>
+    public string? TransactionalId { get; set; }
+
+    /// <summary>How long a transaction may stay open before the coordinator aborts it and fences the producer. Default 60 s.</summary>
+    public TimeSpan TransactionTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Chooses partitions for <see cref="Producer.ProduceAsync(string, Message, CancellationToken)"/>. Default: Kafka's murmur2 partitioner.</summary>
+    public IPartitioner Partitioner { get; set; } = new DefaultPartitioner();
+}
+
+/// <summary>Where a produced batch went.</summary>
+/// <param name="TopicPartition">The partition.</param>
+/// <param name="Offset">Offset of the first record.</param>
+/// <param name="LastOffset">Offset of the last record.</param>
+/// <param name="IsDuplicate">True when the batch was a retry acknowledged with its original offsets.</param>
+public readonly record struct DeliveryResult(TopicPartition TopicPartition, long Offset, long LastOffset, bool IsDuplicate);
+
+/// <summary>
+/// An idempotent or transactional producer, named and shaped like Kafka's. Every batch carries the
+/// producer id, epoch and a per-partition sequence number, so each partition rejects gaps and
+/// acknowledges retries of its last five batches without writing them again.
+/// <para>
+/// Transactional use: <see cref="InitTransactionsAsync"/> once, then any number of
+/// <see cref="BeginTransaction"/> … <see cref="ProduceAsync(TopicPartition, Message, CancellationToken)"/> /
+/// <see cref="SendOffsetsToTransactionAsync"/> … <see cref="CommitTransactionAsync"/> or
+/// <see cref="AbortTransactionAsync"/>. Records written inside a transaction are acknowledged when
+/// written (not yet durable or visible to read-committed readers); <see cref="CommitTransactionAsync"/>
+/// completes at the durability point of the whole transaction.
+/// </para>
+/// Thread-safe: calls are serialised per producer. Misuse (produce outside a transaction, commit
+/// without begin, begin twice, use after dispose) throws and changes nothing.
+/// </summary>
+public sealed class Producer : IDisposable, IAsyncDisposable
+{
+    private readonly LogStore _store;
+    private readonly ProducerOptions _options;
+    private readonly SemaphoreSlim _gate = new(1, 1);   // serialises operations, including async commits
+    private readonly Dictionary<TopicPartition, int> _sequences = new();
+    private readonly HashSet<TopicPartition> _transactionPartitions = new();
+    private long _producerId = -1;
+    private short _epoch = -1;
+    private ProducerState _state;
+    private Exception? _fatal;
+
+    private enum ProducerState
+    {
+        Uninitialized,
+        Ready,
+        InTransaction,
+        Fatal,
+        Disposed,
+    }
+
+    internal Producer(LogStore store, ProducerOptions options)
+    {
+        _store = store;
+        _options = options;
+        _state = options.TransactionalId is null ? ProducerState.Ready : ProducerState.Uninitialized;
+    }
+
+    internal async ValueTask InitializeIdempotentAsync()
+    {
+        _producerId = await _store.Coordinator.AllocateProducerIdAsync().ConfigureAwait(false);
+        _epoch = 0;
+    }
+
+    /// <summary>The producer id (-1 before initialisation).</summary>
+    public long ProducerId => _producerId;
+
+    /// <summary>The producer epoch (-1 before initialisation).</summary>
+    public short Epoch => _epoch;
+
+    /// <summary>The transactional id, or null for an idempotent producer.</summary>
+    public string? TransactionalId => _options.TransactionalId;
+
+    /// <summary>True between <see cref="BeginTransaction"/> and the end of the commit or abort.</summary>
+    public bool InTransaction => _state == ProducerState.InTransaction;
+
+    /// <summary>
+    /// Registers the transactional id with the coordinator: gets the producer id and a bumped epoch,
+    /// aborting a transaction the previous epoch left open. Producers with an older epoch are fenced.
+    /// </summary>
+    public async Task InitTransactionsAsync(CancellationToken cancellationToken = default)
+    {
+        string id = _options.TransactionalId ?? throw new InvalidTransactionStateException("InitTransactions needs ProducerOptions.TransactionalId.");
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ThrowIfUnusable();
+            if (_state != ProducerState.Uninitialized)
+            {
+                throw new InvalidTransactionStateException("InitTransactions was already called on this producer.");
+            }
+
+            (_producerId, _epoch) = await _store.Coordinator.InitTransactionsAsync(id, _options.TransactionTimeout).ConfigureAwait(false);
+            _sequences.Clear();
+            _state = ProducerState.Ready;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Starts a transaction (local: the coordinator learns of it with the first write).</summary>
+    public void BeginTransaction()
+    {
+        _gate.Wait();
+        try
+        {
+            ThrowIfUnusable();
+            if (_options.TransactionalId is null)
+            {
+                throw new InvalidTransactionStateException("BeginTransaction needs a transactional producer (ProducerOptions.TransactionalId).");
+            }
+
+            if (_state == ProducerState.Uninitialized)
+            {
+                throw new InvalidTransactionStateException("Call InitTransactionsAsync before BeginTransaction.");
+            }
+
+            if (_state == ProducerState.InTransaction)
+            {
+                throw new InvalidTransactionStateException("A transaction is already open; commit or abort it first.");
+            }
+
+            _transactionPartitions.Clear();
+            _state = ProducerState.InTransaction;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Produces one record to a partition chosen by the partitioner (murmur2 of the key; round-robin without a key).</summary>
+    public ValueTask<DeliveryResult> ProduceAsync(string topic, Message message, CancellationToken cancellationToken = default)
+    {
+        int count = _store.PartitionCount(topic);
+        ReadOnlySpan<byte> key = message.Key.HasValue ? message.Key.GetValueOrDefault().Span : default;
+        int partition = _options.Partitioner.Partition(topic, key, message.Key.HasValue, count);
+        if ((uint)partition >= (uint)count)
+        {
+            throw new InvalidOperationException($"The partitioner returned partition {partition} for topic '{topic}' with {count} partitions.");
+        }
+
+        return ProduceAsync(new TopicPartition(topic, partition), [message], cancellationToken);
+    }
+
+    /// <summary>Produces one record to a partition.</summary>
+    public ValueTask<DeliveryResult> ProduceAsync(TopicPartition partition, Message message, CancellationToken cancellationToken = default) =>
+        ProduceAsync(partition, [message], cancellationToken);
+
+    /// <summary>
+    /// Produces the records as one batch to a partition. Outside a transaction it completes as the
+    /// store's durability mode acknowledges; inside one, as soon as the batch is written.
+    /// </summary>
+    public async ValueTask<DeliveryResult> ProduceAsync(TopicPartition partition, IReadOnlyList<Message> messages, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        if (messages.Count == 0)
+        {
+            throw new ArgumentException("At least one record is needed.", nameof(messages));
+        }
+
+        LogPartition target = _store.GetPartition(partition.Topic, partition.Partition);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        DeliveryResult result;
+        try
+        {
+            ThrowIfUnusable();
+            bool transactional = _options.TransactionalId is not null;
+            if (transactional && _state != ProducerState.InTransaction)
+            {
+                throw new InvalidTransactionStateException(_state == ProducerState.Uninitialized
+                    ? "Call InitTransactionsAsync and BeginTransaction before producing with a transactional producer."
+                    : "A transactional producer can only produce inside a transaction: call BeginTransaction first.");
+            }
+
+            result = AppendUnsynchronized(target, partition, messages, transactional);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+
+        if (_options.TransactionalId is null && _store.Options.Durability == DurabilityMode.GroupCommit && !result.IsDuplicate)
+        {
+            await target.WaitForDurableAsync(result.LastOffset).ConfigureAwait(false);
+        }
+
+        return result;
+    }
+
+    private DeliveryResult AppendUnsynchronized(LogPartition target, TopicPartition partition, IReadOnlyList<Message> messages, bool transactional)
+    {
+        if (transactional && !_transactionPartitions.Contains(partition))
+        {
+            Guard(() => _store.Coordinator.AddPartition(_options.TransactionalId!, _producerId, _epoch, partition));
+            _transactionPartitions.Add(partition);
+        }
+
+        int sequence = _sequences.GetValueOrDefault(partition);
+        RecordBatchBuilder builder = _store.RentBuilder();
+        try
+        {
+            builder.Reset(transactional ? RecordBatchLayout.TransactionalFlag : (short)0, _producerId, _epoch, sequence);
+            long now = _store.NowMs();
+            for (int i = 0; i < messages.Count; i++)
+            {
+                Message message = messages[i];
+                builder.Add(in message, now);
+            }
+
+            var header = new ProducerBatchHeader(_producerId, _epoch, sequence, builder.Count - 1, transactional, false, ControlRecordType.Commit, -1, builder.MaxTimestamp);
+            AppendResult appended = default;
+            Guard(() => appended = target.AppendProducerBatch(builder, header)!.Value);
+            _sequences[partition] = ProducerStateEntry.AddSequence(sequence, builder.Count);
+            if (transactional)
+            {
+                _store.Coordinator.RecordWrite(_options.TransactionalId!, _producerId, _epoch, partition, appended.LastOffset);
+            }
+
+            return new DeliveryResult(partition, appended.BaseOffset, appended.LastOffset, appended.IsDuplicate);
+        }
+        finally
+        {
+            _store.ReturnBuilder(builder);
+        }
+    }
+
+    /// <summary>
+    /// Adds consumer offsets to the open transaction (Kafka's sendOffsetsToTransaction): the group's
+    /// committed offsets change if and only if the transaction commits.
+    /// </summary>
+    public async ValueTask SendOffsetsToTransactionAsync(IEnumerable<TopicPartitionOffset> offsets, string groupId, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(offsets);
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        var list = new List<TopicPartitionOffset>(offsets);
+        if (list.Count == 0)
+        {
+            return;
+        }
+
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ThrowIfUnusable();
+            if (_options.TransactionalId is null || _state != ProducerState.InTransaction)
+            {
+                throw new InvalidTransactionStateException("SendOffsetsToTransaction needs an open transaction of a transactional producer.");
+            }
+
+            GroupCoordinator groups = _store.Groups;
+            Message[] messages = GroupCoordinator.ToMessages(groupId, list, _store.NowMs());
+            AppendUnsynchronized(groups.Partition, new TopicPartition(GroupCoordinator.TopicName, 0), messages, transactional: true);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Commits the open transaction: completes once every record of it and the decision are durable
+    /// (in <see cref="DurabilityMode.GroupCommit"/>); read-committed readers on every partition see it
+    /// shortly after. Fails with <see cref="TransactionTimedOutException"/> if the coordinator already
+    /// aborted it on timeout, never reporting success for an aborted transaction.
+    /// </summary>
+    public Task CommitTransactionAsync(CancellationToken cancellationToken = default) => EndTransactionAsync(commit: true, cancellationToken);
+
+    /// <summary>Aborts the open transaction: its records are skipped by read-committed readers.</summary>
+    public Task AbortTransactionAsync(CancellationToken cancellationToken = default) => EndTransactionAsync(commit: false, cancellationToken);
+
+    private async Task EndTransactionAsync(bool commit, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ThrowIfUnusable();
+            if (_state != ProducerState.InTransaction)
+            {
+                throw new InvalidTransactionStateException(commit ? "CommitTransaction without an open transaction: call BeginTransaction first." : "AbortTransaction without an open transaction.");
+            }
+
+            try
+            {
+                await _store.Coordinator.EndTransactionAsync(_options.TransactionalId!, _producerId, _epoch, commit).ConfigureAwait(false);
+            }
+            catch (ProducerFencedException e)
+            {
+                _fatal = e;
+                _state = ProducerState.Fatal;
+                throw;
+            }
+
+            _transactionPartitions.Clear();
+            _state = ProducerState.Ready;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private void Guard(Action action)
+    {
+        try
+        {
+            action();
+        }
+        catch (ProducerFencedException e)
+        {
+            _fatal = e;
+            _state = ProducerState.Fatal;
+            throw;
+        }
+    }
+
+    private void ThrowIfUnusable()
+    {
+        ObjectDisposedException.ThrowIf(_state == ProducerState.Disposed, this);
+        if (_state == ProducerState.Fatal)
+        {
+            throw _fatal is ProducerFencedException fenced
+                ? new ProducerFencedException(fenced.ProducerId, fenced.Epoch, fenced.CurrentEpoch)
+                : new InvalidTransactionStateException("The producer failed and cannot be used.");
+        }
+    }
+
+    /// <summary>Aborts an open transaction (best effort) and releases the producer.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_state == ProducerState.InTransaction)
+        {
+            try
+            {
+                await AbortTransactionAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is TxLogException or ObjectDisposedException)
+            {
+                // The coordinator's timeout or the next open aborts it instead.
+            }
+        }
+
+        _state = ProducerState.Disposed;
+    }
+
+    /// <summary>Aborts an open transaction (best effort) and releases the producer.</summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+}
