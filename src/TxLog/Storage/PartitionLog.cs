@@ -362,8 +362,12 @@ internal sealed class PartitionLog : IDisposable
 
     // Zero-fills ahead of the active segment's data, one piece at a time: the piece is written under
     // the partition lock (so no append writes the same bytes) and fsynced outside it, so the zeros are
-    // clean before commits overwrite them. An optimisation only: any failure just stops it, and the
-    // next append or fsync reports a real problem.
+    // clean before commits overwrite them. An optimisation only: a failed write of zeros just stops
+    // it (the data before them is untouched, and the next append reports a real problem). A failed
+    // fsync does not: it covered every dirty page of the file, appended batches included, and Linux
+    // reports a writeback error to one fsync only, so a commit fsync after it could succeed without
+    // the data. The fsync therefore runs under the sync lock, like a commit's, and its failure stops
+    // the partition before any commit fsync can run after it.
     private void PreallocateWork()
     {
         try
@@ -388,7 +392,22 @@ internal sealed class PartitionLog : IDisposable
                     active.PreallocatePieceUnsynchronized();
                 }
 
-                active.Flush();
+                lock (_syncLock)
+                {
+                    try
+                    {
+                        active.Flush();
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        lock (_lock)
+                        {
+                            _ = FailUnsynchronized("fsync of preallocated space", e);
+                        }
+
+                        return;
+                    }
+                }
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
