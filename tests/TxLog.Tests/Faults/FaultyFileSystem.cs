@@ -12,8 +12,12 @@ namespace TxLog.Tests.Faults;
 /// <item><see cref="FailSync"/>: the Nth fsync from now throws (once; later fsyncs succeed, as on
 /// Linux, where an fsync error is reported once and the dirty pages may be gone). It may first block
 /// until <see cref="ReleaseSync"/>, so a test can pile up waiters behind it.</item>
-/// <item><see cref="DiskBudgetBytes"/>: a full disk. Writes consume the budget; the write that
-/// exceeds it writes the part that fits, then throws; every later write throws at once.</item>
+/// <item><see cref="FailSyncAfterWriteOfAtLeast"/>: the first fsync made by a thread whose last write
+/// was that large fails (once): aims at the fsync of the zeros a partition preallocates ahead of its
+/// data (1 MiB pieces), which no append writes.</item>
+/// <item><see cref="DiskBudgetBytes"/>: a full disk. Writes that extend a file consume the budget
+/// (overwriting bytes the file already has needs no space, as with preallocated blocks); the write
+/// that exceeds it writes the part that fits, then throws; later extending writes throw at once.</item>
 /// </list>
 /// Thread-safe.
 /// </summary>
@@ -30,6 +34,8 @@ internal sealed class FaultyFileSystem : IFileSystem
     private int _partialBytes;
     private int _syncsUntilFailure;     // 0 = not armed
     private long? _budget;
+    private int _syncAfterWriteOfAtLeast;  // 0 = not armed
+    private readonly ThreadLocal<int> _lastWriteBytes = new();
     private int _faults;
 
     public FaultyFileSystem(IFileSystem? inner = null)
@@ -91,15 +97,27 @@ internal sealed class FaultyFileSystem : IFileSystem
         }
     }
 
+    /// <summary>Makes the first fsync by a thread whose last targeted write had at least <paramref name="bytes"/> bytes fail (once).</summary>
+    public void FailSyncAfterWriteOfAtLeast(int bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(bytes, 1);
+        lock (_gate)
+        {
+            _syncAfterWriteOfAtLeast = bytes;
+        }
+    }
+
     /// <summary>Waits until the failing fsync has started and is blocked.</summary>
     public bool WaitForBlockedSync(TimeSpan timeout) => _syncEntered.Wait(timeout);
 
     /// <summary>Lets a blocked failing fsync go on (and fail).</summary>
     public void ReleaseSync() => _syncReleased.Set();
 
-    // Decides the fate of a write of `length` bytes: how many bytes really go to the file, and whether it then fails.
-    private (int Written, bool Fail) PlanWrite(int length)
+    // Decides the fate of a write of `length` bytes at `position` of a file of `fileLength` bytes: how
+    // many bytes really go to the file, and whether it then fails.
+    private (int Written, bool Fail) PlanWrite(long position, int length, long fileLength)
     {
+        _lastWriteBytes.Value = length;
         lock (_gate)
         {
             int written = length;
@@ -112,13 +130,14 @@ internal sealed class FaultyFileSystem : IFileSystem
 
             if (_budget is { } budget)
             {
-                if (written > budget)
+                long extendFrom = Math.Max(position, fileLength);
+                if (position + written - extendFrom > budget)
                 {
-                    written = (int)budget;
+                    written = (int)Math.Max(0, extendFrom + budget - position);
                     fail = true;
                 }
 
-                _budget = budget - written;
+                _budget = budget - Math.Max(0, position + written - extendFrom);
             }
 
             if (fail)
@@ -136,6 +155,13 @@ internal sealed class FaultyFileSystem : IFileSystem
         {
             if (_syncsUntilFailure > 0 && --_syncsUntilFailure == 0)
             {
+                _faults++;
+                return true;
+            }
+
+            if (_syncAfterWriteOfAtLeast > 0 && _lastWriteBytes.Value >= _syncAfterWriteOfAtLeast)
+            {
+                _syncAfterWriteOfAtLeast = 0;
                 _faults++;
                 return true;
             }
@@ -180,7 +206,7 @@ internal sealed class FaultyFileSystem : IFileSystem
 
         public void Write(long position, ReadOnlySpan<byte> data)
         {
-            (int written, bool fail) = owner.PlanWrite(data.Length);
+            (int written, bool fail) = owner.PlanWrite(position, data.Length, inner.Length);
             if (written > 0)
             {
                 inner.Write(position, data[..written]);
@@ -198,6 +224,7 @@ internal sealed class FaultyFileSystem : IFileSystem
         {
             if (owner.PlanSync())
             {
+                owner._lastWriteBytes.Value = 0;
                 owner._syncEntered.Set();
                 if (!owner._syncReleased.Wait(TimeSpan.FromSeconds(30)))
                 {

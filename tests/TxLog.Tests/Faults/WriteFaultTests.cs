@@ -28,7 +28,11 @@ public sealed class WriteFaultTests
     }
 
     [TearDown]
-    public void DeleteDirectory() => _dir.Dispose();
+    public void DeleteDirectory()
+    {
+        _fs.ReleaseSync(); // a failed test must not leave a thread blocked in a faulty fsync
+        _dir.Dispose();
+    }
 
     /// <summary>Records of one size (ids of six digits), so every single-record batch has the same length.</summary>
     internal static TestRecord Record(int id) =>
@@ -38,7 +42,7 @@ public sealed class WriteFaultTests
     public void AFailedWriteStopsThePartitionAndKeepsEveryAcknowledgedAppend(
         [Values] bool appendAsync, [Values(0, 1, 12, 61, 80)] int partialBytes)
     {
-        using (LogStore store = LogStore.Open(_dir.Path, Options(_fs)))
+        using (LogStore store = LogStore.Open(_dir.Path, Options(_fs, preallocate: false)))
         {
             store.CreateTopic(Topic);
             LogPartition partition = store.GetPartition(Topic, 0);
@@ -76,7 +80,7 @@ public sealed class WriteFaultTests
     public void AFullDiskFailsTheAppendThatDoesNotFitAndKeepsEveryAcknowledgedAppend(
         [Values(DurabilityMode.GroupCommit, DurabilityMode.None)] DurabilityMode durability, [Values(1, 12, 61, 100)] int spareBytes)
     {
-        using (LogStore store = LogStore.Open(_dir.Path, Options(_fs, durability)))
+        using (LogStore store = LogStore.Open(_dir.Path, Options(_fs, durability, preallocate: false)))
         {
             store.CreateTopic(Topic);
             LogPartition partition = store.GetPartition(Topic, 0);
@@ -103,13 +107,13 @@ public sealed class WriteFaultTests
     }
 
     [Test]
-    public void AFullDiskInTheMiddleOfConcurrentAppendsLosesNoAcknowledgedAppend([Values(3, 17)] int writers)
+    public void AFullDiskInTheMiddleOfConcurrentAppendsLosesNoAcknowledgedAppend([Values(3, 17)] int writers, [Values] bool preallocate)
     {
         // Many writers append until the disk fills; those acknowledged must all survive, each intact at
         // the offset it was given, whatever the interleaving.
         var acked = new System.Collections.Concurrent.ConcurrentDictionary<long, TestRecord>();
         int failures = 0;
-        using (LogStore store = LogStore.Open(_dir.Path, Options(_fs)))
+        using (LogStore store = LogStore.Open(_dir.Path, Options(_fs, preallocate: preallocate)))
         {
             store.CreateTopic(Topic);
             LogPartition partition = store.GetPartition(Topic, 0);
@@ -158,7 +162,7 @@ public sealed class WriteFaultTests
         // Small segments: the append that does not fit rolls first (fsync the old .log, write and
         // fsync its indexes, create the next segment), and the fault hits that roll.
         const int segmentBytes = 1024;
-        LogStoreOptions options = Options(_fs);
+        LogStoreOptions options = Options(_fs, preallocate: false);
         options.SegmentBytes = segmentBytes;
         options.MaxBatchBytes = segmentBytes;
         _fs.Targets = failing == RollStep.LogFsync

@@ -55,12 +55,27 @@ internal static class TestLog
     /// past, which would roll a segment per batch (segment age is measured from record timestamps, as
     /// in Kafka).
     /// </summary>
-    public static LogStoreOptions Options(IFileSystem? fileSystem = null, DurabilityMode durability = DurabilityMode.GroupCommit) => new()
+    /// <param name="fileSystem">The seam; default the real file system.</param>
+    /// <param name="durability">The durability mode.</param>
+    /// <param name="preallocate">
+    /// False turns off the zeros a group-commit partition writes ahead of its data from a background
+    /// work item: fault tests that count writes or fsyncs need every one of them to be the test's own.
+    /// </param>
+    public static LogStoreOptions Options(IFileSystem? fileSystem = null, DurabilityMode durability = DurabilityMode.GroupCommit, bool preallocate = true)
     {
-        Durability = durability,
-        SegmentAge = null,
-        FileSystem = fileSystem ?? OsFileSystem.Instance,
-    };
+        var options = new LogStoreOptions
+        {
+            Durability = durability,
+            SegmentAge = null,
+            FileSystem = fileSystem ?? OsFileSystem.Instance,
+        };
+        if (!preallocate)
+        {
+            options.PreallocateBytes = 0;
+        }
+
+        return options;
+    }
 
     /// <summary>(position, size) of each batch of a .log file, found by following batchLength (§4) from byte 0.</summary>
     public static List<(long Position, int Size)> WalkBatches(string logPath)

@@ -1,0 +1,64 @@
+using TxLog.Storage;
+using TxLog.Tests.Recovery;
+using static TxLog.Tests.Faults.WriteFaultTests;
+using static TxLog.Tests.Recovery.TestLog;
+
+namespace TxLog.Tests.Faults;
+
+/// <summary>
+/// A group-commit partition writes zeros ahead of its data and fsyncs them from a background work
+/// item. That fsync flushes every dirty page of the file, including appended batches not yet
+/// committed, and Linux reports a writeback error to one fsync only: if the preallocation's fsync
+/// swallowed it, the next commit fsync could succeed and acknowledge data the disk never got. So a
+/// failed preallocation fsync must stop the partition like a failed commit fsync.
+/// </summary>
+[TestFixture]
+public sealed class PreallocationFaultTests
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(10);
+
+    private ScratchDirectory _dir = null!;
+    private FaultyFileSystem _fs = null!;
+
+    [SetUp]
+    public void CreateDirectory()
+    {
+        _dir = new ScratchDirectory();
+        _fs = new FaultyFileSystem();
+    }
+
+    [TearDown]
+    public void DeleteDirectory()
+    {
+        _fs.ReleaseSync(); // a failed test must not leave a thread blocked in a faulty fsync
+        _dir.Dispose();
+    }
+
+    [Test]
+    public async Task AFailedFsyncOfThePreallocatedZerosStopsThePartition()
+    {
+        int acknowledged = 0;
+        using (LogStore store = LogStore.Open(_dir.Path, Options(_fs)))
+        {
+            store.CreateTopic(Topic);
+            LogPartition partition = store.GetPartition(Topic, 0);
+
+            // Only the preallocation writes whole pieces of zeros; its fsync is the one that fails.
+            _fs.FailSyncAfterWriteOfAtLeast(LogSegment.PreallocationPieceBytes);
+            await partition.AppendAsync(Record(acknowledged).ToMessage()).AsTask().WaitAsync(Limit);
+            acknowledged++;
+            Assert.That(SpinWait.SpinUntil(() => _fs.Faults == 1, Limit), Is.True, "precondition: the preallocation fsync met the fault");
+
+            // The fault is reported by the background work item: wait for the partition to take it in.
+            Assert.That(SpinWait.SpinUntil(() => partition.Log.Failure is not null, Limit), Is.True, "the partition recorded the failed fsync");
+            Assert.ThrowsAsync<LogWriteException>(async () => await partition.AppendAsync(Record(100).ToMessage()).AsTask().WaitAsync(Limit));
+            Assert.ThrowsAsync<LogWriteException>(async () => await partition.AppendAsync(Record(101).ToMessage()).AsTask().WaitAsync(Limit));
+        }
+
+        Assert.That(File.Exists(MarkerFile(_dir.Path)), Is.False, "no clean-shutdown marker after a failed fsync");
+        using LogStore reopened = LogStore.Open(_dir.Path, Options());
+        LogPartition p = reopened.GetPartition(Topic, 0);
+        Assert.That(ReadAll(p), Is.EqualTo(Describe(Enumerable.Range(0, acknowledged).Select(id => new[] { Record(id) }))));
+        Assert.That(new FileInfo(LogFile(_dir.Path)).Length, Is.EqualTo(p.SizeInBytes), "the zeros after the data were cut off");
+    }
+}
