@@ -29,8 +29,12 @@ internal sealed class AppendCrashScenario(string dataDirectory) : ICrashScenario
 
     public int MaxBatchRecords { get; init; } = 3;
 
-    /// <summary>Small segments, so that kills also land in and around segment rolls.</summary>
-    public long SegmentBytes { get; init; } = 64 * 1024;
+    /// <summary>
+    /// Segment size of the even rounds: small, so that kills land in and around segment rolls. Odd
+    /// rounds use the default (1 GiB), where a group-commit partition writes zeros ahead of its data,
+    /// so kills leave a tail of zeros for recovery to cut.
+    /// </summary>
+    public long SmallSegmentBytes { get; init; } = 64 * 1024;
 
     /// <summary>Acknowledged appends seen over all rounds.</summary>
     public int Acknowledged => _acknowledged;
@@ -42,8 +46,8 @@ internal sealed class AppendCrashScenario(string dataDirectory) : ICrashScenario
         "--run", Text(round),
         "--writers", Text(Writers),
         "--max-batch-records", Text(MaxBatchRecords),
-        "--segment-bytes", Text(SegmentBytes),
         "--topic", Topic,
+        .. round % 2 == 0 ? ["--segment-bytes", Text(SmallSegmentBytes)] : Array.Empty<string>(),
     ];
 
     public void BeforeRound(int round) => _roundStart = _log.Count;
