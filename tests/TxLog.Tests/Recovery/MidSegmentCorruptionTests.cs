@@ -63,7 +63,7 @@ public sealed class MidSegmentCorruptionTests
                     RemoveCleanShutdownMarker(_dir.Path);
                     try
                     {
-                        using LogStore store = LogStore.Open(_dir.Path, Options());
+                        using LogStore store = LogStore.Open(_dir.Path, Options(NoSyncFileSystem.Instance));
                         p.Add($"open succeeded with LogEndOffset {store.GetPartition(Topic, 0).LogEndOffset}");
                     }
                     catch (CorruptRecordException e)
@@ -103,7 +103,7 @@ public sealed class MidSegmentCorruptionTests
                 {
                     Restore(_dir.Path, _pristine);
                     SampleBatches.FlipBit(LogFile(_dir.Path), position + at, bit);
-                    using LogStore store = LogStore.Open(_dir.Path, Options());
+                    using LogStore store = LogStore.Open(_dir.Path, Options(NoSyncFileSystem.Instance));
                     p.Equal(true, store.Recovery.CleanShutdown, "CleanShutdown");
                     p.Equal(0, store.Recovery.ScannedSegments, "ScannedSegments");
                     LogPartition partition = store.GetPartition(Topic, 0);
@@ -154,7 +154,7 @@ public sealed class MidSegmentCorruptionTests
                     SampleBatches.FlipBit(LogFile(dir.Path), position + at, bit);
                     try
                     {
-                        using LogStore store = LogStore.Open(dir.Path, Options());
+                        using LogStore store = LogStore.Open(dir.Path, Options(NoSyncFileSystem.Instance));
                         p.Add($"open succeeded with LogEndOffset {store.GetPartition(Topic, 0).LogEndOffset}");
                     }
                     catch (CorruptRecordException e)

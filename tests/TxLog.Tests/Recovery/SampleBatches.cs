@@ -32,7 +32,12 @@ internal static class SampleBatches
         file.WriteByte((byte)(b ^ (1 << bit)));
     }
 
-    /// <summary>The bits to flip at a byte of a batch: all eight in the 61-byte header, one (varying) in the records.</summary>
+    /// <summary>
+    /// The bits to flip at a byte of a batch: all eight in the bytes before the attributes (base
+    /// offset, length, leader epoch and magic, which the CRC does not cover, and the CRC itself), one
+    /// (varying) in the bytes the CRC covers: CRC-32C catches every single-bit error there, so one bit
+    /// per byte tests that the byte is covered.
+    /// </summary>
     public static int[] BitsToFlip(int offsetInBatch) =>
-        offsetInBatch < global::TxLog.Records.RecordBatchLayout.HeaderSize ? [0, 1, 2, 3, 4, 5, 6, 7] : [offsetInBatch % 8];
+        offsetInBatch < global::TxLog.Records.RecordBatchLayout.AttributesOffset ? [0, 1, 2, 3, 4, 5, 6, 7] : [offsetInBatch % 8];
 }
