@@ -241,6 +241,7 @@ public sealed partial class TransactionEngine
         long checkpointTs = 0;
         long redoStart = _redo.LogStartOffset;
         string used = "no checkpoint";
+        string skipped = "";
         List<(long Ts, long RedoOffset, string Path)> checkpoints = ListCheckpoints();
         for (int i = checkpoints.Count - 1; i >= 0; i--)
         {
@@ -254,7 +255,7 @@ public sealed partial class TransactionEngine
             }
             catch (CorruptIndexException e)
             {
-                used = $"skipped corrupt {Path.GetFileName(checkpoints[i].Path)} ({e.Message}); ";
+                skipped += $"; skipped corrupt {Path.GetFileName(checkpoints[i].Path)} ({e.Message})";
                 lock (_mapsLock)
                 {
                     _maps.Clear();
@@ -331,7 +332,7 @@ public sealed partial class TransactionEngine
 
         _lastCommitTs = last;
         _visibleTs = last;
-        RecoverySummary = $"{used}; replayed {replayed} committed transactions from redo offset {redoStart}; visible ts {last}";
+        RecoverySummary = $"{used}; replayed {replayed} committed transactions from redo offset {redoStart}; visible ts {last}{skipped}";
     }
 
     private void LoadCheckpoint(string path, long expectedTs, long expectedRedoOffset)
