@@ -23,13 +23,17 @@ public sealed class CompareResult(
     /// <summary>The engine's name.</summary>
     public string Engine { get; } = engine;
 
-    /// <summary><c>append</c>, <c>commit</c>, <c>outbox</c>, <c>scan</c> or <c>scan_cold</c>.</summary>
+    /// <summary>
+    /// <c>append</c>, <c>commit</c>, <c>outbox</c>, <c>outbox_log</c>, <c>scan</c>, <c>scan_cold</c>, or one of the
+    /// TxLog-only <c>txn_overhead_idempotent</c>, <c>txn_overhead_transactional</c>, <c>scan_read_uncommitted</c>,
+    /// <c>scan_read_committed</c>.
+    /// </summary>
     public string Workload { get; } = workload;
 
     /// <summary>K: concurrent writers (1 for W1 and W4).</summary>
     public int Writers { get; } = writers;
 
-    /// <summary>Records (W1, W2, W4) or transactions (W3).</summary>
+    /// <summary>Records (W1, W2, W4, TxLog-only workloads) or transactions (W3, W3 log-only).</summary>
     public long Operations { get; } = operations;
 
     /// <summary>Length of the timed window.</summary>
@@ -38,10 +42,10 @@ public sealed class CompareResult(
     /// <summary>Payload bytes moved in the window (record payloads or outbox messages only).</summary>
     public long PayloadBytes { get; } = payloadBytes;
 
-    /// <summary>Per-operation latency, start to durable (W2, W3 only).</summary>
+    /// <summary>Per-operation latency, start to durable (W2, W3, W3 log-only only).</summary>
     public LatencyHistogram? Latency { get; } = latency;
 
-    /// <summary>Operations of the least successful writer (W2, W3 only).</summary>
+    /// <summary>Operations of the least successful writer (W2, W3, W3 log-only only).</summary>
     public long? MinWriterOperations { get; } = minWriterOperations;
 
     /// <summary>Operations per second.</summary>

@@ -6,7 +6,7 @@ namespace TxLog.Benchmarks.Compare;
 /// <summary>
 /// The physical-limit references: one file of <c>[i32 length][payload]</c> records, written with
 /// <see cref="RandomAccess"/> and made durable with fsync/fdatasync. <c>raw</c> grows the file with every
-/// durable batch; <c>raw-prealloc</c> first fills it with real zeros for W2/W3 so that each fdatasync only
+/// durable batch; <c>raw-prealloc</c> first fills it with real zeros for W2/W3/W3-log so that each fdatasync only
 /// flushes data blocks (the durable-commit limit of the disk). W1 and W4 are the same for both.
 /// </summary>
 public sealed class RawEngine(bool preallocate) : IEngine
@@ -22,12 +22,12 @@ public sealed class RawEngine(bool preallocate) : IEngine
             throw new NotSupportedException("the raw engines call fdatasync(2) and run on Linux only");
         }
 
-        bool preallocated = preallocate && workload is Workload.Commit or Workload.Outbox;
+        bool preallocated = preallocate && workload is Workload.Commit or Workload.Outbox or Workload.OutboxLog;
         return ValueTask.FromResult<IEngineStore>(new RawStore(Path.Combine(directory, "raw.log"), preallocated));
     }
 }
 
-/// <summary>An open raw log file: a buffered single-writer path (W1/W4) and a group-commit path (W2/W3).</summary>
+/// <summary>An open raw log file: a buffered single-writer path (W1/W4) and a group-commit path (W2/W3/W3-log).</summary>
 internal sealed class RawStore : IEngineStore
 {
     private const int BufferSize = 1 << 20;
@@ -40,7 +40,7 @@ internal sealed class RawStore : IEngineStore
     private readonly byte[] _appendBuffer = new byte[BufferSize];
     private int _appendBuffered;
 
-    // Where the next write lands; owned by the appending thread (W1) or the current leader (W2/W3).
+    // Where the next write lands; owned by the appending thread (W1) or the current leader (W2/W3/W3-log).
     private long _fileOffset;
 
     // Bytes of the file known to be allocated with real zeros (raw-prealloc only).
@@ -110,6 +110,9 @@ internal sealed class RawStore : IEngineStore
         LogOutbox outbox = _outbox ?? throw new InvalidOperationException("CreateAccountsAsync was not called");
         return ValueTask.FromResult(outbox.CreateWriter(new CommitWriter(this)));
     }
+
+    public ValueTask<IOutboxLogWriter> CreateOutboxLogWriterAsync(int writerId) =>
+        ValueTask.FromResult(LogOutbox.CreateLogOnlyWriter(new CommitWriter(this)));
 
     public ValueTask ScanAsync(ScanTally tally)
     {
