@@ -279,6 +279,7 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
             _topics.Remove(name);
             for (int p = 0; p < state.Partitions.Length; p++)
             {
+                state.Partitions[p].GroupCommit.Dispose();
                 state.Partitions[p].Log.Dispose();
                 _fileSystem.DeleteDirectory(PartitionDirectory(name, p));
             }
