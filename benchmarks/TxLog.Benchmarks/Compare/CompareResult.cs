@@ -18,7 +18,8 @@ public sealed class CompareResult(
     double seconds,
     long payloadBytes,
     LatencyHistogram? latency = null,
-    long? minWriterOperations = null)
+    long? minWriterOperations = null,
+    double? bytesPerEntry = null)
 {
     /// <summary>The engine's name.</summary>
     public string Engine { get; } = engine;
@@ -26,7 +27,8 @@ public sealed class CompareResult(
     /// <summary>
     /// <c>append</c>, <c>commit</c>, <c>outbox</c>, <c>outbox_log</c>, <c>scan</c>, <c>scan_cold</c>, or one of the
     /// TxLog-only <c>txn_overhead_idempotent</c>, <c>txn_overhead_transactional</c>, <c>scan_read_uncommitted</c>,
-    /// <c>scan_read_committed</c>.
+    /// <c>scan_read_committed</c>, or one of the MVCC workloads' <c>kv_put_*</c>, <c>kv_put</c>, <c>kv_read</c>,
+    /// <c>kv_read_100</c>, <c>mvcc_recovery_redo</c>, <c>mvcc_recovery_checkpoint</c>, <c>mvcc_memory</c>.
     /// </summary>
     public string Workload { get; } = workload;
 
@@ -47,6 +49,12 @@ public sealed class CompareResult(
 
     /// <summary>Operations of the least successful writer (W2, W3, W3 log-only only).</summary>
     public long? MinWriterOperations { get; } = minWriterOperations;
+
+    /// <summary>
+    /// <c>mvcc_memory</c> only: managed heap bytes per map entry. Written as <c>bytes_per_entry</c> after the
+    /// usual fields, and only when set, so every other JSON line keeps exactly the WORKLOADS.md fields.
+    /// </summary>
+    public double? BytesPerEntry { get; } = bytesPerEntry;
 
     /// <summary>Operations per second.</summary>
     public double OperationsPerSecond => Operations / Seconds;
@@ -78,6 +86,11 @@ public sealed class CompareResult(
         json.Append(",\"p99_us\":").Append(Number(P99Micros, "F1"));
         json.Append(",\"max_us\":").Append(Number(MaxMicros, "F1"));
         json.Append(",\"min_writer_ops\":").Append(MinWriterOperations?.ToString(CultureInfo.InvariantCulture) ?? "null");
+        if (BytesPerEntry is { } perEntry)
+        {
+            json.Append(",\"bytes_per_entry\":").Append(Number(perEntry, "F1"));
+        }
+
         json.Append('}');
         return json.ToString();
     }

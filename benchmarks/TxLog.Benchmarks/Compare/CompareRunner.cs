@@ -143,6 +143,10 @@ public static class CompareRunner
                 Workload.Scan => WorkloadRunner.ScanAsync(engine, directory, spec.Records, spec.Cold),
                 Workload.TxnOverhead => WorkloadRunner.TransactionOverheadAsync(engine, directory, spec.Seconds),
                 Workload.RcScan => WorkloadRunner.ReadCommittedScanAsync(engine, directory, spec.Records),
+                Workload.KvPut => WorkloadRunner.KvPutAsync(engine, directory, spec.Writers, spec.Seconds, spec.Records),
+                Workload.KvRead => TxLogOnly(engine, "kv-read", () => MvccWorkloads.KvReadAsync(engine.Name, directory, spec.Records, spec.Seconds)),
+                Workload.MvccRecovery => TxLogOnly(engine, "mvcc-recovery", () => MvccWorkloads.RecoveryAsync(engine.Name, directory, spec.Records, spec.Cold)),
+                Workload.MvccMemory => TxLogOnly(engine, "mvcc-memory", () => MvccWorkloads.MemoryAsync(engine.Name, directory, spec.Records)),
                 _ => throw new ArgumentOutOfRangeException(nameof(workload)),
             };
 
@@ -190,7 +194,14 @@ public static class CompareRunner
     }
 
     /// <summary>The workloads run with K concurrent writers (each K of <c>--writers</c>).</summary>
-    private static bool IsConcurrent(Workload workload) => workload is Workload.Commit or Workload.Outbox or Workload.OutboxLog;
+    private static bool IsConcurrent(Workload workload) =>
+        workload is Workload.Commit or Workload.Outbox or Workload.OutboxLog or Workload.KvPut;
+
+    /// <summary>Runs a TxLog-only MVCC workload on <c>txlog</c>; any other engine is skipped.</summary>
+    private static Task<List<CompareResult>> TxLogOnly(IEngine engine, string name, Func<Task<List<CompareResult>>> run) =>
+        engine is TxLogEngine
+            ? run()
+            : throw new NotSupportedException($"{name} measures TxLog's MVCC engine (TxLog only).");
 
     private static int Max(IReadOnlyList<int> values)
     {
@@ -236,6 +247,10 @@ public static class CompareRunner
         Workload.Scan => "scan",
         Workload.TxnOverhead => "txn_overhead",
         Workload.RcScan => "rc_scan",
+        Workload.KvPut => "kv_put",
+        Workload.KvRead => "kv_read",
+        Workload.MvccRecovery => "mvcc_recovery",
+        Workload.MvccMemory => "mvcc_memory",
         _ => workload.ToString(),
     };
 
@@ -286,13 +301,22 @@ public static class CompareRunner
                 figureWidths));
         }
 
-        // Columns: engines that produced a result, in registration order.
+        // Columns: engines that produced a result, in registration order, then the references that are not
+        // engines (the MVCC workloads' concurrentdictionary) in the order they were measured.
         var columns = new List<string>();
         foreach (IEngine engine in engines)
         {
             if (results.Any(r => r.Engine == engine.Name))
             {
                 columns.Add(engine.Name);
+            }
+        }
+
+        foreach (CompareResult r in results)
+        {
+            if (!columns.Contains(r.Engine))
+            {
+                columns.Add(r.Engine);
             }
         }
 

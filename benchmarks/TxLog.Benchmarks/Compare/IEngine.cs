@@ -36,6 +36,33 @@ public enum Workload
     /// See <see cref="TxLogWorkloads"/>.
     /// </summary>
     RcScan,
+
+    /// <summary>
+    /// Point writes: a key-value table of 1M 16-byte keys with 100-byte values (untimed load), then K writers
+    /// each upsert one random key per durable transaction (<c>kv-put</c>). Engines implementing
+    /// <see cref="IKvEngine"/> only: TxLog (JSON <c>kv_put_instant</c>, <c>kv_put_periodic</c>,
+    /// <c>kv_put_nosync</c>), SQLite (<c>kv_put_full</c>, <c>kv_put_normal</c>), raw-prealloc (<c>kv_put</c>).
+    /// </summary>
+    KvPut,
+
+    /// <summary>
+    /// TxLog only: snapshot point reads on the same 1M keys, 1 and 100 Gets per RepeatableRead transaction,
+    /// K = 1, 2 readers, against the same lookups in a <c>ConcurrentDictionary</c> (<c>kv-read</c>; JSON
+    /// <c>kv_read</c>, <c>kv_read_100</c>). See <see cref="MvccWorkloads"/>.
+    /// </summary>
+    KvRead,
+
+    /// <summary>
+    /// TxLog only: time to reopen the MVCC engine from ~1 GiB of redo and from a checkpoint of 1M entries
+    /// (<c>mvcc-recovery</c>; JSON <c>mvcc_recovery_redo</c>, <c>mvcc_recovery_checkpoint</c>). See <see cref="MvccWorkloads"/>.
+    /// </summary>
+    MvccRecovery,
+
+    /// <summary>
+    /// TxLog only: managed heap bytes per map entry after loading 1M entries (<c>mvcc-memory</c>; JSON
+    /// <c>mvcc_memory</c>). See <see cref="MvccWorkloads"/>.
+    /// </summary>
+    MvccMemory,
 }
 
 /// <summary>
@@ -46,9 +73,11 @@ public enum Workload
 /// To add an engine: write one class implementing this interface and <see cref="IEngineStore"/> (plus the
 /// writers it hands out), then add one line to the engine list in <see cref="CompareRunner"/>. A store method
 /// that throws <see cref="NotSupportedException"/> makes the runner skip that workload for the engine.
-/// The TxLog-only workloads (<see cref="Workload.TxnOverhead"/>, <see cref="Workload.RcScan"/>) never reach
-/// <see cref="OpenAsync"/>: they use TxLog's own API (<see cref="TxLogWorkloads"/>) and the runner skips every
-/// other engine for them.
+/// The TxLog-only workloads (<see cref="Workload.TxnOverhead"/>, <see cref="Workload.RcScan"/>,
+/// <see cref="Workload.KvRead"/>, <see cref="Workload.MvccRecovery"/>, <see cref="Workload.MvccMemory"/>) never
+/// reach <see cref="OpenAsync"/>: they use TxLog's own API (<see cref="TxLogWorkloads"/>, <see cref="MvccWorkloads"/>)
+/// and the runner skips every other engine for them. <see cref="Workload.KvPut"/> does not reach it either: it
+/// runs on engines that also implement <see cref="IKvEngine"/>.
 /// </remarks>
 public interface IEngine
 {

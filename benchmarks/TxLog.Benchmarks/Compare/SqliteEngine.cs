@@ -9,10 +9,29 @@ namespace TxLog.Benchmarks.Compare;
 /// everything else at SQLite's defaults. One connection per writer; SQLite's single writer lock serializes
 /// them and waiting writers poll through the busy handler — that serialization is what is being measured.
 /// </summary>
-public sealed class SqliteEngine : IEngine
+public sealed class SqliteEngine : IEngine, IKvEngine
 {
+    private static readonly string[] KvVariants = [.. SqliteKvStore.Variants.Select(v => v.Variant)];
+
     /// <inheritdoc />
     public string Name => "sqlite";
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> KvPutVariants => KvVariants;
+
+    /// <inheritdoc />
+    public ValueTask<IKvStore> OpenKvAsync(string directory, string variant)
+    {
+        foreach ((string name, string synchronous) in SqliteKvStore.Variants)
+        {
+            if (name == variant)
+            {
+                return ValueTask.FromResult<IKvStore>(new SqliteKvStore(Path.Combine(directory, "kv.db"), synchronous));
+            }
+        }
+
+        throw new ArgumentException($"unknown kv-put variant '{variant}'", nameof(variant));
+    }
 
     /// <inheritdoc />
     public ValueTask<IEngineStore> OpenAsync(string directory, Workload workload) =>

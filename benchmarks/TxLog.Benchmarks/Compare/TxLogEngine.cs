@@ -14,10 +14,13 @@ namespace TxLog.Benchmarks.Compare;
 /// Kafka-style transactions: one transactional producer per writer (id <c>w3-writer-{id}</c>) over the three
 /// outbox topics (one partition each); each transaction is BeginTransaction, one ProduceAsync per topic and
 /// CommitTransactionAsync, which completes once the data and the decision are fsynced. The full W3 needs the
-/// MVCC maps of a later issue and is skipped for now. The TxLog-only workloads live in <see cref="TxLogWorkloads"/>.
+/// MVCC maps of a later issue and is skipped for now. <c>kv-put</c> runs on the MVCC engine (<see cref="TxLogKvStore"/>).
+/// The TxLog-only workloads live in <see cref="TxLogWorkloads"/> and <see cref="MvccWorkloads"/>.
 /// </summary>
-public sealed class TxLogEngine : IEngine
+public sealed class TxLogEngine : IEngine, IKvEngine
 {
+    private static readonly string[] KvVariants = [.. TxLogKvStore.Variants.Select(v => v.Variant)];
+
     private const string FullOutboxSkip = "full W3 needs TxLog's MVCC maps (a later issue); see outbox_log for the log-only form.";
 
     /// <inheritdoc/>
@@ -57,6 +60,23 @@ public sealed class TxLogEngine : IEngine
         }
 
         return new ValueTask<IEngineStore>(new Store(store));
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<string> KvPutVariants => KvVariants;
+
+    /// <inheritdoc/>
+    public ValueTask<IKvStore> OpenKvAsync(string directory, string variant)
+    {
+        foreach ((string name, Mvcc.LogSyncMode mode) in TxLogKvStore.Variants)
+        {
+            if (name == variant)
+            {
+                return new ValueTask<IKvStore>(new TxLogKvStore(directory, mode));
+            }
+        }
+
+        throw new ArgumentException($"unknown kv-put variant '{variant}'", nameof(variant));
     }
 
     private sealed class Store(LogStore store) : IEngineStore

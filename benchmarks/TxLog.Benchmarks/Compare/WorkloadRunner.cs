@@ -8,7 +8,7 @@ namespace TxLog.Benchmarks.Compare;
 /// TxLog-only workloads are dispatched to <see cref="TxLogWorkloads"/>. Measured loops touch only
 /// pre-allocated buffers and per-writer histograms: whatever they allocate is the engine's own doing.
 /// </summary>
-public static class WorkloadRunner
+public static partial class WorkloadRunner
 {
     /// <summary>Payload size of W1, W2 and W4 records.</summary>
     public const int RecordSize = 100;
@@ -371,7 +371,7 @@ public static class WorkloadRunner
     /// Starts all writers of a run together: each writer blocks (on its own thread) until every writer is
     /// ready, then the runner sets the deadline and releases them at once.
     /// </summary>
-    private sealed class StartGate(int writers)
+    internal sealed class StartGate(int writers)
     {
         private readonly CountdownEvent _ready = new(writers);
         private readonly ManualResetEventSlim _go = new(false);
