@@ -294,6 +294,8 @@ public sealed class LogPartition
     /// <summary>Clean close: snapshot the producer state at the log end, then flush and close the log.</summary>
     internal bool Close(TimeSpan timeout)
     {
+        _lazyTimer?.Dispose();
+        GroupCommit.Dispose();
         lock (_appendLock)
         {
             if (Log.Failure is null)
@@ -345,6 +347,63 @@ public sealed class LogPartition
     {
         _store.ThrowIfDisposed();
         return GroupCommit.WaitAsync(offset);
+    }
+
+    private readonly object _lazyLock = new();
+    private ITimer? _lazyTimer;
+    private long _lazyTarget = -1;
+
+    /// <summary>
+    /// Makes <paramref name="offset"/> durable soon, without anyone waiting: if no other fsync has covered
+    /// it after <paramref name="delay"/>, one is run. Used for transaction markers, whose fsync makes a
+    /// decided outcome visible; the next commit's fsync of the same partition usually covers them first.
+    /// </summary>
+    internal void FlushSoon(long offset, TimeSpan delay)
+    {
+        lock (_lazyLock)
+        {
+            if (offset <= _lazyTarget)
+            {
+                return;
+            }
+
+            bool armed = _lazyTarget >= 0;
+            _lazyTarget = offset;
+            if (!armed)
+            {
+                _lazyTimer ??= _store.Options.TimeProvider.CreateTimer(static p => ((LogPartition)p!).LazyFlush(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                _lazyTimer.Change(delay, Timeout.InfiniteTimeSpan);
+            }
+        }
+    }
+
+    private void LazyFlush()
+    {
+        long target;
+        lock (_lazyLock)
+        {
+            target = _lazyTarget;
+            _lazyTarget = -1;
+        }
+
+        if (target < 0 || Log.DurableOffset > target)
+        {
+            return;
+        }
+
+        _ = FlushQuietlyAsync(target);
+    }
+
+    private async Task FlushQuietlyAsync(long offset)
+    {
+        try
+        {
+            await GroupCommit.WaitAsync(offset).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TxLogException or ObjectDisposedException or IOException)
+        {
+            // The partition recorded the failure; its next writer sees it.
+        }
     }
 
     /// <summary>Fsyncs everything appended so far.</summary>

@@ -279,6 +279,7 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
             _topics.Remove(name);
             for (int p = 0; p < state.Partitions.Length; p++)
             {
+                state.Partitions[p].GroupCommit.Dispose();
                 state.Partitions[p].Log.Dispose();
                 _fileSystem.DeleteDirectory(PartitionDirectory(name, p));
             }
@@ -288,7 +289,53 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
     }
 
     /// <summary>True for the store's internal topics (transaction state, consumer offsets).</summary>
-    public static bool IsInternalTopic(string name) => name is TransactionCoordinator.TopicName or GroupCoordinator.TopicName;
+    public static bool IsInternalTopic(string name) =>
+        name is TransactionCoordinator.TopicName or GroupCoordinator.TopicName or Mvcc.TransactionEngine.RedoTopic;
+
+    /// <summary>Creates an internal topic (one partition) if missing and returns its partition.</summary>
+    internal LogPartition EnsureInternalTopic(string name)
+    {
+        lock (_topicsLock)
+        {
+            ThrowIfDisposed();
+            if (!_topics.ContainsKey(name))
+            {
+                TransactionCoordinator? coordinator = Coordinator;
+                Coordinator = null!; // CreateTopic refuses internal names once the coordinator runs
+                try
+                {
+                    CreateTopic(name, 1);
+                }
+                finally
+                {
+                    Coordinator = coordinator!;
+                }
+            }
+
+            return _topics[name].Partitions[0];
+        }
+    }
+
+    private Mvcc.TransactionEngine? _engine;
+
+    /// <summary>
+    /// Opens the MVCC transaction engine of this store (once; later calls return the same engine and
+    /// ignore <paramref name="options"/>). Recovery runs here: newest valid checkpoint plus committed redo.
+    /// </summary>
+    public Mvcc.TransactionEngine OpenTransactionEngine(Mvcc.MvccOptions? options = null)
+    {
+        lock (_topicsLock)
+        {
+            ThrowIfDisposed();
+        }
+
+        lock (_engineLock)
+        {
+            return _engine ??= Mvcc.TransactionEngine.Open(this, options ?? new Mvcc.MvccOptions());
+        }
+    }
+
+    private readonly object _engineLock = new();
 
     /// <summary>The topics, in name order; the internal ones only when asked for (as in Kafka's listTopics).</summary>
     public IReadOnlyList<TopicDescription> ListTopics(bool includeInternal = false)
@@ -536,6 +583,7 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
         }
 
         _stopping.Cancel();
+        _engine?.Dispose();
         Coordinator?.Dispose();
         bool clean = true;
         try

@@ -8,11 +8,23 @@ public sealed class CompareOptions
     /// <summary>The usage text printed for <c>--help</c> and on a bad argument.</summary>
     public const string Usage = """
         usage: compare [options]
-          --workloads w1,w2,w3,w4   workloads to run (default: all); also append,commit,outbox,scan
+          --workloads LIST          workloads to run, comma-separated (default: w1,w2,w3,w3log,w4):
+                                      w1 (append), w2 (commit), w3 (outbox), w3log (outbox-log: W3's three
+                                      messages without the account updates), w4 (scan), and the TxLog-only
+                                      txn-overhead (idempotent vs transactional producer, records/s) and
+                                      rc-scan (read-committed vs read-uncommitted scan); the MVCC workloads
+                                      kv-put (point upserts, K writers: txlog Instant/Periodic/NoSync, sqlite
+                                      FULL/NORMAL, raw-prealloc), and the TxLog-only kv-read (snapshot point
+                                      reads vs a ConcurrentDictionary), mvcc-recovery (reopen from ~1 GiB of
+                                      redo and from a checkpoint) and mvcc-memory (heap bytes per entry);
+                                      'all' runs every one
           --engines a,b,...         engines to run (default: every registered engine)
-          --seconds N               timed window of W1/W2/W3 in seconds (default 5)
-          --writers 1,4,16          writer counts for W2 and W3 (default 1,4,16)
-          --records N               records loaded for W4 (default 1000000)
+          --seconds N               timed window of W1/W2/W3/W3-log/kv-put/kv-read and of each txn-overhead
+                                    run in seconds (default 5)
+          --writers 1,4,16          writer counts for W2, W3, W3-log and kv-put (default 1,4,16)
+          --records N               records loaded for W4 and rc-scan; keys loaded for kv-put, kv-read,
+                                    mvcc-memory and mvcc-recovery's checkpoint run, whose redo run writes
+                                    1 GiB per million (default 1000000)
           --warmup S                untimed warm-up per engine and workload before the measured runs,
                                     in seconds (default 0.5; 0 turns it off)
           --cold                    also run W4 cold (sync + drop_caches; root only, skipped otherwise)
@@ -20,20 +32,26 @@ public sealed class CompareOptions
                                     deleted afterwards); each run's own subdirectory is always deleted
         """;
 
-    /// <summary>Workloads to run, in the order W1..W4.</summary>
-    public IReadOnlyList<Workload> Workloads { get; private init; } =
-        [Workload.Append, Workload.Commit, Workload.Outbox, Workload.Scan];
+    /// <summary>
+    /// The workloads run when <c>--workloads</c> is not given: the shared ones (W1..W4 and the W3 log-only
+    /// form). The TxLog-only and MVCC workloads (kv-put included) run only when named (or with <c>all</c>).
+    /// </summary>
+    public static readonly IReadOnlyList<Workload> DefaultWorkloads =
+        [Workload.Append, Workload.Commit, Workload.Outbox, Workload.OutboxLog, Workload.Scan];
+
+    /// <summary>Workloads to run, in <see cref="Workload"/> order (W1, W2, W3, W3-log, W4, TxLog-only).</summary>
+    public IReadOnlyList<Workload> Workloads { get; private init; } = DefaultWorkloads;
 
     /// <summary>Engine names to run; null means every registered engine.</summary>
     public IReadOnlyList<string>? Engines { get; private init; }
 
-    /// <summary>The timed window of W1/W2/W3.</summary>
+    /// <summary>The timed window of W1/W2/W3/W3-log and of each txn-overhead run.</summary>
     public double Seconds { get; private init; } = 5;
 
-    /// <summary>Writer counts K for W2 and W3.</summary>
+    /// <summary>Writer counts K for W2, W3, W3-log and kv-put.</summary>
     public IReadOnlyList<int> Writers { get; private init; } = [1, 4, 16];
 
-    /// <summary>Records loaded for W4.</summary>
+    /// <summary>Records loaded for W4 and rc-scan; keys loaded for the MVCC workloads (and the size of mvcc-recovery's redo).</summary>
     public long Records { get; private init; } = 1_000_000;
 
     /// <summary>
@@ -51,7 +69,7 @@ public sealed class CompareOptions
     /// <summary>Parses the arguments after <c>compare</c>; throws <see cref="ArgumentException"/> on a bad one.</summary>
     public static CompareOptions Parse(IReadOnlyList<string> args)
     {
-        IReadOnlyList<Workload> workloads = [Workload.Append, Workload.Commit, Workload.Outbox, Workload.Scan];
+        IReadOnlyList<Workload> workloads = DefaultWorkloads;
         IReadOnlyList<string>? engines = null;
         double seconds = 5;
         IReadOnlyList<int> writers = [1, 4, 16];
@@ -153,17 +171,30 @@ public sealed class CompareOptions
         var selected = new HashSet<Workload>();
         foreach (string item in SplitList(value))
         {
+            if (item.Equals("all", StringComparison.OrdinalIgnoreCase))
+            {
+                selected.UnionWith(Enum.GetValues<Workload>());
+                continue;
+            }
+
             selected.Add(item.ToLowerInvariant() switch
             {
                 "w1" or "append" => Workload.Append,
                 "w2" or "commit" => Workload.Commit,
                 "w3" or "outbox" => Workload.Outbox,
+                "w3log" or "outbox-log" or "outbox_log" => Workload.OutboxLog,
                 "w4" or "scan" => Workload.Scan,
+                "txn-overhead" or "txn_overhead" => Workload.TxnOverhead,
+                "rc-scan" or "rc_scan" => Workload.RcScan,
+                "kv-put" or "kv_put" => Workload.KvPut,
+                "kv-read" or "kv_read" => Workload.KvRead,
+                "mvcc-recovery" or "mvcc_recovery" => Workload.MvccRecovery,
+                "mvcc-memory" or "mvcc_memory" => Workload.MvccMemory,
                 _ => throw new ArgumentException($"unknown workload '{item}'"),
             });
         }
 
-        // Always run in W1..W4 order, whatever order they were listed in.
+        // Always run in the enum's order (W1, W2, W3, W3-log, W4, TxLog-only), whatever order they were listed in.
         var ordered = new List<Workload>();
         foreach (Workload workload in Enum.GetValues<Workload>())
         {

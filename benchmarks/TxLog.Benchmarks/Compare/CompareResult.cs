@@ -18,18 +18,24 @@ public sealed class CompareResult(
     double seconds,
     long payloadBytes,
     LatencyHistogram? latency = null,
-    long? minWriterOperations = null)
+    long? minWriterOperations = null,
+    double? bytesPerEntry = null)
 {
     /// <summary>The engine's name.</summary>
     public string Engine { get; } = engine;
 
-    /// <summary><c>append</c>, <c>commit</c>, <c>outbox</c>, <c>scan</c> or <c>scan_cold</c>.</summary>
+    /// <summary>
+    /// <c>append</c>, <c>commit</c>, <c>outbox</c>, <c>outbox_log</c>, <c>scan</c>, <c>scan_cold</c>, or one of the
+    /// TxLog-only <c>txn_overhead_idempotent</c>, <c>txn_overhead_transactional</c>, <c>scan_read_uncommitted</c>,
+    /// <c>scan_read_committed</c>, or one of the MVCC workloads' <c>kv_put_*</c>, <c>kv_put</c>, <c>kv_read</c>,
+    /// <c>kv_read_100</c>, <c>mvcc_recovery_redo</c>, <c>mvcc_recovery_checkpoint</c>, <c>mvcc_memory</c>.
+    /// </summary>
     public string Workload { get; } = workload;
 
     /// <summary>K: concurrent writers (1 for W1 and W4).</summary>
     public int Writers { get; } = writers;
 
-    /// <summary>Records (W1, W2, W4) or transactions (W3).</summary>
+    /// <summary>Records (W1, W2, W4, TxLog-only workloads) or transactions (W3, W3 log-only).</summary>
     public long Operations { get; } = operations;
 
     /// <summary>Length of the timed window.</summary>
@@ -38,11 +44,17 @@ public sealed class CompareResult(
     /// <summary>Payload bytes moved in the window (record payloads or outbox messages only).</summary>
     public long PayloadBytes { get; } = payloadBytes;
 
-    /// <summary>Per-operation latency, start to durable (W2, W3 only).</summary>
+    /// <summary>Per-operation latency, start to durable (W2, W3, W3 log-only only).</summary>
     public LatencyHistogram? Latency { get; } = latency;
 
-    /// <summary>Operations of the least successful writer (W2, W3 only).</summary>
+    /// <summary>Operations of the least successful writer (W2, W3, W3 log-only only).</summary>
     public long? MinWriterOperations { get; } = minWriterOperations;
+
+    /// <summary>
+    /// <c>mvcc_memory</c> only: managed heap bytes per map entry. Written as <c>bytes_per_entry</c> after the
+    /// usual fields, and only when set, so every other JSON line keeps exactly the WORKLOADS.md fields.
+    /// </summary>
+    public double? BytesPerEntry { get; } = bytesPerEntry;
 
     /// <summary>Operations per second.</summary>
     public double OperationsPerSecond => Operations / Seconds;
@@ -74,6 +86,11 @@ public sealed class CompareResult(
         json.Append(",\"p99_us\":").Append(Number(P99Micros, "F1"));
         json.Append(",\"max_us\":").Append(Number(MaxMicros, "F1"));
         json.Append(",\"min_writer_ops\":").Append(MinWriterOperations?.ToString(CultureInfo.InvariantCulture) ?? "null");
+        if (BytesPerEntry is { } perEntry)
+        {
+            json.Append(",\"bytes_per_entry\":").Append(Number(perEntry, "F1"));
+        }
+
         json.Append('}');
         return json.ToString();
     }

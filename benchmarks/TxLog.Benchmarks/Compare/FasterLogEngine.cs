@@ -27,8 +27,8 @@ public sealed class FasterLogEngine : IEngine
             SegmentSizeBits = 30,
             LogCommitDir = directory,
 
-            // EnqueueAndWaitForCommitAsync only waits for a commit; nothing else would issue one in W2/W3.
-            AutoCommit = workload is Workload.Commit or Workload.Outbox,
+            // EnqueueAndWaitForCommitAsync only waits for a commit; nothing else would issue one in W2/W3/W3-log.
+            AutoCommit = workload is Workload.Commit or Workload.Outbox or Workload.OutboxLog,
         };
         try
         {
@@ -80,6 +80,9 @@ internal sealed class FasterLogStore(FasterLog log, IDevice device) : IEngineSto
         LogOutbox outbox = _outbox ?? throw new InvalidOperationException("CreateAccountsAsync was not called");
         return ValueTask.FromResult(outbox.CreateWriter(new CommitWriter(log)));
     }
+
+    public ValueTask<IOutboxLogWriter> CreateOutboxLogWriterAsync(int writerId) =>
+        ValueTask.FromResult(LogOutbox.CreateLogOnlyWriter(new CommitWriter(log)));
 
     public ValueTask ScanAsync(ScanTally tally)
     {

@@ -14,8 +14,55 @@ public enum Workload
     /// <summary>W3: K writers, each runs the order transaction (two balance updates + three outbox messages).</summary>
     Outbox,
 
+    /// <summary>
+    /// W3 log-only form: K writers, each appends the three outbox messages atomically and durably,
+    /// without the account updates (<c>w3log</c>; JSON <c>outbox_log</c>).
+    /// </summary>
+    OutboxLog,
+
     /// <summary>W4: load like W1, close, reopen, then one timed sequential read.</summary>
     Scan,
+
+    /// <summary>
+    /// TxLog only: one writer's records/s with an idempotent producer versus a transactional one that
+    /// commits every 100 ms (<c>txn-overhead</c>; JSON <c>txn_overhead_idempotent</c> and
+    /// <c>txn_overhead_transactional</c>). See <see cref="TxLogWorkloads"/>.
+    /// </summary>
+    TxnOverhead,
+
+    /// <summary>
+    /// TxLog only: a log written in transactions with 10% aborted, scanned read-uncommitted and
+    /// read-committed (<c>rc-scan</c>; JSON <c>scan_read_uncommitted</c> and <c>scan_read_committed</c>).
+    /// See <see cref="TxLogWorkloads"/>.
+    /// </summary>
+    RcScan,
+
+    /// <summary>
+    /// Point writes: a key-value table of 1M 16-byte keys with 100-byte values (untimed load), then K writers
+    /// each upsert one random key per durable transaction (<c>kv-put</c>). Engines implementing
+    /// <see cref="IKvEngine"/> only: TxLog (JSON <c>kv_put_instant</c>, <c>kv_put_periodic</c>,
+    /// <c>kv_put_nosync</c>), SQLite (<c>kv_put_full</c>, <c>kv_put_normal</c>), raw-prealloc (<c>kv_put</c>).
+    /// </summary>
+    KvPut,
+
+    /// <summary>
+    /// TxLog only: snapshot point reads on the same 1M keys, 1 and 100 Gets per RepeatableRead transaction,
+    /// K = 1, 2 readers, against the same lookups in a <c>ConcurrentDictionary</c> (<c>kv-read</c>; JSON
+    /// <c>kv_read</c>, <c>kv_read_100</c>). See <see cref="MvccWorkloads"/>.
+    /// </summary>
+    KvRead,
+
+    /// <summary>
+    /// TxLog only: time to reopen the MVCC engine from ~1 GiB of redo and from a checkpoint of 1M entries
+    /// (<c>mvcc-recovery</c>; JSON <c>mvcc_recovery_redo</c>, <c>mvcc_recovery_checkpoint</c>). See <see cref="MvccWorkloads"/>.
+    /// </summary>
+    MvccRecovery,
+
+    /// <summary>
+    /// TxLog only: managed heap bytes per map entry after loading 1M entries (<c>mvcc-memory</c>; JSON
+    /// <c>mvcc_memory</c>). See <see cref="MvccWorkloads"/>.
+    /// </summary>
+    MvccMemory,
 }
 
 /// <summary>
@@ -26,6 +73,11 @@ public enum Workload
 /// To add an engine: write one class implementing this interface and <see cref="IEngineStore"/> (plus the
 /// writers it hands out), then add one line to the engine list in <see cref="CompareRunner"/>. A store method
 /// that throws <see cref="NotSupportedException"/> makes the runner skip that workload for the engine.
+/// The TxLog-only workloads (<see cref="Workload.TxnOverhead"/>, <see cref="Workload.RcScan"/>,
+/// <see cref="Workload.KvRead"/>, <see cref="Workload.MvccRecovery"/>, <see cref="Workload.MvccMemory"/>) never
+/// reach <see cref="OpenAsync"/>: they use TxLog's own API (<see cref="TxLogWorkloads"/>, <see cref="MvccWorkloads"/>)
+/// and the runner skips every other engine for them. <see cref="Workload.KvPut"/> does not reach it either: it
+/// runs on engines that also implement <see cref="IKvEngine"/>.
 /// </remarks>
 public interface IEngine
 {
@@ -67,6 +119,9 @@ public interface IEngineStore : IAsyncDisposable
     /// <summary>W3: creates the writer for <paramref name="writerId"/> (0..K-1). Untimed.</summary>
     ValueTask<IOutboxWriter> CreateOutboxWriterAsync(int writerId);
 
+    /// <summary>W3 log-only form: creates the writer for <paramref name="writerId"/> (0..K-1). Untimed.</summary>
+    ValueTask<IOutboxLogWriter> CreateOutboxLogWriterAsync(int writerId);
+
     /// <summary>W4: reads every record in append order, handing each payload to <paramref name="tally"/>.</summary>
     ValueTask ScanAsync(ScanTally tally);
 }
@@ -83,6 +138,39 @@ public interface IOutboxWriter : IAsyncDisposable
 {
     /// <summary>Runs the order transaction atomically and completes once it is durable.</summary>
     ValueTask CommitOneAsync(OutboxTransaction transaction);
+}
+
+/// <summary>A W3 log-only writer: owned by one runner task, never called concurrently with itself.</summary>
+public interface IOutboxLogWriter : IAsyncDisposable
+{
+    /// <summary>Appends the three outbox messages atomically and completes once they are durable.</summary>
+    ValueTask CommitOneAsync(OutboxMessages messages);
+}
+
+/// <summary>
+/// The three messages of one W3 log-only transaction, one per topic of <see cref="OutboxTransaction.Topics"/>
+/// (no account update).
+/// </summary>
+public readonly struct OutboxMessages(ReadOnlyMemory<byte> orderCreated, ReadOnlyMemory<byte> inventoryReserve,
+    ReadOnlyMemory<byte> paymentProcess)
+{
+    /// <summary>The message for <c>order-created</c>.</summary>
+    public ReadOnlyMemory<byte> OrderCreated { get; } = orderCreated;
+
+    /// <summary>The message for <c>inventory-reserve</c>.</summary>
+    public ReadOnlyMemory<byte> InventoryReserve { get; } = inventoryReserve;
+
+    /// <summary>The message for <c>payment-process</c>.</summary>
+    public ReadOnlyMemory<byte> PaymentProcess { get; } = paymentProcess;
+
+    /// <summary>The message for <c>OutboxTransaction.Topics[index]</c>.</summary>
+    public ReadOnlyMemory<byte> GetMessage(int index) => index switch
+    {
+        0 => OrderCreated,
+        1 => InventoryReserve,
+        2 => PaymentProcess,
+        _ => throw new ArgumentOutOfRangeException(nameof(index)),
+    };
 }
 
 /// <summary>

@@ -13,6 +13,8 @@ namespace TxLog.Benchmarks.Compare;
 /// <remarks>
 /// Entry layout (little-endian): <c>u8 2</c>, 2 x <c>[i32 account][i64 delta]</c>, <c>u8 3</c>,
 /// 3 x <c>[u8 topicLength][topic][i32 length][payload]</c> — 686 bytes with 200-byte messages.
+/// The W3 log-only form (<see cref="CreateLogOnlyWriter"/>) writes the same layout with no deltas:
+/// <c>u8 0</c>, <c>u8 3</c>, 3 x <c>[u8 topicLength][topic][i32 length][payload]</c> — 662 bytes.
 /// </remarks>
 public sealed class LogOutbox
 {
@@ -42,7 +44,13 @@ public sealed class LogOutbox
     /// <summary>Wraps a durable single-record writer into a W3 writer over this balance array.</summary>
     public IOutboxWriter CreateWriter(ICommitWriter log) => new Writer(log, _balances);
 
-    /// <summary>Size of the entry <see cref="Encode"/> writes for <paramref name="transaction"/>.</summary>
+    /// <summary>
+    /// Wraps a durable single-record writer into a W3 log-only writer: the three messages become one entry
+    /// (no deltas, no balances), committed durably as one record.
+    /// </summary>
+    public static IOutboxLogWriter CreateLogOnlyWriter(ICommitWriter log) => new LogOnlyWriter(log);
+
+    /// <summary>Size of the entry <see cref="Encode(in OutboxTransaction, Span{byte})"/> writes for <paramref name="transaction"/>.</summary>
     public static int EncodedLength(in OutboxTransaction transaction)
     {
         int length = 1 + 2 * (sizeof(int) + sizeof(long)) + 1;
@@ -64,18 +72,47 @@ public sealed class LogOutbox
         destination[at++] = (byte)TopicBytes.Length;
         for (int i = 0; i < TopicBytes.Length; i++)
         {
-            byte[] topic = TopicBytes[i];
-            ReadOnlySpan<byte> message = transaction.GetMessage(i).Span;
-            destination[at++] = (byte)topic.Length;
-            topic.CopyTo(destination[at..]);
-            at += topic.Length;
-            BinaryPrimitives.WriteInt32LittleEndian(destination[at..], message.Length);
-            at += sizeof(int);
-            message.CopyTo(destination[at..]);
-            at += message.Length;
+            at = WriteMessage(destination, at, TopicBytes[i], transaction.GetMessage(i).Span);
         }
 
         return at;
+    }
+
+    /// <summary>Size of the entry <see cref="Encode(in OutboxMessages, Span{byte})"/> writes for <paramref name="messages"/>.</summary>
+    public static int EncodedLength(in OutboxMessages messages)
+    {
+        int length = 1 + 1;
+        for (int i = 0; i < TopicBytes.Length; i++)
+        {
+            length += 1 + TopicBytes[i].Length + sizeof(int) + messages.GetMessage(i).Length;
+        }
+
+        return length;
+    }
+
+    /// <summary>Serializes the log-only entry (no deltas) into <paramref name="destination"/>; returns the length.</summary>
+    public static int Encode(in OutboxMessages messages, Span<byte> destination)
+    {
+        int at = 0;
+        destination[at++] = 0;
+        destination[at++] = (byte)TopicBytes.Length;
+        for (int i = 0; i < TopicBytes.Length; i++)
+        {
+            at = WriteMessage(destination, at, TopicBytes[i], messages.GetMessage(i).Span);
+        }
+
+        return at;
+    }
+
+    private static int WriteMessage(Span<byte> destination, int at, byte[] topic, ReadOnlySpan<byte> message)
+    {
+        destination[at++] = (byte)topic.Length;
+        topic.CopyTo(destination[at..]);
+        at += topic.Length;
+        BinaryPrimitives.WriteInt32LittleEndian(destination[at..], message.Length);
+        at += sizeof(int);
+        message.CopyTo(destination[at..]);
+        return at + message.Length;
     }
 
     private static int WriteDelta(Span<byte> destination, int at, int account, long delta)
@@ -119,6 +156,27 @@ public sealed class LogOutbox
             // Applied only after the entry is durable: a crash before this point replays it from the log.
             Interlocked.Add(ref balances[transaction.From], -transaction.Amount);
             Interlocked.Add(ref balances[transaction.To], transaction.Amount);
+        }
+
+        public ValueTask DisposeAsync() => log.DisposeAsync();
+    }
+
+    /// <summary>One W3 log-only writer: encode the three messages as one entry and commit it durably.</summary>
+    private sealed class LogOnlyWriter(ICommitWriter log) : IOutboxLogWriter
+    {
+        // One entry buffer per writer, reused: the log copies it before CommitOneAsync completes.
+        private byte[] _entry = [];
+
+        public ValueTask CommitOneAsync(OutboxMessages messages)
+        {
+            int length = EncodedLength(messages);
+            if (_entry.Length != length)
+            {
+                _entry = new byte[length];
+            }
+
+            Encode(messages, _entry);
+            return log.CommitOneAsync(_entry);
         }
 
         public ValueTask DisposeAsync() => log.DisposeAsync();

@@ -6,13 +6,35 @@ namespace TxLog.Benchmarks.Compare;
 /// <summary>
 /// The physical-limit references: one file of <c>[i32 length][payload]</c> records, written with
 /// <see cref="RandomAccess"/> and made durable with fsync/fdatasync. <c>raw</c> grows the file with every
-/// durable batch; <c>raw-prealloc</c> first fills it with real zeros for W2/W3 so that each fdatasync only
+/// durable batch; <c>raw-prealloc</c> first fills it with real zeros for W2/W3/W3-log so that each fdatasync only
 /// flushes data blocks (the durable-commit limit of the disk). W1 and W4 are the same for both.
 /// </summary>
-public sealed class RawEngine(bool preallocate) : IEngine
+public sealed class RawEngine(bool preallocate) : IEngine, IKvEngine
 {
+    /// <summary>The JSON workload name of raw-prealloc's <c>kv-put</c>.</summary>
+    public const string KvPutVariant = "kv_put";
+
     /// <inheritdoc />
     public string Name => preallocate ? "raw-prealloc" : "raw";
+
+    /// <summary><c>kv-put</c> runs on <c>raw-prealloc</c> only (the physical limit it is compared with).</summary>
+    public IReadOnlyList<string> KvPutVariants => preallocate ? [KvPutVariant] : [];
+
+    /// <inheritdoc />
+    public ValueTask<IKvStore> OpenKvAsync(string directory, string variant)
+    {
+        if (!NativeIo.IsSupported)
+        {
+            throw new NotSupportedException("the raw engines call fdatasync(2) and run on Linux only");
+        }
+
+        if (!preallocate || variant != KvPutVariant)
+        {
+            throw new ArgumentException($"unknown kv-put variant '{variant}' for {Name}", nameof(variant));
+        }
+
+        return ValueTask.FromResult<IKvStore>(new RawKvStore(new RawStore(Path.Combine(directory, "raw.log"), preallocated: true)));
+    }
 
     /// <inheritdoc />
     public ValueTask<IEngineStore> OpenAsync(string directory, Workload workload)
@@ -22,12 +44,12 @@ public sealed class RawEngine(bool preallocate) : IEngine
             throw new NotSupportedException("the raw engines call fdatasync(2) and run on Linux only");
         }
 
-        bool preallocated = preallocate && workload is Workload.Commit or Workload.Outbox;
+        bool preallocated = preallocate && workload is Workload.Commit or Workload.Outbox or Workload.OutboxLog;
         return ValueTask.FromResult<IEngineStore>(new RawStore(Path.Combine(directory, "raw.log"), preallocated));
     }
 }
 
-/// <summary>An open raw log file: a buffered single-writer path (W1/W4) and a group-commit path (W2/W3).</summary>
+/// <summary>An open raw log file: a buffered single-writer path (W1/W4) and a group-commit path (W2/W3/W3-log).</summary>
 internal sealed class RawStore : IEngineStore
 {
     private const int BufferSize = 1 << 20;
@@ -40,7 +62,7 @@ internal sealed class RawStore : IEngineStore
     private readonly byte[] _appendBuffer = new byte[BufferSize];
     private int _appendBuffered;
 
-    // Where the next write lands; owned by the appending thread (W1) or the current leader (W2/W3).
+    // Where the next write lands; owned by the appending thread (W1) or the current leader (W2/W3/W3-log).
     private long _fileOffset;
 
     // Bytes of the file known to be allocated with real zeros (raw-prealloc only).
@@ -110,6 +132,9 @@ internal sealed class RawStore : IEngineStore
         LogOutbox outbox = _outbox ?? throw new InvalidOperationException("CreateAccountsAsync was not called");
         return ValueTask.FromResult(outbox.CreateWriter(new CommitWriter(this)));
     }
+
+    public ValueTask<IOutboxLogWriter> CreateOutboxLogWriterAsync(int writerId) =>
+        ValueTask.FromResult(LogOutbox.CreateLogOnlyWriter(new CommitWriter(this)));
 
     public ValueTask ScanAsync(ScanTally tally)
     {
@@ -182,7 +207,7 @@ internal sealed class RawStore : IEngineStore
     /// becomes the leader, writes the whole batch and fdatasyncs it, then wakes everyone whose record it held.
     /// Followers block: this is a synchronous engine, each writer owns a thread.
     /// </summary>
-    private void CommitDurably(ReadOnlySpan<byte> payload)
+    internal void CommitDurably(ReadOnlySpan<byte> payload)
     {
         long myBatch;
         byte[] batch;
@@ -247,6 +272,18 @@ internal sealed class RawStore : IEngineStore
         }
     }
 
+    /// <summary>
+    /// raw-prealloc after a buffered load (untimed): extends the zero-filled area until at least one
+    /// preallocation step lies ahead of the write position, so the timed commits flush data blocks only.
+    /// </summary>
+    internal void EnsurePreallocatedAhead()
+    {
+        while (_preallocated && _allocated - _fileOffset < PreallocationStep)
+        {
+            ExtendWithZeros();
+        }
+    }
+
     private void ExtendWithZeros()
     {
         byte[] zeros = new byte[BufferSize];
@@ -266,6 +303,50 @@ internal sealed class RawStore : IEngineStore
         public ValueTask CommitOneAsync(ReadOnlyMemory<byte> payload)
         {
             store.CommitDurably(payload.Span);
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>
+/// raw-prealloc under <c>kv-put</c>: what a log-only user would do for a point write. The load appends every
+/// key + value as one 116-byte record through the buffered path (one fsync at the end), then the zeroed area
+/// ahead is topped up; each operation appends one 116-byte record (16-byte key, 100-byte value) and waits for
+/// it to be durable through the W2 leader/follower group commit. No index, no isolation: the state would be
+/// rebuilt by replaying the log.
+/// </summary>
+internal sealed class RawKvStore(RawStore store) : IKvStore
+{
+    public async ValueTask LoadAsync(long count)
+    {
+        byte[] record = new byte[KvData.KeySize + KvData.ValueSize];
+        ReadOnlyMemory<byte> memory = record;
+        for (long i = 0; i < count; i++)
+        {
+            KvData.FillKey(record, i);
+            KvData.FillLoadValue(record.AsSpan(KvData.KeySize), i);
+            await store.AppendAsync(memory);
+        }
+
+        await store.FlushAsync();
+        store.EnsurePreallocatedAhead();
+    }
+
+    public ValueTask<IKvWriter> CreateWriterAsync(int writerId) => ValueTask.FromResult<IKvWriter>(new Writer(store));
+
+    public ValueTask DisposeAsync() => store.DisposeAsync();
+
+    private sealed class Writer(RawStore store) : IKvWriter
+    {
+        private readonly byte[] _record = new byte[KvData.KeySize + KvData.ValueSize];
+
+        public ValueTask PutAsync(byte[] key, byte[] value)
+        {
+            key.CopyTo(_record, 0);
+            value.CopyTo(_record, KvData.KeySize);
+            store.CommitDurably(_record);
             return ValueTask.CompletedTask;
         }
 

@@ -9,10 +9,29 @@ namespace TxLog.Benchmarks.Compare;
 /// everything else at SQLite's defaults. One connection per writer; SQLite's single writer lock serializes
 /// them and waiting writers poll through the busy handler — that serialization is what is being measured.
 /// </summary>
-public sealed class SqliteEngine : IEngine
+public sealed class SqliteEngine : IEngine, IKvEngine
 {
+    private static readonly string[] KvVariants = [.. SqliteKvStore.Variants.Select(v => v.Variant)];
+
     /// <inheritdoc />
     public string Name => "sqlite";
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> KvPutVariants => KvVariants;
+
+    /// <inheritdoc />
+    public ValueTask<IKvStore> OpenKvAsync(string directory, string variant)
+    {
+        foreach ((string name, string synchronous) in SqliteKvStore.Variants)
+        {
+            if (name == variant)
+            {
+                return ValueTask.FromResult<IKvStore>(new SqliteKvStore(Path.Combine(directory, "kv.db"), synchronous));
+            }
+        }
+
+        throw new ArgumentException($"unknown kv-put variant '{variant}'", nameof(variant));
+    }
 
     /// <inheritdoc />
     public ValueTask<IEngineStore> OpenAsync(string directory, Workload workload) =>
@@ -105,6 +124,9 @@ internal sealed class SqliteStore : IEngineStore
 
     public ValueTask<IOutboxWriter> CreateOutboxWriterAsync(int writerId) =>
         ValueTask.FromResult<IOutboxWriter>(new OutboxWriter(Connect(_connectionString)));
+
+    public ValueTask<IOutboxLogWriter> CreateOutboxLogWriterAsync(int writerId) =>
+        ValueTask.FromResult<IOutboxLogWriter>(new OutboxLogWriter(Connect(_connectionString)));
 
     public ValueTask ScanAsync(ScanTally tally)
     {
@@ -279,6 +301,65 @@ internal sealed class SqliteStore : IEngineStore
             _begin.Dispose();
             _debit.Dispose();
             _credit.Dispose();
+            _insert.Dispose();
+            _commit.Dispose();
+            _rollback.Dispose();
+            _connection.Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    /// <summary>W3 log-only form: BEGIN IMMEDIATE, three outbox INSERTs, COMMIT — all prepared once.</summary>
+    private sealed class OutboxLogWriter : IOutboxLogWriter
+    {
+        private readonly SqliteConnection _connection;
+        private readonly SqliteCommand _begin;
+        private readonly SqliteCommand _insert;
+        private readonly SqliteCommand _commit;
+        private readonly SqliteCommand _rollback;
+        private readonly SqliteParameter _topic;
+        private readonly SqliteParameter _payload;
+
+        public OutboxLogWriter(SqliteConnection connection)
+        {
+            _connection = connection;
+            _begin = Prepare(connection, "BEGIN IMMEDIATE;");
+            _commit = Prepare(connection, "COMMIT;");
+            _rollback = Prepare(connection, "ROLLBACK;");
+
+            _insert = connection.CreateCommand();
+            _insert.CommandText = "INSERT INTO outbox(topic, payload) VALUES ($topic, $payload);";
+            _topic = _insert.Parameters.Add("$topic", SqliteType.Text);
+            _payload = _insert.Parameters.Add("$payload", SqliteType.Blob);
+            _insert.Prepare();
+        }
+
+        public ValueTask CommitOneAsync(OutboxMessages messages)
+        {
+            _begin.ExecuteNonQuery();
+            try
+            {
+                for (int i = 0; i < OutboxTransaction.Topics.Length; i++)
+                {
+                    _topic.Value = OutboxTransaction.Topics[i];
+                    _payload.Value = BlobBuffer.Of(messages.GetMessage(i));
+                    _insert.ExecuteNonQuery();
+                }
+
+                _commit.ExecuteNonQuery();
+            }
+            catch
+            {
+                _rollback.ExecuteNonQuery();
+                throw;
+            }
+
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            _begin.Dispose();
             _insert.Dispose();
             _commit.Dispose();
             _rollback.Dispose();

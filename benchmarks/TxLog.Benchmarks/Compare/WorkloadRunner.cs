@@ -4,10 +4,11 @@ using System.Diagnostics;
 namespace TxLog.Benchmarks.Compare;
 
 /// <summary>
-/// The timed parts of W1..W4 (WORKLOADS.md), independent of the engine. Measured loops touch only
+/// The timed parts of W1..W4 and the W3 log-only form (WORKLOADS.md), independent of the engine; the
+/// TxLog-only workloads are dispatched to <see cref="TxLogWorkloads"/>. Measured loops touch only
 /// pre-allocated buffers and per-writer histograms: whatever they allocate is the engine's own doing.
 /// </summary>
-public static class WorkloadRunner
+public static partial class WorkloadRunner
 {
     /// <summary>Payload size of W1, W2 and W4 records.</summary>
     public const int RecordSize = 100;
@@ -114,6 +115,52 @@ public static class WorkloadRunner
             await DisposeAllAsync(writers);
         }
     }
+
+    /// <summary>
+    /// W3 log-only form: <paramref name="writerCount"/> writers, each appends the three outbox messages
+    /// atomically and durably per transaction (no account updates). Same loop and timing rules as W3.
+    /// </summary>
+    public static async Task<CompareResult> OutboxLogAsync(IEngine engine, string directory, int writerCount, double seconds)
+    {
+        await using IEngineStore store = await engine.OpenAsync(directory, Workload.OutboxLog);
+        var writers = new IOutboxLogWriter[writerCount];
+        try
+        {
+            for (int w = 0; w < writerCount; w++)
+            {
+                writers[w] = await store.CreateOutboxLogWriterAsync(w);
+            }
+
+            var gate = new StartGate(writerCount);
+            var loops = new Task<WriterOutcome>[writerCount];
+            for (int w = 0; w < writerCount; w++)
+            {
+                IOutboxLogWriter writer = writers[w];
+                int writerId = w;
+                loops[w] = OnDedicatedThread(() => OutboxLogLoopAsync(writer, writerId, gate));
+            }
+
+            long start = gate.Open(seconds);
+            WriterOutcome[] outcomes = await Task.WhenAll(loops);
+            return Summarize(engine.Name, "outbox_log", start, outcomes, 3 * MessageSize);
+        }
+        finally
+        {
+            await DisposeAllAsync(writers);
+        }
+    }
+
+    /// <summary>TxLog only: see <see cref="TxLogWorkloads.TransactionOverheadAsync"/>; any other engine is skipped.</summary>
+    public static Task<List<CompareResult>> TransactionOverheadAsync(IEngine engine, string directory, double seconds) =>
+        engine is TxLogEngine
+            ? OnDedicatedThread(() => TxLogWorkloads.TransactionOverheadAsync(engine.Name, directory, seconds))
+            : throw new NotSupportedException("txn-overhead measures TxLog's own producers (TxLog only).");
+
+    /// <summary>TxLog only: see <see cref="TxLogWorkloads.ReadCommittedScanAsync"/>; any other engine is skipped.</summary>
+    public static Task<List<CompareResult>> ReadCommittedScanAsync(IEngine engine, string directory, long records) =>
+        engine is TxLogEngine
+            ? OnDedicatedThread(() => TxLogWorkloads.ReadCommittedScanAsync(engine.Name, directory, records))
+            : throw new NotSupportedException("rc-scan measures TxLog's isolation levels (TxLog only).");
 
     /// <summary>
     /// W4: loads <paramref name="records"/> records like W1 (untimed), reopens the store and times one
@@ -237,6 +284,37 @@ public static class WorkloadRunner
         return new WriterOutcome(transactions, now, latency);
     }
 
+    private static async Task<WriterOutcome> OutboxLogLoopAsync(IOutboxLogWriter writer, int writerId, StartGate gate)
+    {
+        var latency = new LatencyHistogram();
+
+        // The same payload buffers as W3's (same seeds), without the account picks.
+        byte[] orderCreated = CreatePayload(writerId, MessageSize, stream: 1);
+        byte[] inventoryReserve = CreatePayload(writerId, MessageSize, stream: 2);
+        byte[] paymentProcess = CreatePayload(writerId, MessageSize, stream: 3);
+        var messages = new OutboxMessages(orderCreated, inventoryReserve, paymentProcess);
+        long sequence = 0;
+        long transactions = 0;
+
+        gate.ArriveAndWait();
+        long deadline = gate.Deadline;
+        long now = Stopwatch.GetTimestamp();
+        while (now < deadline)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(orderCreated, ++sequence);
+            BinaryPrimitives.WriteInt64LittleEndian(inventoryReserve, ++sequence);
+            BinaryPrimitives.WriteInt64LittleEndian(paymentProcess, ++sequence);
+
+            long begin = Stopwatch.GetTimestamp();
+            await writer.CommitOneAsync(messages);
+            now = Stopwatch.GetTimestamp();
+            latency.Record(now - begin);
+            transactions++;
+        }
+
+        return new WriterOutcome(transactions, now, latency);
+    }
+
     private static CompareResult Summarize(string engine, string workload, long start, WriterOutcome[] outcomes, int bytesPerOperation)
     {
         var latency = new LatencyHistogram();
@@ -260,11 +338,11 @@ public static class WorkloadRunner
     /// Runs <paramref name="body"/> on a thread of its own: a synchronous engine blocks that thread for the
     /// whole run instead of a pool thread; an asynchronous one leaves it at its first real await.
     /// </summary>
-    private static Task<T> OnDedicatedThread<T>(Func<Task<T>> body) =>
+    internal static Task<T> OnDedicatedThread<T>(Func<Task<T>> body) =>
         Task.Factory.StartNew(body, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
 
     /// <summary>Random bytes, fixed per writer (and stream); the first 8 are overwritten per record.</summary>
-    private static byte[] CreatePayload(int writerId, int size, int stream = 0)
+    internal static byte[] CreatePayload(int writerId, int size, int stream = 0)
     {
         byte[] payload = new byte[size];
         new Random(unchecked((writerId + 1) * 7_919 + stream * 104_729)).NextBytes(payload);
@@ -282,9 +360,9 @@ public static class WorkloadRunner
         }
     }
 
-    private static long ToTicks(double seconds) => (long)(seconds * Stopwatch.Frequency);
+    internal static long ToTicks(double seconds) => (long)(seconds * Stopwatch.Frequency);
 
-    private static double ToSeconds(long ticks) => (double)ticks / Stopwatch.Frequency;
+    internal static double ToSeconds(long ticks) => (double)ticks / Stopwatch.Frequency;
 
     /// <summary>What one W2/W3 writer did: operations, when it finished, and its latencies.</summary>
     private sealed record WriterOutcome(long Operations, long FinishedAt, LatencyHistogram Latency);
@@ -293,7 +371,7 @@ public static class WorkloadRunner
     /// Starts all writers of a run together: each writer blocks (on its own thread) until every writer is
     /// ready, then the runner sets the deadline and releases them at once.
     /// </summary>
-    private sealed class StartGate(int writers)
+    internal sealed class StartGate(int writers)
     {
         private readonly CountdownEvent _ready = new(writers);
         private readonly ManualResetEventSlim _go = new(false);

@@ -455,13 +455,19 @@ internal sealed class TransactionCoordinator : IDisposable
             return;
         }
 
-        var waits = new Task[parts.Count];
-        for (int i = 0; i < parts.Count; i++)
+        // Each data partition's fsync runs on that partition's flusher thread (shared with any other
+        // committer waiting on it), the decision record's on this thread: all in parallel.
+        var waits = new List<Task>(parts.Count);
+        foreach (KeyValuePair<TopicPartition, long> part in parts)
         {
-            LogPartition p = Partition(parts[i].Key);
-            long offset = parts[i].Value;
-            // The leader of a group commit fsyncs on the calling thread: start each on the pool.
-            waits[i] = offset < 0 ? Task.CompletedTask : Task.Run(() => p.WaitForDurableAsync(offset).AsTask());
+            if (part.Value >= 0)
+            {
+                ValueTask wait = Partition(part.Key).GroupCommit.WaitAsync(part.Value, offload: true);
+                if (!wait.IsCompletedSuccessfully)
+                {
+                    waits.Add(wait.AsTask());
+                }
+            }
         }
 
         await _log.WaitForDurableAsync(decisionRecord).ConfigureAwait(false);
@@ -471,6 +477,10 @@ internal sealed class TransactionCoordinator : IDisposable
     private ValueTask WaitDurableForModeAsync(LogPartition partition, long offset) =>
         _store.Options.Durability == DurabilityMode.GroupCommit ? partition.WaitForDurableAsync(offset) : default;
 
+    // Markers and completion records need an fsync only to become visible (HW), not for durability of
+    // the decision: defer it briefly so the next commit's fsync of the same partition can carry it.
+    private static readonly TimeSpan VisibilityFlushDelay = TimeSpan.FromMilliseconds(2);
+
     private void FlushInBackground(LogPartition partition, long offset)
     {
         if (_store.Options.Durability != DurabilityMode.GroupCommit)
@@ -478,19 +488,7 @@ internal sealed class TransactionCoordinator : IDisposable
             return; // Periodic: the flusher will; None: the HW already follows the log end
         }
 
-        _ = FlushQuietlyAsync(partition, offset);
-    }
-
-    private static async Task FlushQuietlyAsync(LogPartition partition, long offset)
-    {
-        try
-        {
-            await partition.WaitForDurableAsync(offset).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is TxLogException or ObjectDisposedException or IOException)
-        {
-            // The partition recorded the failure; its next writer sees it.
-        }
+        partition.FlushSoon(offset, VisibilityFlushDelay);
     }
 
     /// <summary>Aborts every Ongoing transaction older than its timeout, fencing its producer. Returns how many.</summary>

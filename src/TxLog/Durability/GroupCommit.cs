@@ -15,7 +15,7 @@ namespace TxLog.Durability;
 /// Waiters are pooled <see cref="IValueTaskSource{T}"/>s: no allocation per wait.
 /// Thread-safety: all members are thread-safe.
 /// </summary>
-internal sealed class GroupCommit
+internal sealed class GroupCommit : IDisposable
 {
     private static readonly ObjectPool<Waiter> WaiterPool =
         new DefaultObjectPool<Waiter>(new DefaultPooledObjectPolicy<Waiter>(), 1024);
@@ -27,6 +27,8 @@ internal sealed class GroupCommit
     private bool _flushing;                             // a leader is running, guarded by _gate
     private long _batches;                              // fsyncs run (for tests and metrics)
     private long _coveredWaits;                         // waits satisfied by those fsyncs
+    private SemaphoreSlim? _flusherSignal;              // wakes the dedicated flusher thread (created on first offload)
+    private volatile bool _disposed;
 
     public GroupCommit(PartitionLog log)
     {
@@ -40,18 +42,24 @@ internal sealed class GroupCommit
     public long CoveredWaits => Interlocked.Read(ref _coveredWaits);
 
     /// <summary>Completes when every offset up to and including <paramref name="offset"/> is durable.</summary>
-    public ValueTask WaitAsync(long offset)
+    /// <param name="offset">The offset that must become durable.</param>
+    /// <param name="offload">
+    /// When this caller would lead the fsync, run it on the partition's dedicated flusher thread instead
+    /// of the calling thread: a transaction that needs several partitions durable at once gets their
+    /// fsyncs in parallel without tying up pool threads.
+    /// </param>
+    public ValueTask WaitAsync(long offset, bool offload = false)
     {
         if (_log.DurableOffset > offset)
         {
             return default;
         }
 
-        return WaitSlowAsync(offset);
+        return WaitSlowAsync(offset, offload);
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask WaitSlowAsync(long offset)
+    private async ValueTask WaitSlowAsync(long offset, bool offload)
     {
         while (true)
         {
@@ -68,6 +76,15 @@ internal sealed class GroupCommit
                     waiter = WaiterPool.Get();
                     waiter.Prepare(offset);
                     _waiters.Add(waiter);
+                }
+                else if (offload && !_disposed)
+                {
+                    // The flusher thread leads; this caller waits like a follower.
+                    _flushing = true;
+                    waiter = WaiterPool.Get();
+                    waiter.Prepare(offset);
+                    _waiters.Add(waiter);
+                    SignalFlusherUnsynchronized();
                 }
                 else
                 {
@@ -110,6 +127,58 @@ internal sealed class GroupCommit
             {
                 return;
             }
+        }
+    }
+
+    private void SignalFlusherUnsynchronized()
+    {
+        if (_flusherSignal is null)
+        {
+            _flusherSignal = new SemaphoreSlim(0);
+            var thread = new Thread(FlusherLoop) { IsBackground = true, Name = "txlog-flusher" };
+            thread.Start();
+        }
+
+        _flusherSignal.Release();
+    }
+
+    private void FlusherLoop()
+    {
+        SemaphoreSlim signal = _flusherSignal!;
+        while (true)
+        {
+            signal.Wait();
+            if (_disposed)
+            {
+                // Whoever is still queued must not wait for a flusher that is gone: hand over.
+                Waiter? next;
+                lock (_gate)
+                {
+                    HandOffUnsynchronized(out next);
+                }
+
+                next?.Wake(false, null);
+                return;
+            }
+
+            try
+            {
+                LeadFlush();
+            }
+            catch (Exception e) when (e is TxLogException or IOException or ObjectDisposedException)
+            {
+                // Every waiter of this flush got the exception.
+            }
+        }
+    }
+
+    /// <summary>Stops the flusher thread (if one was started); queued waiters are handed to a caller-side leader.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _disposed = true;
+            _flusherSignal?.Release();
         }
     }
 

@@ -15,6 +15,14 @@ public readonly struct RecordHeader
         Value = value;
     }
 
+    /// <summary>Creates a header; a null array is a null value (not an empty one).</summary>
+    /// <param name="key">The header key; not null.</param>
+    /// <param name="value">The header value, or null.</param>
+    public RecordHeader(string key, byte[]? value)
+        : this(key, value is null ? (ReadOnlyMemory<byte>?)null : new ReadOnlyMemory<byte>(value))
+    {
+    }
+
     /// <summary>The header key.</summary>
     public string Key { get; }
 
@@ -25,21 +33,39 @@ public readonly struct RecordHeader
 /// <summary>
 /// A record to append: key, value, headers and timestamp. A value type so that appending does not
 /// allocate per record; null key and null value are distinct from empty ones (Kafka's tombstones and
-/// keyless records).
+/// keyless records). Note: assigning a null <c>byte[]</c> to <see cref="Key"/> or <see cref="Value"/>
+/// directly yields an empty (present) memory through C#'s implicit conversion; the constructors
+/// taking <c>byte[]?</c> map null to null.
 /// </summary>
 public readonly struct Message
 {
-    /// <summary>Creates a message with a value and no key.</summary>
+    /// <summary>Creates a message with a value (null: a null value) and no key.</summary>
     /// <param name="value">The value, or null.</param>
-    public Message(ReadOnlyMemory<byte>? value)
+    public Message(byte[]? value)
+    {
+        Value = value is null ? (ReadOnlyMemory<byte>?)null : new ReadOnlyMemory<byte>(value);
+    }
+
+    /// <summary>Creates a message with a key and a value; a null array means a null key or value (not an empty one).</summary>
+    /// <param name="key">The key, or null.</param>
+    /// <param name="value">The value, or null.</param>
+    public Message(byte[]? key, byte[]? value)
+    {
+        Key = key is null ? (ReadOnlyMemory<byte>?)null : new ReadOnlyMemory<byte>(key);
+        Value = value is null ? (ReadOnlyMemory<byte>?)null : new ReadOnlyMemory<byte>(value);
+    }
+
+    /// <summary>Creates a message with a value (always present, possibly empty) and no key.</summary>
+    /// <param name="value">The value.</param>
+    public Message(ReadOnlyMemory<byte> value)
     {
         Value = value;
     }
 
-    /// <summary>Creates a message with a key and a value.</summary>
-    /// <param name="key">The key, or null.</param>
-    /// <param name="value">The value, or null.</param>
-    public Message(ReadOnlyMemory<byte>? key, ReadOnlyMemory<byte>? value)
+    /// <summary>Creates a message with a key and a value (both present, possibly empty).</summary>
+    /// <param name="key">The key.</param>
+    /// <param name="value">The value.</param>
+    public Message(ReadOnlyMemory<byte> key, ReadOnlyMemory<byte> value)
     {
         Key = key;
         Value = value;

@@ -10,11 +10,10 @@ namespace TxLog.Tests.Recovery;
 /// <summary>A record the tests append and later expect to read back, with its own timestamp.</summary>
 internal sealed record TestRecord(byte[]? Key, byte[]? Value, long Timestamp, params (string Key, byte[]? Value)[] Headers)
 {
-    // A null byte[] converts to an empty (not a null) ReadOnlyMemory, hence the explicit nulls.
-    public Message ToMessage() => new(Key is null ? (ReadOnlyMemory<byte>?)null : Key, Value is null ? (ReadOnlyMemory<byte>?)null : Value)
+    public Message ToMessage() => new(Key, Value)
     {
         Timestamp = Timestamp,
-        Headers = Headers.Length == 0 ? null : Array.ConvertAll(Headers, h => new RecordHeader(h.Key, h.Value is null ? (ReadOnlyMemory<byte>?)null : h.Value)),
+        Headers = Headers.Length == 0 ? null : Array.ConvertAll(Headers, h => new RecordHeader(h.Key, h.Value)),
     };
 }
 

@@ -68,6 +68,18 @@ public class AppendReadTests
     }
 
     [Test]
+    public void A_null_byte_array_is_a_null_key_or_value_not_an_empty_one()
+    {
+        // Regression: C# converts a null byte[] to an empty ReadOnlyMemory, which made null values empty.
+        byte[]? nothing = null;
+        var m = new Message(nothing, nothing);
+        Assert.That((m.Key.HasValue, m.Value.HasValue), Is.EqualTo((false, false)));
+        Assert.That(new Message(nothing).Value.HasValue, Is.False);
+        Assert.That(new RecordHeader("h", nothing).Value.HasValue, Is.False);
+        Assert.That(new Message(Array.Empty<byte>()).Value.HasValue, Is.True, "empty stays empty");
+    }
+
+    [Test]
     public void Reads_outside_the_log_are_out_of_range()
     {
         using var dir = new TempDirectory();

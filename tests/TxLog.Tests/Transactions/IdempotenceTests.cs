@@ -1,5 +1,6 @@
 using TxLog.Consuming;
 using TxLog.Producers;
+using TxLog.Storage;
 using TxLog.Tests.Storage;
 using static TxLog.Tests.Transactions.Tx;
 
@@ -112,6 +113,53 @@ public class IdempotenceTests
         Assert.Throws<OutOfOrderSequenceException>(() => AppendRaw(store, p, Pid, 3, 7, false, "gap"));
         Assert.Throws<ProducerFencedException>(() => AppendRaw(store, p, Pid, 2, 5, false, "old epoch"));
         Assert.That(AppendRaw(store, p, Pid, 3, 5, false, "next")!.Value.BaseOffset, Is.EqualTo(5));
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void Snapshots_taken_at_segment_rolls_plus_the_replayed_tail_restore_producer_state(bool corruptNewestSnapshot)
+    {
+        using var dir = new TempDirectory();
+        using var image = new TempDirectory();
+        var options = Options(Durability.DurabilityMode.GroupCommit);
+        options.SegmentBytes = 400;
+        using (LogStore store = LogStore.Open(dir.Path, options))
+        {
+            store.CreateTopic("t");
+            LogPartition p = store.GetPartition("t", 0);
+            for (int batch = 0; batch < 30; batch++)
+            {
+                AppendRaw(store, p, Pid, 0, batch, false, $"value-{batch:D3}");
+            }
+
+            p.FlushAsync().AsTask().Wait(Tx.Timeout);
+            Assert.That(p.SegmentCount, Is.GreaterThan(3));
+            Assert.That(ProducerStateManager.ListSnapshots(OsFileSystem.Instance, Path.Combine(dir.Path, "t-0")), Has.Count.EqualTo(2), "the two newest are kept");
+            CopyImage(dir.Path, image.Path); // a crash: no clean-close snapshot
+        }
+
+        if (corruptNewestSnapshot)
+        {
+            string newest = Directory.GetFiles(Path.Combine(image.Path, "t-0"), "*.snapshot").Order().Last();
+            byte[] bytes = File.ReadAllBytes(newest);
+            bytes[^1] ^= 0xFF;
+            File.WriteAllBytes(newest, bytes);
+        }
+
+        using LogStore reopened = LogStore.Open(image.Path, options);
+        if (corruptNewestSnapshot)
+        {
+            Assert.That(reopened.Recovery.Actions, Has.Some.Contains("ignored a corrupt producer snapshot"));
+        }
+
+        LogPartition r = reopened.GetPartition("t", 0);
+        for (int batch = 25; batch < 30; batch++)
+        {
+            Assert.That(AppendRaw(reopened, r, Pid, 0, batch, false, $"value-{batch:D3}")!.Value.IsDuplicate, Is.True, $"batch {batch}");
+        }
+
+        Assert.Throws<OutOfOrderSequenceException>(() => AppendRaw(reopened, r, Pid, 0, 24, false, "value-024"));
+        Assert.That(AppendRaw(reopened, r, Pid, 0, 30, false, "new")!.Value.BaseOffset, Is.EqualTo(30));
     }
 
     [Test]

@@ -168,6 +168,24 @@ public class ProducerTransactionTests
     }
 
     [Test]
+    public async Task The_background_timer_aborts_an_expired_transaction_on_its_own()
+    {
+        using var dir = new TempDirectory();
+        LogStoreOptions options = Options();
+        options.TransactionTimeoutCheckInterval = TimeSpan.FromMilliseconds(20);
+        using LogStore store = LogStore.Open(dir.Path, options);
+        store.CreateTopic("t", 2);
+        Producer p = await TransactionalAsync(store, "forgotten", timeout: TimeSpan.FromMilliseconds(100));
+        p.BeginTransaction();
+        await p.ProduceAsync(T0, Msg("x"));
+        LogPartition t0 = store.GetPartition("t", 0);
+        Assert.That(t0.LastStableOffset, Is.Zero);
+        Assert.That(SpinWait.SpinUntil(() => t0.LastStableOffset == t0.HighWatermark, Tx.Timeout), Is.True, "the LSO advanced without anyone calling the coordinator");
+        Assert.That(store.ListTransactions().Single().State, Is.EqualTo(TransactionState.CompleteAbort));
+        Assert.ThrowsAsync<TransactionTimedOutException>(() => p.CommitTransactionAsync());
+    }
+
+    [Test]
     public async Task Offsets_sent_to_a_transaction_become_visible_only_when_it_commits()
     {
         using var dir = new TempDirectory();

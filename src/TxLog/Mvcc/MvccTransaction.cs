@@ -1,0 +1,149 @@
+namespace TxLog.Mvcc;
+
+/// <summary>A savepoint inside a transaction (see <see cref="MvccTransaction.SetSavepoint"/>).</summary>
+public readonly record struct Savepoint(long TransactionId, int UndoPosition);
+
+/// <summary>
+/// A transaction of the MVCC engine. Reads follow its isolation level; each write takes the row's
+/// lock until commit or rollback and records an undo entry (so savepoints can roll back part of
+/// the work). Commit writes the redo record and completes as the engine's <see cref="LogSyncMode"/>
+/// says. Not thread-safe: one transaction is used by one thread or async flow at a time (any number
+/// of transactions run concurrently). Disposing an unfinished transaction rolls it back.
+/// </summary>
+public sealed class MvccTransaction : IDisposable
+{
+    private readonly TransactionEngine _engine;
+    internal readonly List<UndoEntry> Undo = new();
+    internal readonly List<(MapCore Map, Row Row)> WriteSet = new();  // rows this transaction holds
+    internal readonly List<ReadRecord> ReadSet = new();                // Serializable only
+    internal readonly List<RangeRecord> RangeSet = new();              // Serializable only
+    private State _state = State.Active;
+
+    internal enum State
+    {
+        Active,
+        Committing,
+        Committed,
+        RolledBack,
+    }
+
+    internal MvccTransaction(TransactionEngine engine, long id, TransactionIsolation isolation, long snapshotTs)
+    {
+        _engine = engine;
+        Id = id;
+        Isolation = isolation;
+        SnapshotTs = snapshotTs;
+    }
+
+    /// <summary>Unique id of the transaction (in this process).</summary>
+    public long Id { get; }
+
+    /// <summary>The isolation level.</summary>
+    public TransactionIsolation Isolation { get; }
+
+    /// <summary>The snapshot: commits up to this timestamp are visible to RepeatableRead and Serializable reads.</summary>
+    public long SnapshotTs { get; }
+
+    /// <summary>The commit timestamp once committing (0 before).</summary>
+    public long CommitTs { get; internal set; }
+
+    /// <summary>The transaction this one waits for (deadlock detection).</summary>
+    internal volatile MvccTransaction? WaitingFor;
+
+    /// <summary>True while the transaction can read and write.</summary>
+    public bool IsActive => _state == State.Active;
+
+    internal bool UsesSnapshot => Isolation is TransactionIsolation.RepeatableRead or TransactionIsolation.Serializable;
+
+    internal void ThrowIfNotActive()
+    {
+        if (_state != State.Active)
+        {
+            throw _state switch
+            {
+                State.Committed => new InvalidOperationException($"Transaction {Id} is committed and can no longer be used."),
+                State.RolledBack => new InvalidOperationException($"Transaction {Id} was rolled back and can no longer be used."),
+                _ => new InvalidOperationException($"Transaction {Id} is committing."),
+            };
+        }
+    }
+
+    internal void MarkCommitting() => _state = State.Committing;
+
+    internal void MarkCommitted() => _state = State.Committed;
+
+    internal void MarkRolledBack() => _state = State.RolledBack;
+
+    /// <summary>Marks a point to roll back to without ending the transaction.</summary>
+    public Savepoint SetSavepoint()
+    {
+        ThrowIfNotActive();
+        return new Savepoint(Id, Undo.Count);
+    }
+
+    /// <summary>
+    /// Undoes every write made after the savepoint; rows first written after it are unlocked. The
+    /// savepoint stays valid (it can be rolled back to again).
+    /// </summary>
+    public void RollbackToSavepoint(Savepoint savepoint)
+    {
+        ThrowIfNotActive();
+        CheckSavepoint(savepoint);
+        _engine.UndoTo(this, savepoint.UndoPosition);
+    }
+
+    /// <summary>Forgets a savepoint (its writes stay part of the transaction).</summary>
+    public void ReleaseSavepoint(Savepoint savepoint)
+    {
+        ThrowIfNotActive();
+        CheckSavepoint(savepoint);
+    }
+
+    private void CheckSavepoint(Savepoint savepoint)
+    {
+        if (savepoint.TransactionId != Id || savepoint.UndoPosition > Undo.Count)
+        {
+            throw new ArgumentException("The savepoint does not belong to this transaction or was rolled back past.", nameof(savepoint));
+        }
+    }
+
+    /// <summary>
+    /// Commits: Serializable transactions validate their reads first (<see cref="SerializationException"/>),
+    /// then the redo record is written and the task completes when the sync mode acknowledges it
+    /// (Instant: after the fsync). On any failure the transaction is rolled back and the exception thrown.
+    /// </summary>
+    public ValueTask CommitAsync() => _engine.CommitAsync(this);
+
+    /// <summary>Synchronous <see cref="CommitAsync"/>.</summary>
+    public void Commit() => CommitAsync().AsTask().GetAwaiter().GetResult();
+
+    /// <summary>Undoes every write and releases every row lock.</summary>
+    public void Rollback()
+    {
+        if (_state == State.RolledBack)
+        {
+            return;
+        }
+
+        ThrowIfNotActive();
+        _engine.Rollback(this);
+    }
+
+    /// <summary>Rolls back if still active.</summary>
+    public void Dispose()
+    {
+        if (_state == State.Active)
+        {
+            _engine.Rollback(this);
+        }
+    }
+}
+
+/// <summary>How to restore a row when undoing one write.</summary>
+internal readonly record struct UndoEntry(MapCore Map, Row Row, bool HeldBefore, byte[]? PendingBefore);
+
+/// <summary>A row read by a Serializable transaction: the commit timestamp it saw (0 = none).</summary>
+internal readonly record struct ReadRecord(MapCore Map, byte[] Key, long SeenTs);
+
+/// <summary>A key range scanned by a Serializable transaction.</summary>
+internal readonly record struct RangeRecord(MapCore Map, byte[]? From, byte[]? To);

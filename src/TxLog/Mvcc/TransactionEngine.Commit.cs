@@ -1,0 +1,324 @@
+using System.Buffers.Binary;
+using System.Text;
+using TxLog.Records;
+
+namespace TxLog.Mvcc;
+
+public sealed partial class TransactionEngine
+{
+    // ---------------------------------------------------------------- commit and rollback
+
+    internal async ValueTask CommitAsync(MvccTransaction tx)
+    {
+        tx.ThrowIfNotActive();
+        ThrowIfDisposed();
+        tx.MarkCommitting();
+        long commitTs = 0;
+        long lastRedoOffset = -1;
+        try
+        {
+            if (tx.WriteSet.Count == 0)
+            {
+                if (tx.Isolation == TransactionIsolation.Serializable)
+                {
+                    lock (_commitLock)
+                    {
+                        ValidateUnsynchronized(tx);
+                    }
+                }
+
+                FinishRolledBackOrReadOnly(tx, committed: true);
+                return;
+            }
+
+            lock (_commitLock)
+            {
+                if (tx.Isolation == TransactionIsolation.Serializable)
+                {
+                    ValidateUnsynchronized(tx);
+                }
+
+                commitTs = _lastCommitTs + 1;
+                lastRedoOffset = AppendRedo(tx, commitTs, out long firstRedoOffset, out long redoBytes);
+                _lastCommitTs = commitTs;
+                tx.CommitTs = commitTs;
+                _installing.Add(commitTs);
+                _redoOffsets[commitTs] = firstRedoOffset;
+                _redoBytesSinceCheckpoint += redoBytes;
+            }
+
+            await WaitForSyncModeAsync(lastRedoOffset).ConfigureAwait(false);
+        }
+        catch
+        {
+            if (commitTs > 0)
+            {
+                FinishInstall(commitTs);
+            }
+
+            Rollback(tx);
+            throw;
+        }
+
+        Install(tx, commitTs);
+        if (Volatile.Read(ref _redoBytesSinceCheckpoint) > _options.CheckpointRedoBytes)
+        {
+            BackgroundCheckpoint();
+        }
+    }
+
+    private async ValueTask WaitForSyncModeAsync(long redoOffset)
+    {
+        switch (_options.SyncMode)
+        {
+            case LogSyncMode.Instant:
+                await _redo.WaitForDurableAsync(redoOffset).ConfigureAwait(false);
+                break;
+            case LogSyncMode.Periodic:
+                // Backpressure: past the backlog limit, a commit waits for the fsync that covers it.
+                if (Interlocked.Increment(ref _unsyncedCommits) > _options.MaxPendingCommits)
+                {
+                    await _redo.WaitForDurableAsync(redoOffset).ConfigureAwait(false);
+                    Interlocked.Exchange(ref _unsyncedCommits, 0);
+                }
+
+                break;
+        }
+    }
+
+    // Serializable: every row read and every range scanned must still look as it did at the snapshot,
+    // counting commits that are assigned but not installed yet (their rows are still locked by a
+    // committing transaction). Caller holds the commit lock, so two validations never interleave.
+    private void ValidateUnsynchronized(MvccTransaction tx)
+    {
+        foreach (ReadRecord read in tx.ReadSet)
+        {
+            Row? row = read.Map.Find(read.Key);
+            if (row is not null && ChangedSinceSnapshot(tx, row))
+            {
+                throw new SerializationException($"Serialization failure: a row of map '{read.Map.Name}' read by transaction {tx.Id} was changed by a transaction that committed after its snapshot.");
+            }
+        }
+
+        foreach (RangeRecord range in tx.RangeSet)
+        {
+            foreach (Row row in range.Map.Range(range.From, range.To))
+            {
+                if (ChangedSinceSnapshot(tx, row))
+                {
+                    throw new SerializationException($"Serialization failure: a range of map '{range.Map.Name}' scanned by transaction {tx.Id} gained, lost or changed a row after its snapshot (phantom).");
+                }
+            }
+        }
+    }
+
+    private static bool ChangedSinceSnapshot(MvccTransaction tx, Row row)
+    {
+        lock (row)
+        {
+            if (row.Head is { } head && head.CommitTs > tx.SnapshotTs)
+            {
+                return true;
+            }
+
+            return row.Owner is { } owner && owner != tx && owner.CommitTs > 0;
+        }
+    }
+
+    // Makes the transaction's writes the newest committed versions and releases its row locks.
+    private void Install(MvccTransaction tx, long commitTs)
+    {
+        long oldest = OldestSnapshot();
+        foreach ((MapCore _, Row row) in tx.WriteSet)
+        {
+            lock (row)
+            {
+                row.Head = new RowVersion(commitTs, row.Pending, row.Head);
+                row.PruneUnsynchronized(oldest);
+                row.Owner = null;
+                row.Pending = null;
+                Monitor.PulseAll(row);
+            }
+        }
+
+        FinishInstall(commitTs);
+        tx.MarkCommitted();
+        ReleaseSnapshot(tx);
+    }
+
+    private void FinishInstall(long commitTs)
+    {
+        lock (_commitLock)
+        {
+            _installing.Remove(commitTs);
+            long visible = _installing.Count == 0 ? _lastCommitTs : _installing.Min - 1;
+            Volatile.Write(ref _visibleTs, visible);
+        }
+    }
+
+    internal void Rollback(MvccTransaction tx)
+    {
+        UndoTo(tx, 0);
+        FinishRolledBackOrReadOnly(tx, committed: false);
+    }
+
+    private void FinishRolledBackOrReadOnly(MvccTransaction tx, bool committed)
+    {
+        if (committed)
+        {
+            tx.MarkCommitted();
+        }
+        else
+        {
+            tx.MarkRolledBack();
+        }
+
+        ReleaseSnapshot(tx);
+    }
+
+    /// <summary>Undoes writes back to an undo position; rows first locked after it are released.</summary>
+    internal void UndoTo(MvccTransaction tx, int position)
+    {
+        for (int i = tx.Undo.Count - 1; i >= position; i--)
+        {
+            UndoEntry entry = tx.Undo[i];
+            Row row = entry.Row;
+            lock (row)
+            {
+                if (entry.HeldBefore)
+                {
+                    row.Pending = entry.PendingBefore;
+                }
+                else
+                {
+                    row.Owner = null;
+                    row.Pending = null;
+                    Monitor.PulseAll(row);
+                    for (int w = tx.WriteSet.Count - 1; w >= 0; w--)
+                    {
+                        if (ReferenceEquals(tx.WriteSet[w].Row, row))
+                        {
+                            tx.WriteSet.RemoveAt(w);
+                            break;
+                        }
+                    }
+                }
+            }
+
+            tx.Undo.RemoveAt(i);
+        }
+    }
+
+    // ---------------------------------------------------------------- redo
+
+    // Redo of one transaction, as ordinary records of the redo partition:
+    //   TxnHeader => Key 0xFF 0x01, Value: CommitTs int64, Writes int32, Flags int8 (1 = last batch of the transaction)
+    //   Write     => Key: MapNameLength int16, MapName (ASCII), Key bytes; Value: the value, or null for a delete
+    // A transaction is one batch when it fits MaxBatchBytes, else several, each starting with a header;
+    // recovery applies it only once it has seen the batch flagged last. Returns the last offset.
+    private long AppendRedo(MvccTransaction tx, long commitTs, out long firstOffset, out long bytes)
+    {
+        firstOffset = -1;
+        bytes = 0;
+        int maxBatch = _store.Options.MaxBatchBytes - 1024;
+        var batch = new List<Message>();
+        int batchBytes = 0;
+        long last = -1;
+        for (int i = 0; i < tx.WriteSet.Count; i++)
+        {
+            (MapCore map, Row row) = tx.WriteSet[i];
+            byte[] key = RedoKey(map.Name, row.Key);
+            byte[]? value;
+            lock (row)
+            {
+                value = row.Pending;
+            }
+
+            int size = key.Length + (value?.Length ?? 0) + 32;
+            if (batch.Count > 0 && batchBytes + size > maxBatch)
+            {
+                last = FlushRedoBatch(batch, commitTs, tx.WriteSet.Count, final: false, ref firstOffset);
+                bytes += batchBytes;
+                batch.Clear();
+                batchBytes = 0;
+            }
+
+            batch.Add(new Message(key, value));
+            batchBytes += size;
+        }
+
+        last = FlushRedoBatch(batch, commitTs, tx.WriteSet.Count, final: true, ref firstOffset);
+        bytes += batchBytes;
+        return last;
+    }
+
+    private long FlushRedoBatch(List<Message> writes, long commitTs, int total, bool final, ref long firstOffset)
+    {
+        byte[] header = new byte[13];
+        BinaryPrimitives.WriteInt64BigEndian(header, commitTs);
+        BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(8), total);
+        header[12] = final ? FinalBatchFlag : (byte)0;
+        var messages = new Message[writes.Count + 1];
+        messages[0] = new Message(TxnHeaderKey, header);
+        writes.CopyTo(messages, 1);
+        AppendResult result = _redo.Append(messages);
+        if (firstOffset < 0)
+        {
+            firstOffset = result.BaseOffset;
+        }
+
+        return result.LastOffset;
+    }
+
+    private static byte[] RedoKey(string mapName, byte[] key)
+    {
+        byte[] redoKey = new byte[2 + mapName.Length + key.Length];
+        BinaryPrimitives.WriteInt16BigEndian(redoKey, (short)mapName.Length);
+        Encoding.ASCII.GetBytes(mapName, redoKey.AsSpan(2));
+        key.CopyTo(redoKey, 2 + mapName.Length);
+        return redoKey;
+    }
+
+    // ---------------------------------------------------------------- sync service
+
+    private void PeriodicSync()
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            _redo.FlushAsync().AsTask().GetAwaiter().GetResult();
+            Interlocked.Exchange(ref _unsyncedCommits, 0);
+        }
+        catch (Exception e) when (e is TxLogException or ObjectDisposedException or IOException)
+        {
+            // The redo partition recorded the failure; the next commit reports it.
+        }
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+
+    /// <summary>Stops the timers and makes every commit durable (the store's close fsyncs the redo log too).</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _syncTimer?.Dispose();
+        _checkpointTimer?.Dispose();
+        _checkpointGate.Wait(_store.Options.CloseTimeout);
+        try
+        {
+            _redo.FlushAsync().AsTask().GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is TxLogException or ObjectDisposedException)
+        {
+            // Already reported to committers.
+        }
+    }
+}
