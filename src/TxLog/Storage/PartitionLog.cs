@@ -319,6 +319,13 @@ internal sealed class PartitionLog : IDisposable
             long target;
             lock (_lock)
             {
+                // After a clean close everything up to the log end is durable: a follower woken to
+                // lead once more must see success, not ObjectDisposedException.
+                if (_disposed && _failure is null && _logEndOffset <= Volatile.Read(ref _highWatermark))
+                {
+                    return Volatile.Read(ref _highWatermark);
+                }
+
                 ThrowIfUnusableUnsynchronized();
                 active = _segments[^1];
                 target = _logEndOffset;

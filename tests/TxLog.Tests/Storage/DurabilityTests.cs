@@ -133,6 +133,21 @@ public class DurabilityTests
     }
 
     [Test]
+    public void A_sync_after_a_clean_close_reports_the_durable_end_instead_of_throwing()
+    {
+        // Regression: a group-commit follower woken to lead one more fsync after the store closed got
+        // ObjectDisposedException although its append was flushed by the close.
+        using var dir = new TempDirectory();
+        using LogStore store = LogStore.Open(dir.Path, new LogStoreOptions { Durability = DurabilityMode.GroupCommit });
+        store.CreateTopic("t");
+        LogPartition p = store.GetPartition("t", 0);
+        p.Append(new Message(Bytes("a")));
+        Assert.That(p.Log.Close(Timeout), Is.True);
+        Assert.That(p.Log.Sync(), Is.EqualTo(1));
+        Assert.That(p.GroupCommit.WaitAsync(0).IsCompletedSuccessfully, Is.True);
+    }
+
+    [Test]
     public void Dispose_flushes_pending_group_commit_waiters_instead_of_stranding_them()
     {
         using var dir = new TempDirectory();

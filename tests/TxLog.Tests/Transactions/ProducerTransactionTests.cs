@@ -181,7 +181,8 @@ public class ProducerTransactionTests
         LogPartition t0 = store.GetPartition("t", 0);
         Assert.That(t0.LastStableOffset, Is.Zero);
         Assert.That(SpinWait.SpinUntil(() => t0.LastStableOffset == t0.HighWatermark, Tx.Timeout), Is.True, "the LSO advanced without anyone calling the coordinator");
-        Assert.That(store.ListTransactions().Single().State, Is.EqualTo(TransactionState.CompleteAbort));
+        // The LSO moves when the markers are written, the state record right after: wait for it.
+        Assert.That(SpinWait.SpinUntil(() => store.ListTransactions().Single().State == TransactionState.CompleteAbort, Tx.Timeout), Is.True);
         Assert.ThrowsAsync<TransactionTimedOutException>(() => p.CommitTransactionAsync());
     }
 
