@@ -14,6 +14,7 @@ namespace TxLog.CrashChild;
 /// batches of 1 to <c>--max-batch-records</c> records (see <see cref="CrashRecord"/>) with AppendAsync and,
 /// once a batch is acknowledged, prints <c>ACK &lt;writer&gt; &lt;seq&gt; &lt;offset&gt;</c> per record. Runs
 /// until killed (or <c>--max-seconds</c>, then exits with code 3).</item>
+/// <item><c>txn</c> and <c>mvcc</c>: see <see cref="TransactionalModes"/>.</item>
 /// <item><c>hold-lock</c>: opens the store, prints <c>READY</c> and keeps it open until stdin closes,
 /// then closes it and exits 0. If the directory is locked, prints <c>LOCKED &lt;message&gt;</c> and exits 4.</item>
 /// </list>
@@ -33,7 +34,7 @@ internal static class Program
     {
         if (args.Length < 2 || !TryParseOptions(args.AsSpan(2), out Dictionary<string, string> options))
         {
-            await Console.Error.WriteLineAsync("usage: TxLog.CrashChild <append|hold-lock> <dataDir> [--name value]...");
+            await Console.Error.WriteLineAsync("usage: TxLog.CrashChild <append|txn|mvcc|hold-lock> <dataDir> [--name value]...");
             return ExitUsage;
         }
 
@@ -43,6 +44,8 @@ internal static class Program
             return args[0] switch
             {
                 "append" => await AppendAsync(directory, options),
+                "txn" => await TransactionalModes.TransactionsAsync(directory, Option(options, "run", 0), WriteLine),
+                "mvcc" => TransactionalModes.Mvcc(directory, Option(options, "run", 0), WriteLine),
                 "hold-lock" => HoldLock(directory),
                 _ => ExitUsage,
             };

@@ -181,6 +181,16 @@ internal sealed class TransactionCoordinator : IDisposable
                 report.Add($"{p}: aborted the undecided transaction of producer {pid} (epoch {epoch}) open since offset {first}");
             }
         }
+
+        // The markers written above decide what readers see: make them durable (and visible) before
+        // the store is handed out, whatever the durability mode.
+        foreach (LogPartition p in partitions)
+        {
+            if (p.Log.DurableOffset < p.LogEndOffset)
+            {
+                p.Log.Sync();
+            }
+        }
     }
 
     // Rewrites the whole state as a fresh prefix of the log and drops the history before it.
