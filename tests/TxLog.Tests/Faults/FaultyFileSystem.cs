@@ -1,4 +1,5 @@
 using TxLog.Storage;
+using TxLog.Tests.Storage;
 
 namespace TxLog.Tests.Faults;
 
@@ -21,12 +22,11 @@ namespace TxLog.Tests.Faults;
 /// </list>
 /// Thread-safe.
 /// </summary>
-internal sealed class FaultyFileSystem : IFileSystem
+internal sealed class FaultyFileSystem(IFileSystem? inner = null) : DelegatingFileSystem(inner)
 {
     /// <summary>Message of the injected <see cref="IOException"/>s, so tests can tell them from real ones.</summary>
     public const string InjectedMessage = "Injected fault";
 
-    private readonly IFileSystem _inner;
     private readonly object _gate = new();
     private readonly ManualResetEventSlim _syncEntered = new(false);
     private readonly ManualResetEventSlim _syncReleased = new(true);
@@ -37,11 +37,6 @@ internal sealed class FaultyFileSystem : IFileSystem
     private int _syncAfterWriteOfAtLeast;  // 0 = not armed
     private readonly ThreadLocal<int> _lastWriteBytes = new();
     private int _faults;
-
-    public FaultyFileSystem(IFileSystem? inner = null)
-    {
-        _inner = inner ?? OsFileSystem.Instance;
-    }
 
     /// <summary>Which files the faults apply to (by path). Default: segment logs.</summary>
     public Func<string, bool> Targets { get; set; } = static path => path.EndsWith(".log", StringComparison.Ordinal);
@@ -170,46 +165,16 @@ internal sealed class FaultyFileSystem : IFileSystem
         }
     }
 
-    public IStorageFile OpenFile(string path, FileOpenMode mode)
+    protected override IStorageFile WrapFile(string path, IStorageFile file) => Targets(path) ? new FaultyFile(this, file) : file;
+
+    private sealed class FaultyFile(FaultyFileSystem owner, IStorageFile inner) : DelegatingFile(inner)
     {
-        IStorageFile file = _inner.OpenFile(path, mode);
-        return Targets(path) ? new FaultyFile(this, file) : file;
-    }
-
-    public bool FileExists(string path) => _inner.FileExists(path);
-
-    public bool DirectoryExists(string path) => _inner.DirectoryExists(path);
-
-    public void CreateDirectory(string path) => _inner.CreateDirectory(path);
-
-    public void DeleteFile(string path) => _inner.DeleteFile(path);
-
-    public void DeleteDirectory(string path) => _inner.DeleteDirectory(path);
-
-    public void MoveFile(string source, string destination) => _inner.MoveFile(source, destination);
-
-    public void MoveDirectory(string source, string destination) => _inner.MoveDirectory(source, destination);
-
-    public string[] GetFiles(string directory, string searchPattern) => _inner.GetFiles(directory, searchPattern);
-
-    public string[] GetDirectories(string directory) => _inner.GetDirectories(directory);
-
-    public void SyncDirectory(string path) => _inner.SyncDirectory(path);
-
-    public IDisposable? TryLock(string path) => _inner.TryLock(path);
-
-    private sealed class FaultyFile(FaultyFileSystem owner, IStorageFile inner) : IStorageFile
-    {
-        public string Path => inner.Path;
-
-        public long Length => inner.Length;
-
-        public void Write(long position, ReadOnlySpan<byte> data)
+        public override void Write(long position, ReadOnlySpan<byte> data)
         {
-            (int written, bool fail) = owner.PlanWrite(position, data.Length, inner.Length);
+            (int written, bool fail) = owner.PlanWrite(position, data.Length, Inner.Length);
             if (written > 0)
             {
-                inner.Write(position, data[..written]);
+                Inner.Write(position, data[..written]);
             }
 
             if (fail)
@@ -218,9 +183,7 @@ internal sealed class FaultyFileSystem : IFileSystem
             }
         }
 
-        public int Read(long position, Span<byte> buffer) => inner.Read(position, buffer);
-
-        public void Sync()
+        public override void Sync()
         {
             if (owner.PlanSync())
             {
@@ -234,11 +197,8 @@ internal sealed class FaultyFileSystem : IFileSystem
                 throw new IOException($"{InjectedMessage}: fsync of '{Path}' failed.");
             }
 
-            inner.Sync();
+            Inner.Sync();
         }
 
-        public void SetLength(long length) => inner.SetLength(length);
-
-        public void Dispose() => inner.Dispose();
     }
 }

@@ -215,16 +215,7 @@ public class DurabilityTests
             Assert.That(SpinWait.SpinUntil(() => new FileInfo(log).Length >= 1 << 20, Timeout), Is.True);
 
             // Copy the live directory: what a crash at this moment would leave (no clean marker).
-            foreach (string file in Directory.GetFiles(dir.Path, "*", SearchOption.AllDirectories))
-            {
-                string relative = Path.GetRelativePath(dir.Path, file);
-                if (relative != LogStore.LockFileName)
-                {
-                    string target = Path.Combine(image.Path, relative);
-                    Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-                    File.Copy(file, target);
-                }
-            }
+            CopyImage(dir.Path, image.Path);
         }
 
         using LogStore recovered = LogStore.Open(image.Path);

@@ -41,9 +41,8 @@ internal sealed class ManualClock(DateTimeOffset start) : TimeProvider
 /// Wraps the real file system; while <see cref="BlockSyncs"/> is set, fsyncs of .log files wait
 /// until <see cref="Release"/>. Lets tests see what happens before and after an fsync, without sleeps.
 /// </summary>
-internal sealed class GatedSyncFileSystem : IFileSystem
+internal sealed class GatedSyncFileSystem : DelegatingFileSystem
 {
-    private readonly IFileSystem _inner = OsFileSystem.Instance;
     private readonly SemaphoreSlim _entered = new(0);
     private ManualResetEventSlim _gate = new(true);
     private int _logSyncs;
@@ -57,41 +56,11 @@ internal sealed class GatedSyncFileSystem : IFileSystem
     /// <summary>Waits until an fsync of a .log file has started and is blocked.</summary>
     public bool WaitForBlockedSync(TimeSpan timeout) => _entered.Wait(timeout);
 
-    public IStorageFile OpenFile(string path, FileOpenMode mode) => new File(this, _inner.OpenFile(path, mode));
+    protected override IStorageFile WrapFile(string path, IStorageFile file) => new File(this, file);
 
-    public bool FileExists(string path) => _inner.FileExists(path);
-
-    public bool DirectoryExists(string path) => _inner.DirectoryExists(path);
-
-    public void CreateDirectory(string path) => _inner.CreateDirectory(path);
-
-    public void DeleteFile(string path) => _inner.DeleteFile(path);
-
-    public void DeleteDirectory(string path) => _inner.DeleteDirectory(path);
-
-    public void MoveFile(string source, string destination) => _inner.MoveFile(source, destination);
-
-    public void MoveDirectory(string source, string destination) => _inner.MoveDirectory(source, destination);
-
-    public string[] GetFiles(string directory, string searchPattern) => _inner.GetFiles(directory, searchPattern);
-
-    public string[] GetDirectories(string directory) => _inner.GetDirectories(directory);
-
-    public void SyncDirectory(string path) => _inner.SyncDirectory(path);
-
-    public IDisposable? TryLock(string path) => _inner.TryLock(path);
-
-    private sealed class File(GatedSyncFileSystem owner, IStorageFile inner) : IStorageFile
+    private sealed class File(GatedSyncFileSystem owner, IStorageFile inner) : DelegatingFile(inner)
     {
-        public string Path => inner.Path;
-
-        public long Length => inner.Length;
-
-        public void Write(long position, ReadOnlySpan<byte> data) => inner.Write(position, data);
-
-        public int Read(long position, Span<byte> buffer) => inner.Read(position, buffer);
-
-        public void Sync()
+        public override void Sync()
         {
             if (Path.EndsWith(".log", StringComparison.Ordinal))
             {
@@ -103,17 +72,30 @@ internal sealed class GatedSyncFileSystem : IFileSystem
                 }
             }
 
-            inner.Sync();
+            Inner.Sync();
         }
-
-        public void SetLength(long length) => inner.SetLength(length);
-
-        public void Dispose() => inner.Dispose();
     }
 }
 
 internal static class TestRecords
 {
+    /// <summary>Copies a live store directory (lock file excepted): the files as a kill -9 at this moment would leave them.</summary>
+    public static void CopyImage(string from, string to)
+    {
+        foreach (string file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
+        {
+            string relative = System.IO.Path.GetRelativePath(from, file);
+            if (relative == LogStore.LockFileName)
+            {
+                continue;
+            }
+
+            string target = System.IO.Path.Combine(to, relative);
+            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(target)!);
+            File.Copy(file, target, overwrite: true);
+        }
+    }
+
     public static byte[] Bytes(string s) => Encoding.UTF8.GetBytes(s);
 
     public static string Text(ReadOnlySpan<byte> bytes) => Encoding.UTF8.GetString(bytes);

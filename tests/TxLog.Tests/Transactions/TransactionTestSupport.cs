@@ -73,20 +73,6 @@ internal static class Tx
         }
     }
 
-    /// <summary>Copies a live store directory: the files as a kill -9 at this moment would leave them.</summary>
-    public static void CopyImage(string from, string to)
-    {
-        foreach (string file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
-        {
-            string relative = Path.GetRelativePath(from, file);
-            if (relative == LogStore.LockFileName)
-            {
-                continue;
-            }
-
-            string target = Path.Combine(to, relative);
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(file, target, overwrite: true);
-        }
-    }
+    /// <summary>See <see cref="TxLog.Tests.Storage.TestRecords.CopyImage"/>.</summary>
+    public static void CopyImage(string from, string to) => TxLog.Tests.Storage.TestRecords.CopyImage(from, to);
 }
