@@ -13,41 +13,24 @@ namespace TxLog.Tests.Faults;
 /// failed preallocation fsync must stop the partition like a failed commit fsync.
 /// </summary>
 [TestFixture]
-public sealed class PreallocationFaultTests
+public sealed class PreallocationFaultTests : FaultFixture
 {
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(10);
-
-    private ScratchDirectory _dir = null!;
-    private FaultyFileSystem _fs = null!;
-
-    [SetUp]
-    public void CreateDirectory()
-    {
-        _dir = new ScratchDirectory();
-        _fs = new FaultyFileSystem();
-    }
-
-    [TearDown]
-    public void DeleteDirectory()
-    {
-        _fs.ReleaseSync(); // a failed test must not leave a thread blocked in a faulty fsync
-        _dir.Dispose();
-    }
 
     [Test]
     public async Task AFailedFsyncOfThePreallocatedZerosStopsThePartition()
     {
         int acknowledged = 0;
-        using (LogStore store = LogStore.Open(_dir.Path, Options(_fs)))
+        using (LogStore store = LogStore.Open(Dir.Path, Options(Fs)))
         {
             store.CreateTopic(Topic);
             LogPartition partition = store.GetPartition(Topic, 0);
 
             // Only the preallocation writes whole pieces of zeros; its fsync is the one that fails.
-            _fs.FailSyncAfterWriteOfAtLeast(LogSegment.PreallocationPieceBytes);
+            Fs.FailSyncAfterWriteOfAtLeast(LogSegment.PreallocationPieceBytes);
             await partition.AppendAsync(Record(acknowledged).ToMessage()).AsTask().WaitAsync(Limit);
             acknowledged++;
-            Assert.That(SpinWait.SpinUntil(() => _fs.Faults == 1, Limit), Is.True, "precondition: the preallocation fsync met the fault");
+            Assert.That(SpinWait.SpinUntil(() => Fs.Faults == 1, Limit), Is.True, "precondition: the preallocation fsync met the fault");
 
             // The fault is reported by the background work item: wait for the partition to take it in.
             Assert.That(SpinWait.SpinUntil(() => partition.Log.Failure is not null, Limit), Is.True, "the partition recorded the failed fsync");
@@ -55,10 +38,10 @@ public sealed class PreallocationFaultTests
             Assert.ThrowsAsync<LogWriteException>(async () => await partition.AppendAsync(Record(101).ToMessage()).AsTask().WaitAsync(Limit));
         }
 
-        Assert.That(File.Exists(MarkerFile(_dir.Path)), Is.False, "no clean-shutdown marker after a failed fsync");
-        using LogStore reopened = LogStore.Open(_dir.Path, Options());
+        Assert.That(File.Exists(MarkerFile(Dir.Path)), Is.False, "no clean-shutdown marker after a failed fsync");
+        using LogStore reopened = LogStore.Open(Dir.Path, Options());
         LogPartition p = reopened.GetPartition(Topic, 0);
         Assert.That(ReadAll(p), Is.EqualTo(Describe(Enumerable.Range(0, acknowledged).Select(id => new[] { Record(id) }))));
-        Assert.That(new FileInfo(LogFile(_dir.Path)).Length, Is.EqualTo(p.SizeInBytes), "the zeros after the data were cut off");
+        Assert.That(new FileInfo(LogFile(Dir.Path)).Length, Is.EqualTo(p.SizeInBytes), "the zeros after the data were cut off");
     }
 }

@@ -12,33 +12,16 @@ namespace TxLog.Tests.Faults;
 /// reopen must find every acknowledged record intact.
 /// </summary>
 [TestFixture]
-public sealed class SyncFaultTests
+public sealed class SyncFaultTests : FaultFixture
 {
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(10);
-
-    private ScratchDirectory _dir = null!;
-    private FaultyFileSystem _fs = null!;
-
-    [SetUp]
-    public void CreateDirectory()
-    {
-        _dir = new ScratchDirectory();
-        _fs = new FaultyFileSystem();
-    }
-
-    [TearDown]
-    public void DeleteDirectory()
-    {
-        _fs.ReleaseSync(); // a failed test must not leave a thread blocked in a faulty fsync
-        _dir.Dispose();
-    }
 
     [Test]
     public async Task AFailedFsyncFailsTheLeaderAndEveryParkedFollower([Values(0, 1, 8, 40)] int followers)
     {
         const int acknowledged = 5;
         var attempted = new HashSet<string>(); // contents (without offsets) of the unacknowledged appends
-        using (LogStore store = LogStore.Open(_dir.Path, Options(_fs, preallocate: false)))
+        using (LogStore store = LogStore.Open(Dir.Path, Options(Fs, preallocate: false)))
         {
             store.CreateTopic(Topic);
             LogPartition partition = store.GetPartition(Topic, 0);
@@ -48,9 +31,9 @@ public sealed class SyncFaultTests
             }
 
             // The leader's fsync blocks; followers then append and park behind it.
-            _fs.FailSync(block: true);
+            Fs.FailSync(block: true);
             Task<AppendResult> leader = Task.Run(() => partition.AppendAsync(Record(1000).ToMessage()).AsTask());
-            Assert.That(_fs.WaitForBlockedSync(Limit), Is.True, "the leader's fsync started");
+            Assert.That(Fs.WaitForBlockedSync(Limit), Is.True, "the leader's fsync started");
             var waits = new List<Task<AppendResult>> { leader };
             for (int i = 0; i < followers; i++)
             {
@@ -59,7 +42,7 @@ public sealed class SyncFaultTests
                 waits.Add(follower);
             }
 
-            _fs.ReleaseSync();
+            Fs.ReleaseSync();
             try
             {
                 await Task.WhenAll(waits).WaitAsync(Limit);
@@ -90,8 +73,8 @@ public sealed class SyncFaultTests
             }
         }
 
-        Assert.That(File.Exists(MarkerFile(_dir.Path)), Is.False, "a store whose fsync failed must not claim a clean shutdown");
-        using LogStore reopened = LogStore.Open(_dir.Path, Options());
+        Assert.That(File.Exists(MarkerFile(Dir.Path)), Is.False, "a store whose fsync failed must not claim a clean shutdown");
+        using LogStore reopened = LogStore.Open(Dir.Path, Options());
         List<string> all = ReadAll(reopened.GetPartition(Topic, 0));
         Assert.That(all[..acknowledged], Is.EqualTo(Describe(Ids(acknowledged))), "every acknowledged record, intact, in place");
 

@@ -13,26 +13,9 @@ namespace TxLog.Tests.Faults;
 /// must be there, intact, with the partial batch gone.
 /// </summary>
 [TestFixture]
-public sealed class WriteFaultTests
+public sealed class WriteFaultTests : FaultFixture
 {
     private const int Acknowledged = 6;
-
-    private ScratchDirectory _dir = null!;
-    private FaultyFileSystem _fs = null!;
-
-    [SetUp]
-    public void CreateDirectory()
-    {
-        _dir = new ScratchDirectory();
-        _fs = new FaultyFileSystem();
-    }
-
-    [TearDown]
-    public void DeleteDirectory()
-    {
-        _fs.ReleaseSync(); // a failed test must not leave a thread blocked in a faulty fsync
-        _dir.Dispose();
-    }
 
     /// <summary>Records of one size (ids of six digits), so every single-record batch has the same length.</summary>
     internal static TestRecord Record(int id) =>
@@ -42,7 +25,7 @@ public sealed class WriteFaultTests
     public void AFailedWriteStopsThePartitionAndKeepsEveryAcknowledgedAppend(
         [Values] bool appendAsync, [Values(0, 1, 12, 61, 80)] int partialBytes)
     {
-        using (LogStore store = LogStore.Open(_dir.Path, Options(_fs, preallocate: false)))
+        using (LogStore store = LogStore.Open(Dir.Path, Options(Fs, preallocate: false)))
         {
             store.CreateTopic(Topic);
             LogPartition partition = store.GetPartition(Topic, 0);
@@ -53,18 +36,18 @@ public sealed class WriteFaultTests
                 acked.Add([Record(id)]);
             }
 
-            long batchSize = new FileInfo(LogFile(_dir.Path)).Length / Acknowledged;
+            long batchSize = new FileInfo(LogFile(Dir.Path)).Length / Acknowledged;
             Assume.That(partialBytes, Is.LessThan(batchSize), "the partial write must be shorter than a batch");
             using LogReader tailReader = partition.OpenReader(partition.LogEndOffset);
 
-            _fs.FailWrite(partialBytes: partialBytes);
+            Fs.FailWrite(partialBytes: partialBytes);
             LogWriteException? failure = Assert.Throws<LogWriteException>(() => AppendOne(partition, appendAsync, Record(100)));
             Assert.That(failure!.InnerException, Is.InstanceOf<IOException>().With.Message.Contains(FaultyFileSystem.InjectedMessage));
-            Assert.That(new FileInfo(LogFile(_dir.Path)).Length, Is.EqualTo(Acknowledged * batchSize + partialBytes), "precondition: the fault left a partial batch");
+            Assert.That(new FileInfo(LogFile(Dir.Path)).Length, Is.EqualTo(Acknowledged * batchSize + partialBytes), "precondition: the fault left a partial batch");
 
             // The disk works again, but the partition does not know what it holds: it stays stopped.
             Assert.Throws<LogWriteException>(() => AppendOne(partition, appendAsync, Record(101)));
-            Assert.That(_fs.Faults, Is.EqualTo(1), "the refused append did not reach the file system");
+            Assert.That(Fs.Faults, Is.EqualTo(1), "the refused append did not reach the file system");
 
             Assert.That(partition.LogEndOffset, Is.EqualTo(Acknowledged));
             Assert.That(partition.HighWatermark, Is.LessThanOrEqualTo(Acknowledged));
@@ -72,7 +55,7 @@ public sealed class WriteFaultTests
             Assert.That(ReadAll(partition), Is.EqualTo(Describe(acked)[..(int)partition.HighWatermark]));
         }
 
-        Assert.That(File.Exists(MarkerFile(_dir.Path)), Is.False, "a store that lost a write must not claim a clean shutdown");
+        Assert.That(File.Exists(MarkerFile(Dir.Path)), Is.False, "a store that lost a write must not claim a clean shutdown");
         ReopenAndCheck(Acknowledged, truncatedBytes: partialBytes);
     }
 
@@ -80,7 +63,7 @@ public sealed class WriteFaultTests
     public void AFullDiskFailsTheAppendThatDoesNotFitAndKeepsEveryAcknowledgedAppend(
         [Values(DurabilityMode.GroupCommit, DurabilityMode.None)] DurabilityMode durability, [Values(1, 12, 61, 100)] int spareBytes)
     {
-        using (LogStore store = LogStore.Open(_dir.Path, Options(_fs, durability, preallocate: false)))
+        using (LogStore store = LogStore.Open(Dir.Path, Options(Fs, durability, preallocate: false)))
         {
             store.CreateTopic(Topic);
             LogPartition partition = store.GetPartition(Topic, 0);
@@ -89,14 +72,14 @@ public sealed class WriteFaultTests
                 AppendOne(partition, appendAsync: true, Record(id));
             }
 
-            long batchSize = new FileInfo(LogFile(_dir.Path)).Length / Acknowledged;
+            long batchSize = new FileInfo(LogFile(Dir.Path)).Length / Acknowledged;
             Assume.That(spareBytes, Is.LessThan(batchSize));
-            _fs.DiskBudgetBytes = spareBytes;
+            Fs.DiskBudgetBytes = spareBytes;
 
             Assert.ThrowsAsync<LogWriteException>(async () => await partition.AppendAsync(Record(100).ToMessage()));
-            Assert.That(new FileInfo(LogFile(_dir.Path)).Length, Is.EqualTo(Acknowledged * batchSize + spareBytes), "precondition: the disk took what fitted");
+            Assert.That(new FileInfo(LogFile(Dir.Path)).Length, Is.EqualTo(Acknowledged * batchSize + spareBytes), "precondition: the disk took what fitted");
 
-            _fs.DiskBudgetBytes = null; // space freed: still no writes until the store is reopened
+            Fs.DiskBudgetBytes = null; // space freed: still no writes until the store is reopened
             Assert.ThrowsAsync<LogWriteException>(async () => await partition.AppendAsync(Record(101).ToMessage()));
             Assert.That(partition.LogEndOffset, Is.EqualTo(Acknowledged));
             Assert.That(partition.HighWatermark, Is.EqualTo(Acknowledged));
@@ -113,11 +96,11 @@ public sealed class WriteFaultTests
         // the offset it was given, whatever the interleaving.
         var acked = new System.Collections.Concurrent.ConcurrentDictionary<long, TestRecord>();
         int failures = 0;
-        using (LogStore store = LogStore.Open(_dir.Path, Options(_fs, preallocate: preallocate)))
+        using (LogStore store = LogStore.Open(Dir.Path, Options(Fs, preallocate: preallocate)))
         {
             store.CreateTopic(Topic);
             LogPartition partition = store.GetPartition(Topic, 0);
-            _fs.DiskBudgetBytes = 40_000;
+            Fs.DiskBudgetBytes = 40_000;
             Task[] tasks = Enumerable.Range(0, writers).Select(w => Task.Run(async () =>
             {
                 for (int i = 0; ; i++)
@@ -140,7 +123,7 @@ public sealed class WriteFaultTests
 
         Assert.That(failures, Is.EqualTo(writers));
         Assert.That(acked, Is.Not.Empty);
-        using LogStore reopened = LogStore.Open(_dir.Path, Options());
+        using LogStore reopened = LogStore.Open(Dir.Path, Options());
         LogPartition p = reopened.GetPartition(Topic, 0);
         List<string> all = ReadAll(p);
         Assert.That(all, Has.Count.EqualTo(p.LogEndOffset), "dense offsets from 0");
@@ -162,33 +145,33 @@ public sealed class WriteFaultTests
         // Small segments: the append that does not fit rolls first (fsync the old .log, write and
         // fsync its indexes, create the next segment), and the fault hits that roll.
         const int segmentBytes = 1024;
-        LogStoreOptions options = Options(_fs, preallocate: false);
+        LogStoreOptions options = Options(Fs, preallocate: false);
         options.SegmentBytes = segmentBytes;
         options.MaxBatchBytes = segmentBytes;
-        _fs.Targets = failing == RollStep.LogFsync
+        Fs.Targets = failing == RollStep.LogFsync
             ? static path => path.EndsWith(".log", StringComparison.Ordinal)
             : static path => path.EndsWith(".index", StringComparison.Ordinal);
         int acknowledged = 0;
-        using (LogStore store = LogStore.Open(_dir.Path, options))
+        using (LogStore store = LogStore.Open(Dir.Path, options))
         {
             store.CreateTopic(Topic);
             LogPartition partition = store.GetPartition(Topic, 0);
             AppendOne(partition, appendAsync: true, Record(acknowledged++));
-            long batchSize = new FileInfo(LogFile(_dir.Path)).Length;
+            long batchSize = new FileInfo(LogFile(Dir.Path)).Length;
             while ((acknowledged + 1) * batchSize <= segmentBytes)
             {
                 AppendOne(partition, appendAsync: true, Record(acknowledged++));
             }
 
             Assert.That(partition.SegmentCount, Is.EqualTo(1), "precondition: the next append rolls");
-            _fs.FailSync();
+            Fs.FailSync();
             Assert.Throws<LogWriteException>(() => AppendOne(partition, appendAsync: true, Record(acknowledged)));
-            Assert.That(_fs.Faults, Is.EqualTo(1), "precondition: the roll met the fault");
+            Assert.That(Fs.Faults, Is.EqualTo(1), "precondition: the roll met the fault");
             Assert.Throws<LogWriteException>(() => AppendOne(partition, appendAsync: true, Record(acknowledged + 1)));
             Assert.That(ReadAll(partition), Is.EqualTo(Describe(Ids(acknowledged))));
         }
 
-        using (LogStore store = LogStore.Open(_dir.Path, Options()))
+        using (LogStore store = LogStore.Open(Dir.Path, Options()))
         {
             LogPartition partition = store.GetPartition(Topic, 0);
             Assert.That(ReadAll(partition), Is.EqualTo(Describe(Ids(acknowledged))));
@@ -218,7 +201,7 @@ public sealed class WriteFaultTests
     // Reopens on the real file system: the acknowledged records, nothing of the failed batch, and the log writable again.
     private void ReopenAndCheck(int acknowledged, long truncatedBytes)
     {
-        using (LogStore store = LogStore.Open(_dir.Path, Options()))
+        using (LogStore store = LogStore.Open(Dir.Path, Options()))
         {
             Assert.That(store.Recovery.CleanShutdown, Is.False);
             Assert.That(store.Recovery.TruncatedBytes, Is.EqualTo(truncatedBytes), "the partial batch was cut off");
@@ -227,7 +210,7 @@ public sealed class WriteFaultTests
             Assert.That(partition.Append(Record(200).ToMessage()).BaseOffset, Is.EqualTo(acknowledged));
         }
 
-        using (LogStore store = LogStore.Open(_dir.Path, Options()))
+        using (LogStore store = LogStore.Open(Dir.Path, Options()))
         {
             Assert.That(ReadAll(store.GetPartition(Topic, 0)), Is.EqualTo(Describe([.. Ids(acknowledged), [Record(200)]])));
         }
