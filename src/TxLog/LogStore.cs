@@ -429,6 +429,19 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
         return producer;
     }
 
+    /// <summary>
+    /// Begins one transaction over maps and partitions (see <see cref="StoreTransaction"/>) on a
+    /// transactional producer (after its InitTransactions) and the store's MVCC engine.
+    /// </summary>
+    public StoreTransaction BeginTransaction(Producers.Producer producer, Mvcc.TransactionIsolation isolation = Mvcc.TransactionIsolation.RepeatableRead)
+    {
+        ArgumentNullException.ThrowIfNull(producer);
+        ThrowIfDisposed();
+        Mvcc.TransactionEngine engine = _engine ?? throw new InvalidOperationException("Open the transaction engine first (OpenTransactionEngine).");
+        producer.BeginTransaction();
+        return new StoreTransaction(this, engine, producer, engine.BeginTransaction(isolation));
+    }
+
     /// <summary>Creates a consumer (see <see cref="Consuming.Consumer"/>).</summary>
     public Consuming.Consumer CreateConsumer(Consuming.ConsumerOptions? options = null)
     {

@@ -125,7 +125,11 @@ public sealed class MvccTransaction : IDisposable
             return;
         }
 
-        ThrowIfNotActive();
+        if (_state != State.Committing)
+        {
+            ThrowIfNotActive();
+        }
+
         _engine.Rollback(this);
     }
 

@@ -272,44 +272,15 @@ public sealed partial class TransactionEngine
         int replayed = 0;
         if (_redo.LogEndOffset > redoStart)
         {
+            // Read committed: redo written inside a unified transaction counts only if that transaction
+            // committed (the coordinator's recovery has decided every transaction before this runs).
             var pending = new List<(string Map, byte[] Key, byte[]? Value)>();
             long currentTs = -1;
             long currentFirstOffset = -1;
-            _redo.Log.ForEachBatch(redoStart, (batch, segment) =>
+            bool currentFinal = false;
+            void Apply()
             {
-                if (batch.IsControl)
-                {
-                    return;
-                }
-
-                bool final = false;
-                foreach (Record record in batch)
-                {
-                    if (record.Offset < redoStart)
-                    {
-                        continue;
-                    }
-
-                    if (record.Key.SequenceEqual(TxnHeaderKey))
-                    {
-                        long ts = BinaryPrimitives.ReadInt64BigEndian(record.Value);
-                        if (ts != currentTs)
-                        {
-                            pending.Clear(); // a transaction whose last batch never arrived
-                            currentTs = ts;
-                            currentFirstOffset = record.Offset;
-                        }
-
-                        final = (record.Value[12] & FinalBatchFlag) != 0;
-                        continue;
-                    }
-
-                    int nameLength = BinaryPrimitives.ReadInt16BigEndian(record.Key);
-                    string map = Encoding.ASCII.GetString(record.Key.Slice(2, nameLength));
-                    pending.Add((map, record.Key.Slice(2 + nameLength).ToArray(), record.HasValue ? record.Value.ToArray() : null));
-                }
-
-                if (final && currentTs > checkpointTs)
+                if (currentTs > checkpointTs && currentFinal)
                 {
                     foreach ((string map, byte[] key, byte[]? value) in pending)
                     {
@@ -322,12 +293,33 @@ public sealed partial class TransactionEngine
                     replayed++;
                 }
 
-                if (final)
+                pending.Clear();
+            }
+
+            using LogReader reader = _redo.OpenReader(redoStart, Consuming.IsolationLevel.ReadCommitted);
+            while (reader.TryRead(out Record record))
+            {
+                if (record.Key.SequenceEqual(TxnHeaderKey))
                 {
-                    pending.Clear();
-                    currentTs = -1;
+                    long ts = BinaryPrimitives.ReadInt64BigEndian(record.Value);
+                    bool final = (record.Value[12] & FinalBatchFlag) != 0;
+                    if (ts != currentTs)
+                    {
+                        Apply(); // the previous transaction (dropped unless its last batch arrived)
+                        currentTs = ts;
+                        currentFirstOffset = record.Offset;
+                    }
+
+                    currentFinal = final;
+                    continue;
                 }
-            });
+
+                int nameLength = BinaryPrimitives.ReadInt16BigEndian(record.Key);
+                string map = Encoding.ASCII.GetString(record.Key.Slice(2, nameLength));
+                pending.Add((map, record.Key.Slice(2 + nameLength).ToArray(), record.HasValue ? record.Value.ToArray() : null));
+            }
+
+            Apply();
         }
 
         _lastCommitTs = last;

@@ -86,6 +86,73 @@ public sealed partial class TransactionEngine
         }
     }
 
+    /// <summary>
+    /// First half of a commit that is part of a unified transaction: validate (Serializable), take the
+    /// commit timestamp and write the redo through <paramref name="appendRedo"/> (the producer writes it
+    /// as a transactional batch, so the transaction's decision decides the redo too). The rows stay
+    /// locked until <see cref="CompleteUnified"/>. Returns the commit timestamp, or 0 when the
+    /// transaction wrote nothing (then it is already finished).
+    /// </summary>
+    internal long PrepareUnified(MvccTransaction tx, Func<Message[], AppendResult> appendRedo)
+    {
+        tx.ThrowIfNotActive();
+        ThrowIfDisposed();
+        tx.MarkCommitting();
+        try
+        {
+            lock (_commitLock)
+            {
+                if (tx.Isolation == TransactionIsolation.Serializable)
+                {
+                    ValidateUnsynchronized(tx);
+                }
+
+                if (tx.WriteSet.Count == 0)
+                {
+                    FinishRolledBackOrReadOnly(tx, committed: true);
+                    return 0;
+                }
+
+                long commitTs = _lastCommitTs + 1;
+                AppendRedo(tx, commitTs, out long firstRedoOffset, out long redoBytes, appendRedo);
+                _lastCommitTs = commitTs;
+                tx.CommitTs = commitTs;
+                _installing.Add(commitTs);
+                _redoOffsets[commitTs] = firstRedoOffset;
+                _redoBytesSinceCheckpoint += redoBytes;
+                return commitTs;
+            }
+        }
+        catch
+        {
+            Rollback(tx);
+            throw;
+        }
+    }
+
+    /// <summary>Second half: install the versions once the unified transaction committed, or undo them.</summary>
+    internal void CompleteUnified(MvccTransaction tx, long commitTs, bool committed)
+    {
+        if (commitTs == 0)
+        {
+            return;
+        }
+
+        if (committed)
+        {
+            Install(tx, commitTs);
+            return;
+        }
+
+        FinishInstall(commitTs);
+        lock (_commitLock)
+        {
+            _redoOffsets.Remove(commitTs);
+        }
+
+        Rollback(tx);
+    }
+
     // Serializable: every row read and every range scanned must still look as it did at the snapshot,
     // counting commits that are assigned but not installed yet (their rows are still locked by a
     // committing transaction). Caller holds the commit lock, so two validations never interleave.
@@ -216,7 +283,7 @@ public sealed partial class TransactionEngine
     //   Write     => Key: MapNameLength int16, MapName (ASCII), Key bytes; Value: the value, or null for a delete
     // A transaction is one batch when it fits MaxBatchBytes, else several, each starting with a header;
     // recovery applies it only once it has seen the batch flagged last. Returns the last offset.
-    private long AppendRedo(MvccTransaction tx, long commitTs, out long firstOffset, out long bytes)
+    private long AppendRedo(MvccTransaction tx, long commitTs, out long firstOffset, out long bytes, Func<Message[], AppendResult>? append = null)
     {
         firstOffset = -1;
         bytes = 0;
@@ -237,7 +304,7 @@ public sealed partial class TransactionEngine
             int size = key.Length + (value?.Length ?? 0) + 32;
             if (batch.Count > 0 && batchBytes + size > maxBatch)
             {
-                last = FlushRedoBatch(batch, commitTs, tx.WriteSet.Count, final: false, ref firstOffset);
+                last = FlushRedoBatch(batch, commitTs, tx.WriteSet.Count, final: false, ref firstOffset, append);
                 bytes += batchBytes;
                 batch.Clear();
                 batchBytes = 0;
@@ -247,12 +314,12 @@ public sealed partial class TransactionEngine
             batchBytes += size;
         }
 
-        last = FlushRedoBatch(batch, commitTs, tx.WriteSet.Count, final: true, ref firstOffset);
+        last = FlushRedoBatch(batch, commitTs, tx.WriteSet.Count, final: true, ref firstOffset, append);
         bytes += batchBytes;
         return last;
     }
 
-    private long FlushRedoBatch(List<Message> writes, long commitTs, int total, bool final, ref long firstOffset)
+    private long FlushRedoBatch(List<Message> writes, long commitTs, int total, bool final, ref long firstOffset, Func<Message[], AppendResult>? append)
     {
         byte[] header = new byte[13];
         BinaryPrimitives.WriteInt64BigEndian(header, commitTs);
@@ -261,7 +328,7 @@ public sealed partial class TransactionEngine
         var messages = new Message[writes.Count + 1];
         messages[0] = new Message(TxnHeaderKey, header);
         writes.CopyTo(messages, 1);
-        AppendResult result = _redo.Append(messages);
+        AppendResult result = append is null ? _redo.Append(messages) : append(messages);
         if (firstOffset < 0)
         {
             firstOffset = result.BaseOffset;

@@ -177,6 +177,11 @@ public sealed class Producer : IDisposable, IAsyncDisposable
             throw new ArgumentException("At least one record is needed.", nameof(messages));
         }
 
+        if (LogStore.IsInternalTopic(partition.Topic))
+        {
+            throw new ArgumentException($"'{partition.Topic}' is an internal topic of the store; producers cannot write to it.", nameof(partition));
+        }
+
         LogPartition target = _store.GetPartition(partition.Topic, partition.Partition);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         DeliveryResult result;
@@ -240,6 +245,27 @@ public sealed class Producer : IDisposable, IAsyncDisposable
         finally
         {
             _store.ReturnBuilder(builder);
+        }
+    }
+
+    /// <summary>Appends to a partition inside the open transaction, synchronously (the MVCC redo of a unified transaction).</summary>
+    internal AppendResult AppendToTransaction(LogPartition target, TopicPartition partition, Message[] messages)
+    {
+        _gate.Wait();
+        try
+        {
+            ThrowIfUnusable();
+            if (_options.TransactionalId is null || _state != ProducerState.InTransaction)
+            {
+                throw new InvalidTransactionStateException("The unified transaction's producer has no open transaction.");
+            }
+
+            DeliveryResult result = AppendUnsynchronized(target, partition, messages, transactional: true);
+            return new AppendResult(result.Offset, result.LastOffset);
+        }
+        finally
+        {
+            _gate.Release();
         }
     }
 

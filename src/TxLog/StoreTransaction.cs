@@ -1,0 +1,126 @@
+using TxLog.Mvcc;
+using TxLog.Producers;
+
+namespace TxLog;
+
+/// <summary>
+/// One transaction over state and log: reads and writes of transactional maps (through
+/// <see cref="Maps"/>), appends to any partitions and consumer offsets (through the producer), all
+/// committed or aborted as a unit — also across a crash.
+/// <para>
+/// How: the map writes take row locks as usual; at commit the engine validates (Serializable), takes
+/// a commit timestamp and writes the map redo into <c>__mvcc_redo</c> as a transactional batch of the
+/// same producer, so the redo is one more partition of the Kafka-style transaction. The coordinator's
+/// decision (see docs/transactions.md) then covers data, offsets and state at once; after it the map
+/// versions are installed (or, on failure, rolled back). Recovery reads the redo read-committed, so a
+/// decided-aborted or undecided transaction never reappears in the maps.
+/// </para>
+/// Visibility: partition records become visible to read-committed readers when the markers are
+/// durable; map versions when installed right after the decision. The two are not one atomic instant
+/// (a reader of a partition may see the messages a moment before a map reader sees the state, or the
+/// reverse). Not thread-safe: one flow uses it at a time.
+/// </summary>
+public sealed class StoreTransaction : IAsyncDisposable
+{
+    private readonly LogStore _store;
+    private readonly TransactionEngine _engine;
+    private bool _finished;
+
+    internal StoreTransaction(LogStore store, TransactionEngine engine, Producer producer, MvccTransaction maps)
+    {
+        _store = store;
+        _engine = engine;
+        Producer = producer;
+        Maps = maps;
+    }
+
+    /// <summary>The map side: pass it to <see cref="TransactionalMap{TKey, TValue}"/> calls.</summary>
+    public MvccTransaction Maps { get; }
+
+    /// <summary>The producer whose transaction carries the log side.</summary>
+    public Producer Producer { get; }
+
+    /// <summary>Appends a record to a partition inside the transaction.</summary>
+    public ValueTask<DeliveryResult> ProduceAsync(TopicPartition partition, Records.Message message, CancellationToken cancellationToken = default) =>
+        Producer.ProduceAsync(partition, message, cancellationToken);
+
+    /// <summary>Appends a record to a partition chosen by the producer's partitioner.</summary>
+    public ValueTask<DeliveryResult> ProduceAsync(string topic, Records.Message message, CancellationToken cancellationToken = default) =>
+        Producer.ProduceAsync(topic, message, cancellationToken);
+
+    /// <summary>Adds consumer offsets: they change if and only if the transaction commits.</summary>
+    public ValueTask SendOffsetsAsync(IEnumerable<TopicPartitionOffset> offsets, string groupId, CancellationToken cancellationToken = default) =>
+        Producer.SendOffsetsToTransactionAsync(offsets, groupId, cancellationToken);
+
+    /// <summary>
+    /// Commits maps, records and offsets together; completes at the durability point of the whole
+    /// transaction. On failure nothing of it takes effect (and the exception is thrown).
+    /// </summary>
+    public async Task CommitAsync(CancellationToken cancellationToken = default)
+    {
+        ThrowIfFinished();
+        _finished = true;
+        LogPartition redo = _store.GetPartition(TransactionEngine.RedoTopic, 0);
+        var redoPartition = new TopicPartition(TransactionEngine.RedoTopic, 0);
+        long commitTs;
+        try
+        {
+            commitTs = _engine.PrepareUnified(Maps, messages => Producer.AppendToTransaction(redo, redoPartition, messages));
+        }
+        catch
+        {
+            await AbortProducerQuietlyAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        try
+        {
+            await Producer.CommitTransactionAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            _engine.CompleteUnified(Maps, commitTs, committed: false);
+            throw;
+        }
+
+        _engine.CompleteUnified(Maps, commitTs, committed: true);
+    }
+
+    /// <summary>Aborts: map writes are undone, records and offsets are aborted.</summary>
+    public async Task AbortAsync(CancellationToken cancellationToken = default)
+    {
+        ThrowIfFinished();
+        _finished = true;
+        Maps.Rollback();
+        await Producer.AbortTransactionAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task AbortProducerQuietlyAsync()
+    {
+        try
+        {
+            await Producer.AbortTransactionAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TxLogException or ObjectDisposedException)
+        {
+            // The coordinator's timeout or the next open aborts it.
+        }
+    }
+
+    private void ThrowIfFinished()
+    {
+        if (_finished)
+        {
+            throw new InvalidOperationException("The transaction already committed or aborted.");
+        }
+    }
+
+    /// <summary>Aborts if neither committed nor aborted.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (!_finished)
+        {
+            await AbortAsync().ConfigureAwait(false);
+        }
+    }
+}
