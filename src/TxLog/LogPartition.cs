@@ -7,6 +7,16 @@ using TxLog.Storage;
 
 namespace TxLog;
 
+/// <summary>Shared by the partitions of one committed transaction; releasing it makes the commit visible on all at once.</summary>
+internal sealed class VisibilityHold
+{
+    private volatile bool _released;
+
+    public bool Released => _released;
+
+    public void Release() => _released = true;
+}
+
 /// <summary>Sees a batch just appended to a partition.</summary>
 internal delegate void BatchObserver(RecordBatch batch);
 
@@ -48,7 +58,74 @@ public sealed class LogPartition
     /// The last stable offset: the first offset of the earliest open transaction, or the high
     /// watermark when none is open (never above it). Read-committed readers see records below it.
     /// </summary>
-    public long LastStableOffset => Math.Min(ProducerState.FirstUnstableOffset, Log.HighWatermark);
+    public long LastStableOffset => Math.Min(Math.Min(ProducerState.FirstUnstableOffset, Log.HighWatermark), FirstHeldOffset());
+
+    private (long Offset, VisibilityHold Hold)[] _holds = [];   // copy-on-write; guarded by _appendLock for writers
+
+    // The first offset of a committed multi-partition transaction that is not visible yet on every one
+    // of its partitions (its shared hold is not released), or long.MaxValue.
+    private long FirstHeldOffset()
+    {
+        long first = long.MaxValue;
+        foreach ((long offset, VisibilityHold hold) in Volatile.Read(ref _holds))
+        {
+            if (!hold.Released && offset < first)
+            {
+                first = offset;
+            }
+        }
+
+        return first;
+    }
+
+    /// <summary>
+    /// Keeps the LSO at the producer's open transaction (on this partition) until <paramref name="hold"/>
+    /// is released, even after its marker; one hold object is shared by all partitions of a transaction,
+    /// so releasing it makes the transaction visible on all of them at one instant.
+    /// </summary>
+    internal void HoldVisibility(long producerId, VisibilityHold hold)
+    {
+        lock (_appendLock)
+        {
+            long first = ProducerState.Get(producerId)?.CurrentTransactionFirstOffset ?? -1;
+            if (first < 0)
+            {
+                return;
+            }
+
+            var next = new List<(long, VisibilityHold)>(_holds.Length + 1);
+            foreach ((long offset, VisibilityHold h) in _holds)
+            {
+                if (!h.Released)
+                {
+                    next.Add((offset, h));
+                }
+            }
+
+            next.Add((first, hold));
+            Volatile.Write(ref _holds, next.ToArray());
+        }
+    }
+
+    /// <summary>Drops released holds (called after a release) and wakes waiting consumers.</summary>
+    internal void HoldsChanged()
+    {
+        lock (_appendLock)
+        {
+            var next = new List<(long, VisibilityHold)>(_holds.Length);
+            foreach ((long offset, VisibilityHold h) in _holds)
+            {
+                if (!h.Released)
+                {
+                    next.Add((offset, h));
+                }
+            }
+
+            Volatile.Write(ref _holds, next.ToArray());
+        }
+
+        Signal.Pulse();
+    }
 
     /// <summary>The end offset a reader with <paramref name="isolation"/> sees up to: the HW or the LSO.</summary>
     public long EndOffset(IsolationLevel isolation) =>

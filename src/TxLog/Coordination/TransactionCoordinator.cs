@@ -393,6 +393,7 @@ internal sealed class TransactionCoordinator : IDisposable
         }
 
         var markers = new List<(LogPartition Partition, long Offset)>(parts.Count);
+        VisibilityHold? hold = null;
         if (commit)
         {
             if (parts.Count == 1)
@@ -412,6 +413,15 @@ internal sealed class TransactionCoordinator : IDisposable
             {
                 await MakeDurableAsync(parts, decisionRecord).ConfigureAwait(false);
                 StepHook?.Invoke("decided");
+
+                // Atomic visibility across partitions: each partition keeps its LSO at this transaction
+                // until every marker is durable, then one shared flag releases them all at once.
+                hold = new VisibilityHold();
+                foreach (KeyValuePair<TopicPartition, long> part in parts)
+                {
+                    Partition(part.Key).HoldVisibility(producerId, hold);
+                }
+
                 foreach (KeyValuePair<TopicPartition, long> part in parts)
                 {
                     LogPartition p = Partition(part.Key);
@@ -455,6 +465,48 @@ internal sealed class TransactionCoordinator : IDisposable
         }
 
         FlushInBackground(_log, completeRecord);
+        if (hold is not null)
+        {
+            _ = ReleaseWhenVisibleAsync(hold, markers);
+        }
+    }
+
+    // Releases a visibility hold once every marker of the transaction is below its partition's HW.
+    // If a partition fails or closes first, the hold stays: the commit is decided and durable, and the
+    // next open makes it visible everywhere; until then no partition shows it without the others.
+    private static async Task ReleaseWhenVisibleAsync(VisibilityHold hold, List<(LogPartition Partition, long Offset)> markers)
+    {
+        foreach ((LogPartition p, long offset) in markers)
+        {
+            while (p.HighWatermark <= offset)
+            {
+                Task wake = p.Signal.WaitTask;
+                if (p.HighWatermark > offset)
+                {
+                    break;
+                }
+
+                if (p.Log.Failure is not null || p.Log.IsClosed)
+                {
+                    return;
+                }
+
+                try
+                {
+                    await wake.WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+                }
+                catch (TimeoutException)
+                {
+                    // Look again (Periodic mode may take up to its interval).
+                }
+            }
+        }
+
+        hold.Release();
+        foreach ((LogPartition p, long _) in markers)
+        {
+            p.HoldsChanged();
+        }
     }
 
     // Round 1 of a multi-partition commit: every partition's data and the decision record, in parallel.

@@ -93,6 +93,7 @@ public class UnifiedTransactionTests
         await Transfer(s, producer, 1, 2, 10, commit: true);
         await Transfer(s, producer, 1, 2, 500, commit: false);
         Assert.That((s.Balance(1), s.Balance(2)), Is.EqualTo((-10L, 10L)));
+        Assert.That(SpinWait.SpinUntil(() => s.Committed(Events).Count > 0, TxLog.Tests.Transactions.Tx.Timeout), Is.True, "the commit becomes visible shortly after it is acknowledged");
         Assert.That(s.Committed(Events), Is.EqualTo(new[] { "transfer 1->2 10" }));
 
         using MvccTransaction other = s.Engine.BeginTransaction(TransactionIsolation.ReadCommitted);

@@ -1,0 +1,84 @@
+using TxLog.Consuming;
+using TxLog.Durability;
+using TxLog.Producers;
+using TxLog.Records;
+using TxLog.Tests.Storage;
+using static TxLog.Tests.Storage.TestRecords;
+using static TxLog.Tests.Transactions.Tx;
+
+namespace TxLog.Tests.Unified;
+
+/// <summary>
+/// Cross-partition atomic visibility under concurrency: a read-committed reader that reads partition
+/// A, then B, then C must find in B and C every committed transaction it found in A (and in C every one
+/// it found in B). Without it a reader could see a commit on A that B does not show yet.
+/// </summary>
+public class AtomicVisibilityTests
+{
+    private static readonly TopicPartition[] Parts = [new("a", 0), new("b", 0), new("c", 0)];
+
+    [Test]
+    public async Task A_commit_visible_on_one_partition_is_visible_on_all_of_them()
+    {
+        using var dir = new TempDirectory();
+        using LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.GroupCommit));
+        foreach (TopicPartition tp in Parts)
+        {
+            store.CreateTopic(tp.Topic);
+        }
+
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        var writers = new List<Task>();
+        for (int w = 0; w < 3; w++)
+        {
+            int writer = w;
+            writers.Add(Task.Run(async () =>
+            {
+                await using Producer producer = await TransactionalAsync(store, $"w{writer}");
+                for (int i = 0; !stop.IsCancellationRequested; i++)
+                {
+                    producer.BeginTransaction();
+                    foreach (TopicPartition tp in Parts)
+                    {
+                        await producer.ProduceAsync(tp, Msg($"w{writer}-{i}"));
+                    }
+
+                    await producer.CommitTransactionAsync();
+                }
+            }));
+        }
+
+        int checks = 0, violations = 0, sawSome = 0;
+        string? example = null;
+        LogPartition[] partitions = Parts.Select(tp => store.GetPartition(tp.Topic, tp.Partition)).ToArray();
+        while (!stop.IsCancellationRequested)
+        {
+            HashSet<string>? previous = null;
+            foreach (LogPartition p in partitions)
+            {
+                var seen = new HashSet<string>();
+                using LogReader reader = p.OpenReader(p.LogStartOffset, IsolationLevel.ReadCommitted);
+                while (reader.TryRead(out Record r))
+                {
+                    seen.Add(Text(r.Value));
+                }
+
+                if (previous is not null && !previous.IsSubsetOf(seen))
+                {
+                    violations++;
+                    example ??= $"{previous.Except(seen).First()} visible on an earlier partition but not on {p}";
+                }
+
+                previous = seen;
+            }
+
+            sawSome += previous!.Count > 0 ? 1 : 0;
+            checks++;
+        }
+
+        await Task.WhenAll(writers);
+        Assert.That(checks, Is.GreaterThan(10));
+        Assert.That(sawSome, Is.GreaterThan(0), "commits became visible during the run");
+        Assert.That(violations, Is.Zero, example);
+    }
+}
