@@ -10,11 +10,16 @@ namespace TxLog;
 /// <summary>Shared by the partitions of one committed transaction; releasing it makes the commit visible on all at once.</summary>
 internal sealed class VisibilityHold
 {
-    private volatile bool _released;
+    private long _releaseVersion = long.MaxValue;
 
-    public bool Released => _released;
+    /// <summary>The coordinator's visibility version from which the hold no longer applies.</summary>
+    public long ReleaseVersion
+    {
+        get => Volatile.Read(ref _releaseVersion);
+        set => Volatile.Write(ref _releaseVersion, value);
+    }
 
-    public void Release() => _released = true;
+    public bool IsActive(long visibilityVersion) => ReleaseVersion > visibilityVersion;
 }
 
 /// <summary>Sees a batch just appended to a partition.</summary>
@@ -66,10 +71,17 @@ public sealed class LogPartition
     // of its partitions (its shared hold is not released), or long.MaxValue.
     private long FirstHeldOffset()
     {
-        long first = long.MaxValue;
-        foreach ((long offset, VisibilityHold hold) in Volatile.Read(ref _holds))
+        (long Offset, VisibilityHold Hold)[] holds = Volatile.Read(ref _holds);
+        if (holds.Length == 0)
         {
-            if (!hold.Released && offset < first)
+            return long.MaxValue;
+        }
+
+        long version = _store.Coordinator.VisibilityVersion;
+        long first = long.MaxValue;
+        foreach ((long offset, VisibilityHold hold) in holds)
+        {
+            if (hold.IsActive(version) && offset < first)
             {
                 first = offset;
             }
@@ -83,20 +95,21 @@ public sealed class LogPartition
     /// is released, even after its marker; one hold object is shared by all partitions of a transaction,
     /// so releasing it makes the transaction visible on all of them at one instant.
     /// </summary>
-    internal void HoldVisibility(long producerId, VisibilityHold hold)
+    internal long HoldVisibility(long producerId, VisibilityHold hold)
     {
         lock (_appendLock)
         {
             long first = ProducerState.Get(producerId)?.CurrentTransactionFirstOffset ?? -1;
             if (first < 0)
             {
-                return;
+                return -1;
             }
 
+            long version = _store.Coordinator.VisibilityVersion;
             var next = new List<(long, VisibilityHold)>(_holds.Length + 1);
             foreach ((long offset, VisibilityHold h) in _holds)
             {
-                if (!h.Released)
+                if (h.IsActive(version))
                 {
                     next.Add((offset, h));
                 }
@@ -104,6 +117,7 @@ public sealed class LogPartition
 
             next.Add((first, hold));
             Volatile.Write(ref _holds, next.ToArray());
+            return first;
         }
     }
 
@@ -112,10 +126,11 @@ public sealed class LogPartition
     {
         lock (_appendLock)
         {
+            long version = _store.Coordinator.VisibilityVersion;
             var next = new List<(long, VisibilityHold)>(_holds.Length);
             foreach ((long offset, VisibilityHold h) in _holds)
             {
-                if (!h.Released)
+                if (h.IsActive(version))
                 {
                     next.Add((offset, h));
                 }

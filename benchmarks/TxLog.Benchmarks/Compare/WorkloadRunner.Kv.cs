@@ -15,7 +15,8 @@ public static partial class WorkloadRunner
     /// variant says. Same loop and timing rules as W2 (an operation in flight at the deadline completes and
     /// counts; the window ends when the last writer finishes; latency per operation from its start until the
     /// commit returned). One result per variant; <c>mb_per_s</c> counts key + value (116 bytes) per operation.
-    /// Each variant's directory is deleted before the next one loads.
+    /// Each variant's directory is deleted before the next one loads, and a full GC runs (untimed) just before
+    /// each window. GC activity in the window goes to stderr.
     /// </summary>
     public static Task<List<CompareResult>> KvPutAsync(IEngine engine, string directory, int writerCount, double seconds, long keys) =>
         engine is IKvEngine kv && kv.KvPutVariants.Count > 0
@@ -66,6 +67,11 @@ public static partial class WorkloadRunner
                 loops[w] = OnDedicatedThread(() => KvPutLoopAsync(writer, writerId, keys, gate));
             }
 
+            // Untimed: collect the load's garbage and any earlier variant's store now, so the window starts on a
+            // heap holding only this store (its ephemeral GCs would otherwise also pay for dead gen2 objects).
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            GC.Collect();
             var gc = GcSnapshot.Take();
             long start = gate.Open(seconds);
             WriterOutcome[] outcomes = await Task.WhenAll(loops);

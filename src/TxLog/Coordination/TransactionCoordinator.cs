@@ -75,6 +75,7 @@ internal sealed class TransactionCoordinator : IDisposable
         coordinator.Restate();
         TimeSpan period = store.Options.TransactionTimeoutCheckInterval;
         coordinator._timer = store.Options.TimeProvider.CreateTimer(static c => ((TransactionCoordinator)c!).OnTimer(), coordinator, period, period);
+        coordinator._visibilityTimer = TimeProvider.System.CreateTimer(static c => ((TransactionCoordinator)c!).TryReleaseVisibility(), coordinator, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         return coordinator;
     }
 
@@ -394,6 +395,7 @@ internal sealed class TransactionCoordinator : IDisposable
 
         var markers = new List<(LogPartition Partition, long Offset)>(parts.Count);
         VisibilityHold? hold = null;
+        PendingVisibility? pendingVisibility = null;
         if (commit)
         {
             if (parts.Count == 1)
@@ -416,10 +418,23 @@ internal sealed class TransactionCoordinator : IDisposable
 
                 // Atomic visibility across partitions: each partition keeps its LSO at this transaction
                 // until every marker is durable, then one shared flag releases them all at once.
+                // Registered (not ready: markers unknown) before any marker exists, so a release
+                // decision never misses a hold that already caps some partition's LSO.
                 hold = new VisibilityHold();
-                foreach (KeyValuePair<TopicPartition, long> part in parts)
+                pendingVisibility = new PendingVisibility(hold);
+                lock (_visibilityLock)
                 {
-                    Partition(part.Key).HoldVisibility(producerId, hold);
+                    foreach (KeyValuePair<TopicPartition, long> part in parts)
+                    {
+                        LogPartition p = Partition(part.Key);
+                        long first = p.HoldVisibility(producerId, hold);
+                        if (first >= 0)
+                        {
+                            pendingVisibility.Parts.Add((p, first, -1));
+                        }
+                    }
+
+                    _pendingVisibility.Add(pendingVisibility);
                 }
 
                 foreach (KeyValuePair<TopicPartition, long> part in parts)
@@ -465,48 +480,155 @@ internal sealed class TransactionCoordinator : IDisposable
         }
 
         FlushInBackground(_log, completeRecord);
-        if (hold is not null)
+        if (pendingVisibility is not null)
         {
-            _ = ReleaseWhenVisibleAsync(hold, markers);
+            lock (_visibilityLock)
+            {
+                for (int i = 0; i < pendingVisibility.Parts.Count; i++)
+                {
+                    (LogPartition p, long first, long _) = pendingVisibility.Parts[i];
+                    long marker = long.MaxValue; // no marker: never ready (keeps the hold; see ReleaseVisibility)
+                    foreach ((LogPartition mp, long offset) in markers)
+                    {
+                        if (ReferenceEquals(mp, p))
+                        {
+                            marker = offset;
+                        }
+                    }
+
+                    pendingVisibility.Parts[i] = (p, first, marker);
+                }
+            }
+
+            _visibilityTimer?.Change(VisibilityFlushDelay, VisibilityFlushDelay);
+        }
+
+        TryReleaseVisibility();
+    }
+
+    // ---------------------------------------------------------------- atomic visibility
+    //
+    // A committed transaction over several partitions is held below the LSO of each (from its first
+    // offset there) until it can become visible on all of them at one instant. That needs (1) every
+    // marker durable and (2) nothing still open below its marker on any of its partitions, except other
+    // held transactions, which are then released together (transactions that interleave across
+    // partitions form a group). Release = give the group the next visibility version, then publish that
+    // version with one write: every partition's LSO changes at the same instant.
+
+    private sealed class PendingVisibility(VisibilityHold hold)
+    {
+        public VisibilityHold Hold { get; } = hold;
+
+        /// <summary>Per partition: first offset of the transaction, and its marker (-1 until written).</summary>
+        public List<(LogPartition Partition, long First, long Marker)> Parts { get; } = new();
+    }
+
+    private readonly object _visibilityLock = new();
+    private readonly List<PendingVisibility> _pendingVisibility = new();
+    private long _visibilityVersion;
+    private ITimer? _visibilityTimer;
+
+    /// <summary>Held transactions whose version is at most this are visible.</summary>
+    public long VisibilityVersion => Volatile.Read(ref _visibilityVersion);
+
+    private void TryReleaseVisibility()
+    {
+        List<PendingVisibility> released;
+        lock (_visibilityLock)
+        {
+            if (_pendingVisibility.Count == 0)
+            {
+                return;
+            }
+
+            var group = new HashSet<PendingVisibility>();
+            foreach (PendingVisibility pv in _pendingVisibility)
+            {
+                bool durable = true;
+                foreach ((LogPartition p, long _, long marker) in pv.Parts)
+                {
+                    durable &= marker >= 0 && p.HighWatermark > marker;
+                }
+
+                if (durable)
+                {
+                    group.Add(pv);
+                }
+            }
+
+            bool changed = true;
+            while (changed && group.Count > 0)
+            {
+                changed = false;
+                foreach (PendingVisibility pv in group)
+                {
+                    if (Blocked(pv, group))
+                    {
+                        group.Remove(pv);
+                        changed = true;
+                        break;
+                    }
+                }
+            }
+
+            if (group.Count == 0)
+            {
+                return;
+            }
+
+            long version = _visibilityVersion + 1;
+            foreach (PendingVisibility pv in group)
+            {
+                pv.Hold.ReleaseVersion = version;
+            }
+
+            Volatile.Write(ref _visibilityVersion, version);
+            _pendingVisibility.RemoveAll(group.Contains);
+            released = new List<PendingVisibility>(group);
+            if (_pendingVisibility.Count == 0)
+            {
+                _visibilityTimer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            }
+        }
+
+        foreach (PendingVisibility pv in released)
+        {
+            foreach ((LogPartition p, long _, long _) in pv.Parts)
+            {
+                p.HoldsChanged();
+            }
         }
     }
 
-    // Releases a visibility hold once every marker of the transaction is below its partition's HW.
-    // If a partition fails or closes first, the hold stays: the commit is decided and durable, and the
-    // next open makes it visible everywhere; until then no partition shows it without the others.
-    private static async Task ReleaseWhenVisibleAsync(VisibilityHold hold, List<(LogPartition Partition, long Offset)> markers)
+    // True when something outside the group would still hide part of pv: an open transaction, or a
+    // held transaction not in the group, below pv's marker on one of its partitions.
+    private bool Blocked(PendingVisibility pv, HashSet<PendingVisibility> group)
     {
-        foreach ((LogPartition p, long offset) in markers)
+        foreach ((LogPartition p, long _, long marker) in pv.Parts)
         {
-            while (p.HighWatermark <= offset)
+            if (p.ProducerState.FirstUnstableOffset < marker)
             {
-                Task wake = p.Signal.WaitTask;
-                if (p.HighWatermark > offset)
+                return true;
+            }
+
+            foreach (PendingVisibility other in _pendingVisibility)
+            {
+                if (group.Contains(other))
                 {
-                    break;
+                    continue;
                 }
 
-                if (p.Log.Failure is not null || p.Log.IsClosed)
+                foreach ((LogPartition op, long first, long _) in other.Parts)
                 {
-                    return;
-                }
-
-                try
-                {
-                    await wake.WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
-                }
-                catch (TimeoutException)
-                {
-                    // Look again (Periodic mode may take up to its interval).
+                    if (ReferenceEquals(op, p) && first < marker)
+                    {
+                        return true;
+                    }
                 }
             }
         }
 
-        hold.Release();
-        foreach ((LogPartition p, long _) in markers)
-        {
-            p.HoldsChanged();
-        }
+        return false;
     }
 
     // Round 1 of a multi-partition commit: every partition's data and the decision record, in parallel.
@@ -636,6 +758,7 @@ internal sealed class TransactionCoordinator : IDisposable
             FlushInBackground(_log, record);
         }
 
+        TryReleaseVisibility();
         return outcome == ControlRecordType.Abort;
     }
 
@@ -728,6 +851,10 @@ internal sealed class TransactionCoordinator : IDisposable
         }
     }
 
-    /// <summary>Stops the timeout timer.</summary>
-    public void Dispose() => _timer?.Dispose();
+    /// <summary>Stops the timers.</summary>
+    public void Dispose()
+    {
+        _timer?.Dispose();
+        _visibilityTimer?.Dispose();
+    }
 }
