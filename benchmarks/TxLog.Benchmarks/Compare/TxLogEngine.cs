@@ -21,7 +21,6 @@ public sealed class TxLogEngine : IEngine, IKvEngine
 {
     private static readonly string[] KvVariants = [.. TxLogKvStore.Variants.Select(v => v.Variant)];
 
-    private const string FullOutboxSkip = "full W3 needs TxLog's MVCC maps (a later issue); see outbox_log for the log-only form.";
 
     /// <inheritdoc/>
     public string Name => "txlog";
@@ -29,11 +28,6 @@ public sealed class TxLogEngine : IEngine, IKvEngine
     /// <inheritdoc/>
     public ValueTask<IEngineStore> OpenAsync(string directory, Workload workload)
     {
-        if (workload == Workload.Outbox)
-        {
-            throw new NotSupportedException(FullOutboxSkip);
-        }
-
         var store = LogStore.Open(directory, new LogStoreOptions { Durability = DurabilityMode.GroupCommit });
         try
         {
@@ -42,7 +36,7 @@ public sealed class TxLogEngine : IEngine, IKvEngine
                 store.CreateTopic("bench");
             }
 
-            if (workload == Workload.OutboxLog)
+            if (workload is Workload.OutboxLog or Workload.Outbox)
             {
                 foreach (string topic in OutboxTransaction.Topics)
                 {
@@ -96,11 +90,70 @@ public sealed class TxLogEngine : IEngine, IKvEngine
         public ValueTask<ICommitWriter> CreateCommitWriterAsync(int writerId) =>
             new(new CommitWriter(_partition));
 
-        public ValueTask CreateAccountsAsync(int count, long balance) =>
-            throw new NotSupportedException(FullOutboxSkip);
+        private Mvcc.TransactionEngine? _engine;
+        private Mvcc.TransactionalMap<int, long>? _accounts;
+        private long _expectedTotal;
+        private long _outboxCommits;
 
-        public ValueTask<IOutboxWriter> CreateOutboxWriterAsync(int writerId) =>
-            throw new NotSupportedException(FullOutboxSkip);
+        // Full W3: accounts in a transactional map of the MVCC engine; each transaction is a StoreTransaction
+        // (two balance updates + three messages, one decision, one parallel fsync round).
+        public ValueTask CreateAccountsAsync(int count, long balance)
+        {
+            _engine = store.OpenTransactionEngine(new Mvcc.MvccOptions { SyncMode = Mvcc.LogSyncMode.Instant, CheckpointInterval = null, CheckpointRedoBytes = long.MaxValue, LockTimeout = TimeSpan.FromSeconds(2) });
+            _accounts = _engine.OpenMap("accounts", Mvcc.Serializers.Int32, Mvcc.Serializers.Int64);
+            using Mvcc.MvccTransaction setup = _engine.BeginTransaction(Mvcc.TransactionIsolation.ReadCommitted);
+            for (int a = 0; a < count; a++)
+            {
+                _accounts.Put(setup, a, balance);
+            }
+
+            setup.Commit();
+            _expectedTotal = count * balance;
+            return default;
+        }
+
+        public async ValueTask<IOutboxWriter> CreateOutboxWriterAsync(int writerId)
+        {
+            Producer producer = await store.CreateProducerAsync(new ProducerOptions { TransactionalId = $"w3-full-writer-{writerId}" });
+            await producer.InitTransactionsAsync();
+            return new FullOutboxWriter(store, producer, _accounts!, () => Interlocked.Increment(ref _outboxCommits));
+        }
+
+        // After the run: the balances still sum to the start and every commit has its 3 messages.
+        private void VerifyOutbox()
+        {
+            using Mvcc.MvccTransaction tx = _engine!.BeginTransaction(Mvcc.TransactionIsolation.RepeatableRead);
+            long total = 0;
+            foreach (KeyValuePair<int, long> account in _accounts!.Scan(tx))
+            {
+                total += account.Value;
+            }
+
+            long commits = Interlocked.Read(ref _outboxCommits);
+            foreach (string topic in OutboxTransaction.Topics)
+            {
+                LogPartition p = store.GetPartition(topic, 0);
+                SpinWait.SpinUntil(() => p.LastStableOffset == p.LogEndOffset, TimeSpan.FromSeconds(10));
+                long messages = 0;
+                using LogReader reader = p.OpenReader(p.LogStartOffset, Consuming.IsolationLevel.ReadCommitted);
+                while (reader.TryRead(out Record _))
+                {
+                    messages++;
+                }
+
+                if (messages != commits)
+                {
+                    throw new InvalidOperationException($"W3 check failed: {commits} committed transactions but {messages} committed messages on {topic}.");
+                }
+            }
+
+            if (total != _expectedTotal)
+            {
+                throw new InvalidOperationException($"W3 check failed: balances sum to {total}, expected {_expectedTotal}.");
+            }
+
+            Console.Error.WriteLine($"# txlog W3 check: {commits} transactions, balances sum unchanged ({total}), 3 x {commits} committed messages");
+        }
 
         public async ValueTask<IOutboxLogWriter> CreateOutboxLogWriterAsync(int writerId)
         {
@@ -133,7 +186,18 @@ public sealed class TxLogEngine : IEngine, IKvEngine
         public ValueTask DisposeAsync()
         {
             _appender?.Dispose();
-            store.Dispose();
+            try
+            {
+                if (_engine is not null)
+                {
+                    VerifyOutbox();
+                }
+            }
+            finally
+            {
+                store.Dispose();
+            }
+
             return default;
         }
     }
@@ -144,6 +208,44 @@ public sealed class TxLogEngine : IEngine, IKvEngine
             await partition.AppendAsync(new Message(payload)).ConfigureAwait(false);
 
         public ValueTask DisposeAsync() => default;
+    }
+
+    /// <summary>
+    /// A full W3 writer: one <see cref="StoreTransaction"/> per call (RepeatableRead; a write conflict on an
+    /// account rolls back and retries), moving the amount and appending the three messages atomically.
+    /// </summary>
+    private sealed class FullOutboxWriter(LogStore store, Producer producer, Mvcc.TransactionalMap<int, long> accounts, Action committed) : IOutboxWriter
+    {
+        private static readonly TopicPartition[] Partitions = [new(OutboxTransaction.Topics[0], 0), new(OutboxTransaction.Topics[1], 0), new(OutboxTransaction.Topics[2], 0)];
+
+        public async ValueTask CommitOneAsync(OutboxTransaction transaction)
+        {
+            while (true)
+            {
+                StoreTransaction tx = store.BeginTransaction(producer, Mvcc.TransactionIsolation.RepeatableRead);
+                try
+                {
+                    accounts.Put(tx.Maps, transaction.From, accounts.Get(tx.Maps, transaction.From) - transaction.Amount);
+                    accounts.Put(tx.Maps, transaction.To, accounts.Get(tx.Maps, transaction.To) + transaction.Amount);
+                }
+                catch (Mvcc.WriteConflictException)
+                {
+                    await tx.AbortAsync().ConfigureAwait(false);
+                    continue;
+                }
+
+                for (int i = 0; i < Partitions.Length; i++)
+                {
+                    await tx.ProduceAsync(Partitions[i], new Message(transaction.GetMessage(i))).ConfigureAwait(false);
+                }
+
+                await tx.CommitAsync().ConfigureAwait(false);
+                committed();
+                return;
+            }
+        }
+
+        public ValueTask DisposeAsync() => producer.DisposeAsync();
     }
 
     /// <summary>
