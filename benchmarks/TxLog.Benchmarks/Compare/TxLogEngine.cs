@@ -152,7 +152,7 @@ public sealed class TxLogEngine : IEngine, IKvEngine
                 throw new InvalidOperationException($"W3 check failed: balances sum to {total}, expected {_expectedTotal}.");
             }
 
-            Console.Error.WriteLine($"# txlog W3 check: {commits} transactions, balances sum unchanged ({total}), 3 x {commits} committed messages");
+            Console.Error.WriteLine($"# txlog W3 check: {commits} transactions, balances sum unchanged ({total}), 3 x {commits} committed messages; {FullOutboxWriter.Retries} write-conflict retries so far");
         }
 
         public async ValueTask<IOutboxLogWriter> CreateOutboxLogWriterAsync(int writerId)
@@ -230,6 +230,8 @@ public sealed class TxLogEngine : IEngine, IKvEngine
                 }
                 catch (Mvcc.WriteConflictException)
                 {
+                    // A concurrent transaction changed one of the accounts after this snapshot: retry.
+                    Interlocked.Increment(ref s_retries);
                     await tx.AbortAsync().ConfigureAwait(false);
                     continue;
                 }
@@ -246,6 +248,11 @@ public sealed class TxLogEngine : IEngine, IKvEngine
         }
 
         public ValueTask DisposeAsync() => producer.DisposeAsync();
+
+        private static long s_retries;
+
+        /// <summary>Write-conflict retries of all writers so far (printed with the check).</summary>
+        public static long Retries => Interlocked.Read(ref s_retries);
     }
 
     /// <summary>

@@ -430,7 +430,7 @@ internal sealed class TransactionCoordinator : IDisposable
                         long first = p.HoldVisibility(producerId, hold);
                         if (first >= 0)
                         {
-                            pendingVisibility.Parts.Add((p, first, -1));
+                            pendingVisibility.Parts.Add((p, first, Math.Max(first, part.Value)));
                         }
                     }
 
@@ -484,20 +484,7 @@ internal sealed class TransactionCoordinator : IDisposable
         {
             lock (_visibilityLock)
             {
-                for (int i = 0; i < pendingVisibility.Parts.Count; i++)
-                {
-                    (LogPartition p, long first, long _) = pendingVisibility.Parts[i];
-                    long marker = long.MaxValue; // no marker: never ready (keeps the hold; see ReleaseVisibility)
-                    foreach ((LogPartition mp, long offset) in markers)
-                    {
-                        if (ReferenceEquals(mp, p))
-                        {
-                            marker = offset;
-                        }
-                    }
-
-                    pendingVisibility.Parts[i] = (p, first, marker);
-                }
+                pendingVisibility.MarkersWritten = true;
             }
 
             _visibilityTimer?.Change(VisibilityFlushDelay, VisibilityFlushDelay);
@@ -519,8 +506,11 @@ internal sealed class TransactionCoordinator : IDisposable
     {
         public VisibilityHold Hold { get; } = hold;
 
-        /// <summary>Per partition: first offset of the transaction, and its marker (-1 until written).</summary>
-        public List<(LogPartition Partition, long First, long Marker)> Parts { get; } = new();
+        /// <summary>Per partition: first and last offset of the transaction's records there.</summary>
+        public List<(LogPartition Partition, long First, long Last)> Parts { get; } = new();
+
+        /// <summary>Set once every COMMIT marker is written (the transaction is no longer open anywhere).</summary>
+        public bool MarkersWritten { get; set; }
     }
 
     private readonly object _visibilityLock = new();
@@ -541,16 +531,12 @@ internal sealed class TransactionCoordinator : IDisposable
                 return;
             }
 
+            // Ready: decided (the decision is durable before any hold exists) and every marker written.
+            // The markers' own fsync is not needed: the data is durable since the decision.
             var group = new HashSet<PendingVisibility>();
             foreach (PendingVisibility pv in _pendingVisibility)
             {
-                bool durable = true;
-                foreach ((LogPartition p, long _, long marker) in pv.Parts)
-                {
-                    durable &= marker >= 0 && p.HighWatermark > marker;
-                }
-
-                if (durable)
+                if (pv.MarkersWritten)
                 {
                     group.Add(pv);
                 }
@@ -601,12 +587,12 @@ internal sealed class TransactionCoordinator : IDisposable
     }
 
     // True when something outside the group would still hide part of pv: an open transaction, or a
-    // held transaction not in the group, below pv's marker on one of its partitions.
+    // held transaction not in the group, starting at or below pv's last record on one of its partitions.
     private bool Blocked(PendingVisibility pv, HashSet<PendingVisibility> group)
     {
-        foreach ((LogPartition p, long _, long marker) in pv.Parts)
+        foreach ((LogPartition p, long _, long last) in pv.Parts)
         {
-            if (p.ProducerState.FirstUnstableOffset < marker)
+            if (p.ProducerState.FirstUnstableOffset <= last)
             {
                 return true;
             }
@@ -620,7 +606,7 @@ internal sealed class TransactionCoordinator : IDisposable
 
                 foreach ((LogPartition op, long first, long _) in other.Parts)
                 {
-                    if (ReferenceEquals(op, p) && first < marker)
+                    if (ReferenceEquals(op, p) && first <= last)
                     {
                         return true;
                     }

@@ -395,9 +395,18 @@ internal sealed class LogSegment : IDisposable
     public void PreallocatePieceUnsynchronized()
     {
         long start = Math.Max(_allocatedEnd, _size);
-        _log.Write(start, Zeros);
+        _zeroFile ??= _fileSystem.OpenFile(LogPath, FileOpenMode.OpenExisting);
+        _zeroFile.Write(start, Zeros);
         _allocatedEnd = start + Zeros.Length;
     }
+
+    // A second handle for the zeros: fsyncing through it never stalls on (or takes) the partition's
+    // sync lock, and Linux reports a writeback error to every open file description of the file
+    // (errseq), so an error it meets is still reported to the next commit fsync on the main handle.
+    private IStorageFile? _zeroFile;
+
+    /// <summary>Makes the preallocated zeros durable through their own handle.</summary>
+    public void FlushZeros() => _zeroFile?.Sync();
 
     /// <summary>Cuts preallocated zeros off the file so its length is the data's (before roll and close).</summary>
     public void TrimPreallocation()
@@ -445,6 +454,7 @@ internal sealed class LogSegment : IDisposable
     /// <summary>Closes the files and deletes the segment's files.</summary>
     public void Delete()
     {
+        _zeroFile?.Dispose();
         _log.Dispose();
         _fileSystem.DeleteFile(LogPath);
         _fileSystem.DeleteFile(IndexPath);
@@ -453,5 +463,9 @@ internal sealed class LogSegment : IDisposable
     }
 
     /// <summary>Closes the log file.</summary>
-    public void Dispose() => _log.Dispose();
+    public void Dispose()
+    {
+        _zeroFile?.Dispose();
+        _log.Dispose();
+    }
 }

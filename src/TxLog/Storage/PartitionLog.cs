@@ -375,9 +375,9 @@ internal sealed class PartitionLog : IDisposable
     // clean before commits overwrite them. An optimisation only: a failed write of zeros just stops
     // it (the data before them is untouched, and the next append reports a real problem). A failed
     // fsync does not: it covered every dirty page of the file, appended batches included, and Linux
-    // reports a writeback error to one fsync only, so a commit fsync after it could succeed without
-    // the data. The fsync therefore runs under the sync lock, like a commit's, and its failure stops
-    // the partition before any commit fsync can run after it.
+    // reports a writeback error once per open file description, so the zeros are written and fsynced
+    // through a second handle of the file: the commit fsyncs on the main handle still see any error,
+    // and never wait for a zero-fill behind the sync lock. A failure also stops the partition.
     private void PreallocateWork()
     {
         try
@@ -402,21 +402,18 @@ internal sealed class PartitionLog : IDisposable
                     active.PreallocatePieceUnsynchronized();
                 }
 
-                lock (_syncLock)
+                try
                 {
-                    try
+                    active.FlushZeros();
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    lock (_lock)
                     {
-                        active.Flush();
+                        _ = FailUnsynchronized("fsync of preallocated space", e);
                     }
-                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                    {
-                        lock (_lock)
-                        {
-                            _ = FailUnsynchronized("fsync of preallocated space", e);
-                        }
 
-                        return;
-                    }
+                    return;
                 }
             }
         }

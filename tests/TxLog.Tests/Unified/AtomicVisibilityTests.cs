@@ -81,4 +81,61 @@ public class AtomicVisibilityTests
         Assert.That(sawSome, Is.GreaterThan(0), "commits became visible during the run");
         Assert.That(violations, Is.Zero, example);
     }
+
+    [Test]
+    public async Task Visibility_keeps_up_while_transactions_overlap_continuously()
+    {
+        // Regression: a hold was released only when no transaction was open below its marker, which
+        // with overlapping writers almost never happens: the LSO stalled for as long as they wrote.
+        using var dir = new TempDirectory();
+        using LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.GroupCommit));
+        foreach (TopicPartition tp in Parts)
+        {
+            store.CreateTopic(tp.Topic);
+        }
+
+        long committed = 0;
+        using var stop = new CancellationTokenSource();
+        var writers = new List<Task>();
+        for (int w = 0; w < 8; w++)
+        {
+            int writer = w;
+            writers.Add(Task.Run(async () =>
+            {
+                await using Producer producer = await TransactionalAsync(store, $"o{writer}");
+                for (int i = 0; !stop.IsCancellationRequested; i++)
+                {
+                    producer.BeginTransaction();
+                    foreach (TopicPartition tp in Parts)
+                    {
+                        await producer.ProduceAsync(tp, Msg($"o{writer}-{i}"));
+                    }
+
+                    await producer.CommitTransactionAsync();
+                    Interlocked.Increment(ref committed);
+                }
+            }));
+        }
+
+        await Task.Delay(300);
+        long ackedBefore = Interlocked.Read(ref committed);
+        LogPartition c = store.GetPartition("c", 0);
+        bool caughtUp = SpinWait.SpinUntil(() =>
+        {
+            long visible = 0;
+            using LogReader reader = c.OpenReader(c.LogStartOffset, IsolationLevel.ReadCommitted);
+            while (reader.TryRead(out Record _))
+            {
+                visible++;
+            }
+
+            return visible >= ackedBefore;
+        }, TimeSpan.FromSeconds(3));
+        bool stillWriting = writers.All(t => !t.IsCompleted);
+        stop.Cancel();
+        await Task.WhenAll(writers);
+        Assert.That(ackedBefore, Is.GreaterThan(0));
+        Assert.That(stillWriting, Is.True, "the writers were still overlapping while we waited");
+        Assert.That(caughtUp, Is.True, $"the {ackedBefore} transactions acknowledged became visible while writers kept going");
+    }
 }
