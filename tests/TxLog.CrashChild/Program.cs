@@ -34,7 +34,7 @@ internal static class Program
     {
         if (args.Length < 2 || !TryParseOptions(args.AsSpan(2), out Dictionary<string, string> options))
         {
-            await Console.Error.WriteLineAsync("usage: TxLog.CrashChild <append|txn|mvcc|hold-lock> <dataDir> [--name value]...");
+            await Console.Error.WriteLineAsync("usage: TxLog.CrashChild <append|txn|mvcc|pipeline|hold-lock> <dataDir> [--name value]...");
             return ExitUsage;
         }
 
@@ -46,6 +46,7 @@ internal static class Program
                 "append" => await AppendAsync(directory, options),
                 "txn" => await TransactionalModes.TransactionsAsync(directory, Option(options, "run", 0), WriteLine),
                 "mvcc" => TransactionalModes.Mvcc(directory, Option(options, "run", 0), WriteLine),
+                "pipeline" => await PipelineMode.RunAsync(directory, WriteLine),
                 "hold-lock" => HoldLock(directory),
                 _ => ExitUsage,
             };

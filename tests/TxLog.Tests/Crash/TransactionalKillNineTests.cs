@@ -26,4 +26,14 @@ public sealed class TransactionalKillNineTests
         harness.Run(4, scenario);
         Assert.That(scenario.Acknowledged, Is.GreaterThan(0), $"the children committed before being killed (seed {harness.Seed})");
     }
+
+    [Test]
+    public void An_exactly_once_pipeline_neither_duplicates_nor_skips_across_kills()
+    {
+        using var dir = new ScratchDirectory();
+        var scenario = new PipelineCrashScenario(dir.Path, orders: 30_000);
+        var harness = new CrashHarness(dir.Path);
+        harness.Run(5, scenario);
+        Assert.That(scenario.Committed, Is.GreaterThan(0), $"the pipeline made progress (seed {harness.Seed})");
+    }
 }
