@@ -27,13 +27,16 @@ public sealed class MvccTransaction : IDisposable
         RolledBack,
     }
 
-    internal MvccTransaction(TransactionEngine engine, long id, TransactionIsolation isolation, long snapshotTs)
+    internal MvccTransaction(TransactionEngine engine, long id, TransactionIsolation isolation, Snapshot snapshot)
     {
         _engine = engine;
         Id = id;
         Isolation = isolation;
-        SnapshotTs = snapshotTs;
+        Snapshot = snapshot;
     }
+
+    /// <summary>The snapshot of RepeatableRead and Serializable transactions.</summary>
+    internal Snapshot Snapshot { get; }
 
     /// <summary>Unique id of the transaction (in this process).</summary>
     public long Id { get; }
@@ -41,8 +44,11 @@ public sealed class MvccTransaction : IDisposable
     /// <summary>The isolation level.</summary>
     public TransactionIsolation Isolation { get; }
 
-    /// <summary>The snapshot: commits up to this timestamp are visible to RepeatableRead and Serializable reads.</summary>
-    public long SnapshotTs { get; }
+    /// <summary>
+    /// The snapshot's highest commit timestamp: RepeatableRead and Serializable reads see the commits up
+    /// to it that were installed when the transaction began.
+    /// </summary>
+    public long SnapshotTs => Snapshot.Max;
 
     /// <summary>The commit timestamp once committing (0 before).</summary>
     public long CommitTs { get; internal set; }

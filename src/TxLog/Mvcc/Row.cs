@@ -48,6 +48,20 @@ internal sealed class Row(byte[] key)
         return null;
     }
 
+    /// <summary>The newest version a snapshot sees, or null.</summary>
+    public RowVersion? VisibleAt(in Snapshot snapshot)
+    {
+        for (RowVersion? v = Head; v is not null; v = v.Older)
+        {
+            if (snapshot.Sees(v.CommitTs))
+            {
+                return v;
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>Drops versions no snapshot at or after <paramref name="oldestSnapshotTs"/> can see. Caller holds the row lock.</summary>
     public void PruneUnsynchronized(long oldestSnapshotTs)
     {
@@ -57,6 +71,23 @@ internal sealed class Row(byte[] key)
             keep.Older = null;
         }
     }
+}
+
+/// <summary>
+/// What a RepeatableRead or Serializable transaction sees: every commit up to <see cref="Max"/> that was
+/// installed when it began, i.e. all but those still being installed then (<see cref="InFlight"/>).
+/// Excluding only in-flight commits (instead of everything after the oldest of them) keeps snapshots
+/// fresh while a slow commit (a unified transaction's coordinator round) is being decided; no commit
+/// visible to the snapshot can depend on an excluded one, since it could only have read or overwritten
+/// it after its installation.
+/// </summary>
+internal readonly record struct Snapshot(long Max, long[] InFlight)
+{
+    /// <summary>True when a version committed at <paramref name="commitTs"/> is visible.</summary>
+    public bool Sees(long commitTs) => commitTs <= Max && (InFlight.Length == 0 || Array.BinarySearch(InFlight, commitTs) < 0);
+
+    /// <summary>Versions at or below this are only needed as the newest one (garbage-collection bound).</summary>
+    public long GcBound => InFlight.Length == 0 ? Max : Math.Min(Max, InFlight[0] - 1);
 }
 
 /// <summary>Byte-wise (unsigned, lexicographic) ordering and equality of keys.</summary>

@@ -183,7 +183,7 @@ public sealed partial class TransactionEngine
     {
         lock (row)
         {
-            if (row.Head is { } head && head.CommitTs > tx.SnapshotTs)
+            if (row.Head is { } head && !tx.Snapshot.Sees(head.CommitTs))
             {
                 return true;
             }

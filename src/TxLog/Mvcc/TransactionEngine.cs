@@ -99,13 +99,19 @@ public sealed partial class TransactionEngine : IDisposable
         }
 
         long id = Interlocked.Increment(ref _nextTransactionId);
-        long snapshot = 0;
+        var snapshot = new Snapshot(0, []);
         if (isolation is TransactionIsolation.RepeatableRead or TransactionIsolation.Serializable)
         {
-            lock (_snapshotsLock)
+            // Under the commit lock nothing is installed meanwhile, and the GC bound is registered before
+            // any collection can run with a newer visible timestamp (lock order: commit, then snapshots).
+            lock (_commitLock)
             {
-                snapshot = Volatile.Read(ref _visibleTs);
-                _snapshots[snapshot] = _snapshots.GetValueOrDefault(snapshot) + 1;
+                snapshot = new Snapshot(_lastCommitTs, _installing.Count == 0 ? [] : [.. _installing]);
+                lock (_snapshotsLock)
+                {
+                    long bound = snapshot.GcBound;
+                    _snapshots[bound] = _snapshots.GetValueOrDefault(bound) + 1;
+                }
             }
         }
 
@@ -121,14 +127,15 @@ public sealed partial class TransactionEngine : IDisposable
 
         lock (_snapshotsLock)
         {
-            int count = _snapshots[tx.SnapshotTs] - 1;
+            long bound = tx.Snapshot.GcBound;
+            int count = _snapshots[bound] - 1;
             if (count == 0)
             {
-                _snapshots.Remove(tx.SnapshotTs);
+                _snapshots.Remove(bound);
             }
             else
             {
-                _snapshots[tx.SnapshotTs] = count;
+                _snapshots[bound] = count;
             }
         }
     }
@@ -233,8 +240,7 @@ public sealed partial class TransactionEngine : IDisposable
                 return row.Pending;
             }
 
-            long snapshot = tx.UsesSnapshot ? tx.SnapshotTs : Volatile.Read(ref _visibleTs);
-            RowVersion? version = row.VisibleAt(snapshot);
+            RowVersion? version = tx.UsesSnapshot ? row.VisibleAt(tx.Snapshot) : row.VisibleAt(Volatile.Read(ref _visibleTs));
             seenTs = version?.CommitTs ?? 0;
             return version?.Value;
         }
@@ -298,7 +304,7 @@ public sealed partial class TransactionEngine : IDisposable
                     }
 
                     // First committer wins: a snapshot transaction may not overwrite a newer commit.
-                    if (tx.UsesSnapshot && row.Head is { } head && head.CommitTs > tx.SnapshotTs)
+                    if (tx.UsesSnapshot && row.Head is { } head && !tx.Snapshot.Sees(head.CommitTs))
                     {
                         throw new WriteConflictException($"Write conflict on map '{map.Name}': the row was changed by a transaction that committed after this transaction's snapshot (lost update prevented). Roll back and retry.");
                     }
@@ -308,7 +314,7 @@ public sealed partial class TransactionEngine : IDisposable
                 {
                     byte[]? current = held
                         ? row.Pending
-                        : (tx.UsesSnapshot ? row.VisibleAt(tx.SnapshotTs) : row.Head)?.Value;
+                        : (tx.UsesSnapshot ? row.VisibleAt(tx.Snapshot) : row.Head)?.Value;
                     if (!BytesEqual(current, expected))
                     {
                         if (tx.Isolation == TransactionIsolation.Serializable)
