@@ -15,8 +15,14 @@ public sealed class MvccTransaction : IDisposable
     private readonly TransactionEngine _engine;
     internal readonly List<UndoEntry> Undo = new();
     internal readonly List<(MapCore Map, Row Row)> WriteSet = new();  // rows this transaction holds
-    internal readonly List<ReadRecord> ReadSet = new();                // Serializable only
-    internal readonly List<RangeRecord> RangeSet = new();              // Serializable only
+    private List<ReadRecord>? _readSet;                                // Serializable only, created on first use
+    private List<RangeRecord>? _rangeSet;
+
+    /// <summary>Rows read (Serializable only).</summary>
+    internal List<ReadRecord> ReadSet => _readSet ??= new();
+
+    /// <summary>Ranges scanned (Serializable only).</summary>
+    internal List<RangeRecord> RangeSet => _rangeSet ??= new();
     private State _state = State.Active;
 
     internal enum State

@@ -35,21 +35,14 @@ public sealed partial class TransactionEngine
             {
                 ts = Volatile.Read(ref _visibleTs);
                 redoOffset = _redo.LogEndOffset;
-                var covered = new List<long>();
-                foreach ((long commitTs, long offset) in _redoOffsets)
+                while (_redoOffsets.TryPeek(out (long CommitTs, long Offset) entry) && entry.CommitTs <= ts)
                 {
-                    if (commitTs > ts)
-                    {
-                        redoOffset = Math.Min(redoOffset, offset);
-                        break;
-                    }
-
-                    covered.Add(commitTs);
+                    _redoOffsets.Dequeue();
                 }
 
-                foreach (long commitTs in covered)
+                if (_redoOffsets.TryPeek(out (long CommitTs, long Offset) first))
                 {
-                    _redoOffsets.Remove(commitTs);
+                    redoOffset = Math.Min(redoOffset, first.Offset);
                 }
 
                 Interlocked.Exchange(ref _redoBytesSinceCheckpoint, 0);
@@ -288,7 +281,7 @@ public sealed partial class TransactionEngine
                         row.Head = new RowVersion(currentTs, value, null);
                     }
 
-                    _redoOffsets[currentTs] = currentFirstOffset;
+                    _redoOffsets.Enqueue((currentTs, currentFirstOffset));
                     last = Math.Max(last, currentTs);
                     replayed++;
                 }

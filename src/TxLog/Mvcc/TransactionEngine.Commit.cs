@@ -43,7 +43,7 @@ public sealed partial class TransactionEngine
                 _lastCommitTs = commitTs;
                 tx.CommitTs = commitTs;
                 _installing.Add(commitTs);
-                _redoOffsets[commitTs] = firstRedoOffset;
+                _redoOffsets.Enqueue((commitTs, firstRedoOffset));
                 _redoBytesSinceCheckpoint += redoBytes;
             }
 
@@ -118,7 +118,7 @@ public sealed partial class TransactionEngine
                 _lastCommitTs = commitTs;
                 tx.CommitTs = commitTs;
                 _installing.Add(commitTs);
-                _redoOffsets[commitTs] = firstRedoOffset;
+                _redoOffsets.Enqueue((commitTs, firstRedoOffset));
                 _redoBytesSinceCheckpoint += redoBytes;
                 return commitTs;
             }
@@ -144,12 +144,8 @@ public sealed partial class TransactionEngine
             return;
         }
 
+        // Its redo entry stays queued: it only makes a checkpoint keep slightly more redo (safe).
         FinishInstall(commitTs);
-        lock (_commitLock)
-        {
-            _redoOffsets.Remove(commitTs);
-        }
-
         Rollback(tx);
     }
 
@@ -285,6 +281,11 @@ public sealed partial class TransactionEngine
     // recovery applies it only once it has seen the batch flagged last. Returns the last offset.
     private long AppendRedo(MvccTransaction tx, long commitTs, out long firstOffset, out long bytes, Func<Message[], AppendResult>? append = null)
     {
+        if (append is null)
+        {
+            return AppendRedoDirect(tx, commitTs, out firstOffset, out bytes);
+        }
+
         firstOffset = -1;
         bytes = 0;
         int maxBatch = _store.Options.MaxBatchBytes - 1024;
@@ -317,6 +318,94 @@ public sealed partial class TransactionEngine
         last = FlushRedoBatch(batch, commitTs, tx.WriteSet.Count, final: true, ref firstOffset, append);
         bytes += batchBytes;
         return last;
+    }
+
+    // The plain-commit path: encodes the redo straight into a pooled batch builder (no per-write key
+    // arrays or messages). A transaction larger than a batch is split; a batch is flagged final when
+    // everything that remains fits in it (sizes are over-estimated, so it then always does).
+    private long AppendRedoDirect(MvccTransaction tx, long commitTs, out long firstOffset, out long bytes)
+    {
+        firstOffset = -1;
+        bytes = 0;
+        int maxBatch = _store.Options.MaxBatchBytes - 1024;
+        long now = _store.NowMs();
+        long remaining = 0;
+        for (int i = 0; i < tx.WriteSet.Count; i++)
+        {
+            (MapCore map, Row row) = tx.WriteSet[i];
+            remaining += EstimatedRedoSize(map, row);
+        }
+
+        long last = -1;
+        Records.RecordBatchBuilder builder = _store.RentBuilder();
+        byte[] scratch = System.Buffers.ArrayPool<byte>.Shared.Rent(256);
+        try
+        {
+            bool final = StartRedoBatch(builder, commitTs, tx.WriteSet.Count, remaining, maxBatch, now);
+            for (int i = 0; i < tx.WriteSet.Count; i++)
+            {
+                (MapCore map, Row row) = tx.WriteSet[i];
+                byte[]? value;
+                lock (row)
+                {
+                    value = row.Pending;
+                }
+
+                int size = EstimatedRedoSize(map, row);
+                if (!final && builder.Count > 1 && builder.Length + size > maxBatch)
+                {
+                    last = FinishRedoBatch(builder, ref firstOffset, ref bytes);
+                    final = StartRedoBatch(builder, commitTs, tx.WriteSet.Count, remaining, maxBatch, now);
+                }
+
+                int keyLength = 2 + map.Name.Length + row.Key.Length;
+                if (scratch.Length < keyLength)
+                {
+                    System.Buffers.ArrayPool<byte>.Shared.Return(scratch);
+                    scratch = System.Buffers.ArrayPool<byte>.Shared.Rent(keyLength);
+                }
+
+                BinaryPrimitives.WriteInt16BigEndian(scratch, (short)map.Name.Length);
+                Encoding.ASCII.GetBytes(map.Name, scratch.AsSpan(2));
+                row.Key.CopyTo(scratch, 2 + map.Name.Length);
+                builder.Add(now, scratch.AsSpan(0, keyLength), true, value, value is not null, null);
+                remaining -= size;
+            }
+
+            return FinishRedoBatch(builder, ref firstOffset, ref bytes);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(scratch);
+            _store.ReturnBuilder(builder);
+        }
+    }
+
+    private static int EstimatedRedoSize(MapCore map, Row row) => 2 + map.Name.Length + row.Key.Length + (row.Pending?.Length ?? 0) + 32;
+
+    // Starts a batch with its transaction header; returns whether it is the transaction's last batch.
+    private static bool StartRedoBatch(Records.RecordBatchBuilder builder, long commitTs, int total, long remaining, int maxBatch, long now)
+    {
+        bool final = remaining + Records.RecordBatchLayout.HeaderSize + 64 <= maxBatch;
+        Span<byte> header = stackalloc byte[13];
+        BinaryPrimitives.WriteInt64BigEndian(header, commitTs);
+        BinaryPrimitives.WriteInt32BigEndian(header.Slice(8), total);
+        header[12] = final ? FinalBatchFlag : (byte)0;
+        builder.Reset(0, Records.RecordBatchLayout.NoProducerId, Records.RecordBatchLayout.NoProducerEpoch, Records.RecordBatchLayout.NoSequence);
+        builder.Add(now, TxnHeaderKey, true, header, true, null);
+        return final;
+    }
+
+    private long FinishRedoBatch(Records.RecordBatchBuilder builder, ref long firstOffset, ref long bytes)
+    {
+        bytes += builder.Length;
+        AppendResult result = _redo.AppendBuilt(builder);
+        if (firstOffset < 0)
+        {
+            firstOffset = result.BaseOffset;
+        }
+
+        return result.LastOffset;
     }
 
     private long FlushRedoBatch(List<Message> writes, long commitTs, int total, bool final, ref long firstOffset, Func<Message[], AppendResult>? append)

@@ -37,7 +37,7 @@ public sealed partial class TransactionEngine : IDisposable
     private readonly Dictionary<string, MapCore> _maps = new(StringComparer.Ordinal);
     private readonly object _commitLock = new();
     private readonly SortedSet<long> _installing = new();        // commit timestamps assigned, not yet installed
-    private readonly SortedDictionary<long, long> _redoOffsets = new(); // commit ts -> first redo offset (since the last checkpoint)
+    private readonly Queue<(long CommitTs, long Offset)> _redoOffsets = new(); // first redo offset per commit since the last checkpoint, in commit order (struct entries: no allocation per commit)
     private readonly object _snapshotsLock = new();
     private readonly SortedDictionary<long, int> _snapshots = new(); // active snapshot ts -> count
     private readonly SemaphoreSlim _checkpointGate = new(1, 1);

@@ -50,6 +50,47 @@ public class RecoveryTests
     }
 
     [Test]
+    public void A_transaction_larger_than_a_batch_is_split_and_recovered_whole()
+    {
+        using var dir = new TempDirectory();
+        using (var f = new EngineFixture(Opts(), dir.Path))
+        {
+            var big = f.Engine.OpenMap("big", Serializers.Int32, Serializers.Bytes);
+            using MvccTransaction tx = f.Begin(TransactionIsolation.ReadCommitted);
+            for (int k = 0; k < 3000; k++)
+            {
+                big.Put(tx, k, new byte[1000]);
+            }
+
+            tx.Commit();
+            Assert.That(f.Store.GetPartition(TransactionEngine.RedoTopic, 0).LogEndOffset, Is.EqualTo(3000 + 3), "three batches, each with its transaction header");
+        }
+
+        // Without its last batch the transaction must vanish entirely.
+        using var image = new TempDirectory();
+        TestRecords.CopyImage(dir.Path, image.Path);
+        string redo = Directory.GetFiles(Path.Combine(image.Path, TransactionEngine.RedoTopic + "-0"), "*.log").Order().Last();
+        (long lastBatch, long _) = LastBatch(File.ReadAllBytes(redo));
+        File.Delete(Path.Combine(image.Path, LogStore.CleanShutdownFileName));
+        using (var s = new FileStream(redo, FileMode.Open))
+        {
+            s.SetLength(lastBatch);
+        }
+
+        using (var whole = new EngineFixture(Opts(), dir.Path))
+        {
+            var big = whole.Engine.OpenMap("big", Serializers.Int32, Serializers.Bytes);
+            using MvccTransaction check = whole.Begin(TransactionIsolation.RepeatableRead);
+            Assert.That(big.Count(check), Is.EqualTo(3000));
+        }
+
+        using var torn = new EngineFixture(Opts(), image.Path);
+        var tornMap = torn.Engine.OpenMap("big", Serializers.Int32, Serializers.Bytes);
+        using MvccTransaction tornCheck = torn.Begin(TransactionIsolation.RepeatableRead);
+        Assert.That(tornMap.Count(tornCheck), Is.Zero);
+    }
+
+    [Test]
     public async Task A_checkpoint_is_used_at_recovery_and_the_redo_it_covers_is_deleted()
     {
         using var dir = new TempDirectory();
