@@ -387,6 +387,7 @@ internal sealed class TransactionCoordinator : IDisposable
             parts = new List<KeyValuePair<TopicPartition, long>>(m.Partitions);
             m.UpdateMs = NowMs;
             m.TransitionTo(commit ? TransactionState.PrepareCommit : TransactionState.PrepareAbort);
+            m.Completing = true; // nobody else (InitTransactions, the timeout) may finish it meanwhile
             if (!commit || parts.Count > 1)
             {
                 decisionRecord = AppendRecord(m);
@@ -396,6 +397,7 @@ internal sealed class TransactionCoordinator : IDisposable
         var markers = new List<(LogPartition Partition, long Offset)>(parts.Count);
         VisibilityHold? hold = null;
         PendingVisibility? pendingVisibility = null;
+        Exception? markerFailure = null;
         if (commit)
         {
             if (parts.Count == 1)
@@ -437,15 +439,26 @@ internal sealed class TransactionCoordinator : IDisposable
                     _pendingVisibility.Add(pendingVisibility);
                 }
 
-                foreach (KeyValuePair<TopicPartition, long> part in parts)
+                try
                 {
-                    LogPartition p = Partition(part.Key);
-                    if (WriteMarker(p, producerId, epoch, ControlRecordType.Commit) is { } written)
+                    foreach (KeyValuePair<TopicPartition, long> part in parts)
                     {
-                        markers.Add((p, written.LastOffset));
-                    }
+                        LogPartition p = Partition(part.Key);
+                        if (WriteMarker(p, producerId, epoch, ControlRecordType.Commit) is { } written)
+                        {
+                            markers.Add((p, written.LastOffset));
+                        }
 
-                    StepHook?.Invoke("marker:" + markers.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                        StepHook?.Invoke("marker:" + markers.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    }
+                }
+                catch (Exception e) when (e is TxLogException or IOException or ObjectDisposedException)
+                {
+                    // The decision is durable, so the transaction IS committed: the commit succeeds. A
+                    // partition that could not take its marker has failed (it refuses writes until the
+                    // store reopens), and the state stays PrepareCommit so recovery writes the missing
+                    // markers. Its hold is dropped: a failed partition must not freeze the others.
+                    markerFailure = e;
                 }
             }
         }
@@ -461,14 +474,18 @@ internal sealed class TransactionCoordinator : IDisposable
             }
         }
 
-        long completeRecord;
+        long completeRecord = -1;
         lock (m)
         {
-            m.TransitionTo(commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort);
-            m.Partitions.Clear();
-            m.StartMs = -1;
-            m.UpdateMs = NowMs;
-            completeRecord = AppendRecord(m);
+            m.Completing = false;
+            if (markerFailure is null)
+            {
+                m.TransitionTo(commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort);
+                m.Partitions.Clear();
+                m.StartMs = -1;
+                m.UpdateMs = NowMs;
+                completeRecord = AppendRecord(m);
+            }
         }
 
         StepHook?.Invoke("completed");
@@ -479,15 +496,27 @@ internal sealed class TransactionCoordinator : IDisposable
             FlushInBackground(p, offset);
         }
 
-        FlushInBackground(_log, completeRecord);
+        if (completeRecord >= 0)
+        {
+            FlushInBackground(_log, completeRecord);
+        }
+
         if (pendingVisibility is not null)
         {
             lock (_visibilityLock)
             {
-                pendingVisibility.MarkersWritten = true;
+                if (markerFailure is null)
+                {
+                    pendingVisibility.MarkersWritten = true;
+                    _visibilityTimer?.Change(VisibilityFlushDelay, VisibilityFlushDelay);
+                }
+                else
+                {
+                    pendingVisibility.Hold.ReleaseVersion = _visibilityVersion + 1;
+                    Volatile.Write(ref _visibilityVersion, _visibilityVersion + 1);
+                    _pendingVisibility.Remove(pendingVisibility);
+                }
             }
-
-            _visibilityTimer?.Change(VisibilityFlushDelay, VisibilityFlushDelay);
         }
 
         TryReleaseVisibility();
@@ -536,7 +565,13 @@ internal sealed class TransactionCoordinator : IDisposable
             var group = new HashSet<PendingVisibility>();
             foreach (PendingVisibility pv in _pendingVisibility)
             {
-                if (pv.MarkersWritten)
+                bool durable = pv.MarkersWritten;
+                foreach ((LogPartition p, long _, long last) in pv.Parts)
+                {
+                    durable &= p.HighWatermark > last; // readers stop at each partition's HW
+                }
+
+                if (durable)
                 {
                     group.Add(pv);
                 }
@@ -618,13 +653,10 @@ internal sealed class TransactionCoordinator : IDisposable
     }
 
     // Round 1 of a multi-partition commit: every partition's data and the decision record, in parallel.
+    // In every durability mode: a marker must never reach the disk before the data and the decision
+    // (else a power loss could keep the COMMIT on one partition and lose the data on another).
     private async ValueTask MakeDurableAsync(List<KeyValuePair<TopicPartition, long>> parts, long decisionRecord)
     {
-        if (_store.Options.Durability != DurabilityMode.GroupCommit)
-        {
-            return;
-        }
-
         // Each data partition's fsync runs on that partition's flusher thread (shared with any other
         // committer waiting on it), the decision record's on this thread: all in parallel.
         var waits = new List<Task>(parts.Count);
@@ -699,6 +731,16 @@ internal sealed class TransactionCoordinator : IDisposable
         ControlRecordType outcome;
         lock (m)
         {
+            if (m.Completing)
+            {
+                if (timedOut)
+                {
+                    return false; // its committer is finishing it
+                }
+
+                throw new InvalidTransactionStateException($"Transactional id '{m.TransactionalId}' is committing or aborting a transaction right now; retry InitTransactions when it is done.");
+            }
+
             switch (m.State)
             {
                 case TransactionState.Ongoing:

@@ -31,6 +31,9 @@ internal sealed class TransactionMetadata
 
     public long UpdateMs { get; set; }
 
+    /// <summary>True while an EndTransaction of this id is between its Prepare and Complete states.</summary>
+    public bool Completing { get; set; }
+
     /// <summary>The epoch whose transaction the coordinator aborted on timeout (-1 when none).</summary>
     public short TimedOutEpoch { get; set; } = -1;
 

@@ -165,9 +165,10 @@ internal sealed class GroupCommit : IDisposable
             {
                 LeadFlush();
             }
-            catch (Exception e) when (e is TxLogException or IOException or ObjectDisposedException)
+            catch (Exception)
             {
-                // Every waiter of this flush got the exception.
+                // Every waiter of this flush got the exception; the thread must live on (an unhandled
+                // exception here would end the process).
             }
         }
     }

@@ -188,7 +188,9 @@ public sealed partial class TransactionEngine
         }
     }
 
-    // Makes the transaction's writes the newest committed versions and releases its row locks.
+    // Makes the transaction's writes the newest committed versions and releases its row locks. The locks
+    // are released only after the commit timestamp left the in-flight set: until then no other writer
+    // can build on these versions, so no snapshot can see a commit that depends on one it excludes.
     private void Install(MvccTransaction tx, long commitTs)
     {
         long oldest = OldestSnapshot();
@@ -198,13 +200,20 @@ public sealed partial class TransactionEngine
             {
                 row.Head = new RowVersion(commitTs, row.Pending, row.Head);
                 row.PruneUnsynchronized(oldest);
+            }
+        }
+
+        FinishInstall(commitTs);
+        foreach ((MapCore _, Row row) in tx.WriteSet)
+        {
+            lock (row)
+            {
                 row.Owner = null;
                 row.Pending = null;
                 Monitor.PulseAll(row);
             }
         }
 
-        FinishInstall(commitTs);
         tx.MarkCommitted();
         ReleaseSnapshot(tx);
     }
