@@ -521,6 +521,17 @@ public sealed class LogPartition
     }
 
     /// <summary>
+    /// Opens a read-committed reader that stops at this partition's offset in a
+    /// <see cref="ConsistentCut"/>, so that readers of several partitions see the same transactions.
+    /// </summary>
+    public LogReader OpenReader(long offset, ConsistentCut cut)
+    {
+        ArgumentNullException.ThrowIfNull(cut);
+        _store.ThrowIfDisposed();
+        return new LogReader(this, offset, IsolationLevel.ReadCommitted, cut.EndOffset(new TopicPartition(Topic, Partition)));
+    }
+
+    /// <summary>
     /// Offset of the first record whose timestamp is at or after <paramref name="timestampMs"/> (ms
     /// since the Unix epoch), below the high watermark; null when there is none (Kafka's offsetsForTimes).
     /// </summary>

@@ -35,9 +35,11 @@ public sealed class LogReader : IDisposable
     private long _nextOffset;              // the next offset this reader will return (or skip past)
     private long _expectedBaseOffset;      // base offset the next batch must have; -1 right after a seek into a segment
     private bool _disposed;
+    private readonly long _endBound;                      // never read at or beyond this (a cut); long.MaxValue for none
 
-    internal LogReader(LogPartition partition, long offset, IsolationLevel isolation)
+    internal LogReader(LogPartition partition, long offset, IsolationLevel isolation, long endBound = long.MaxValue)
     {
+        _endBound = endBound;
         PartitionLog log = partition.Log;
         log.CheckOffsetInRange(offset);
         _partition = partition;
@@ -87,7 +89,7 @@ public sealed class LogReader : IDisposable
     public bool TryRead(out Record record)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        long end = _isolation == IsolationLevel.ReadCommitted ? _partition.LastStableOffset : _log.HighWatermark;
+        long end = Math.Min(_endBound, _isolation == IsolationLevel.ReadCommitted ? _partition.LastStableOffset : _log.HighWatermark);
         while (true)
         {
             if (_recordIndex < _recordCount)

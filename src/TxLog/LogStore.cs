@@ -442,6 +442,33 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
         return new StoreTransaction(this, engine, producer, engine.BeginTransaction(isolation));
     }
 
+    /// <summary>
+    /// Captures, for the given partitions, the read-committed end offsets at one instant: every committed
+    /// transaction is either below the cut on all of its partitions or above it on all of them. Read each
+    /// partition with <see cref="LogPartition.OpenReader(long, ConsistentCut)"/>. (The transactional maps
+    /// are not part of the cut yet.)
+    /// </summary>
+    public ConsistentCut CaptureCut(params IEnumerable<TopicPartition> partitions)
+    {
+        ArgumentNullException.ThrowIfNull(partitions);
+        var targets = new List<(TopicPartition, LogPartition)>();
+        foreach (TopicPartition tp in partitions)
+        {
+            targets.Add((tp, GetPartition(tp.Topic, tp.Partition)));
+        }
+
+        return Coordinator.WithVisibilityFrozen(() =>
+        {
+            var ends = new Dictionary<TopicPartition, long>(targets.Count);
+            foreach ((TopicPartition tp, LogPartition p) in targets)
+            {
+                ends[tp] = p.LastStableOffset;
+            }
+
+            return new ConsistentCut(ends);
+        });
+    }
+
     /// <summary>Creates a consumer (see <see cref="Consuming.Consumer"/>).</summary>
     public Consuming.Consumer CreateConsumer(Consuming.ConsumerOptions? options = null)
     {

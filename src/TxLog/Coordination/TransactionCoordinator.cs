@@ -547,6 +547,15 @@ internal sealed class TransactionCoordinator : IDisposable
     private long _visibilityVersion;
     private ITimer? _visibilityTimer;
 
+    /// <summary>Runs <paramref name="capture"/> while no held transaction can be released (a consistent cut).</summary>
+    internal T WithVisibilityFrozen<T>(Func<T> capture)
+    {
+        lock (_visibilityLock)
+        {
+            return capture();
+        }
+    }
+
     /// <summary>Held transactions whose version is at most this are visible.</summary>
     public long VisibilityVersion => Volatile.Read(ref _visibilityVersion);
 

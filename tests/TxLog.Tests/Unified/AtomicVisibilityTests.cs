@@ -138,4 +138,64 @@ public class AtomicVisibilityTests
         Assert.That(stillWriting, Is.True, "the writers were still overlapping while we waited");
         Assert.That(caughtUp, Is.True, $"the {ackedBefore} transactions acknowledged became visible while writers kept going");
     }
+
+    [Test]
+    public async Task A_consistent_cut_shows_each_committed_transaction_on_all_its_partitions_or_none()
+    {
+        using var dir = new TempDirectory();
+        using LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.GroupCommit));
+        foreach (TopicPartition tp in Parts)
+        {
+            store.CreateTopic(tp.Topic);
+        }
+
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        var writers = new List<Task>();
+        for (int w = 0; w < 3; w++)
+        {
+            int writer = w;
+            writers.Add(Task.Run(async () =>
+            {
+                await using Producer producer = await TransactionalAsync(store, $"cut{writer}");
+                for (int i = 0; !stop.IsCancellationRequested; i++)
+                {
+                    producer.BeginTransaction();
+                    foreach (TopicPartition tp in Parts)
+                    {
+                        await producer.ProduceAsync(tp, Msg($"c{writer}-{i}"));
+                    }
+
+                    await producer.CommitTransactionAsync();
+                }
+            }));
+        }
+
+        int cuts = 0, nonEmpty = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            ConsistentCut cut = store.CaptureCut(Parts);
+            var sets = new List<HashSet<string>>();
+            foreach (TopicPartition tp in Parts)
+            {
+                LogPartition p = store.GetPartition(tp.Topic, tp.Partition);
+                var seen = new HashSet<string>();
+                using LogReader reader = p.OpenReader(p.LogStartOffset, cut);
+                while (reader.TryRead(out Record r))
+                {
+                    seen.Add(Text(r.Value));
+                }
+
+                sets.Add(seen);
+            }
+
+            Assert.That(sets[1].SetEquals(sets[0]) && sets[2].SetEquals(sets[0]), Is.True, $"cut {cuts}: the partitions disagree");
+            nonEmpty += sets[0].Count > 0 ? 1 : 0;
+            cuts++;
+        }
+
+        await Task.WhenAll(writers);
+        Assert.That(cuts, Is.GreaterThan(10));
+        Assert.That(nonEmpty, Is.GreaterThan(0));
+        Assert.Throws<ArgumentException>(() => store.CaptureCut(Parts[0]).EndOffset(Parts[1]));
+    }
 }
