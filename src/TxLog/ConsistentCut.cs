@@ -22,3 +22,15 @@ public sealed class ConsistentCut
     public long EndOffset(TopicPartition partition) =>
         _ends.TryGetValue(partition, out long end) ? end : throw new ArgumentException($"Partition {partition} is not part of this cut.", nameof(partition));
 }
+
+/// <summary>
+/// One instant of the whole store: a <see cref="ConsistentCut"/> of partitions and a RepeatableRead
+/// transaction of the maps, consistent with each other (see <see cref="LogStore.CaptureSnapshot"/>).
+/// </summary>
+/// <param name="Cut">The partitions' read-committed end offsets.</param>
+/// <param name="Maps">A read-only use of this RepeatableRead transaction sees the maps at the same instant.</param>
+public sealed record StoreSnapshot(ConsistentCut Cut, Mvcc.MvccTransaction Maps) : IDisposable
+{
+    /// <summary>Ends the maps transaction.</summary>
+    public void Dispose() => Maps.Dispose();
+}

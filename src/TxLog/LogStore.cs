@@ -469,6 +469,34 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
         });
     }
 
+    /// <summary>
+    /// A consistent cut across partitions and maps: the read-committed end offsets of
+    /// <paramref name="partitions"/> and a RepeatableRead transaction of the MVCC engine, taken at one
+    /// instant, so a unified transaction is in both or in neither. Dispose the snapshot's
+    /// <see cref="StoreSnapshot.Maps"/> transaction when done.
+    /// </summary>
+    public StoreSnapshot CaptureSnapshot(params IEnumerable<TopicPartition> partitions)
+    {
+        ArgumentNullException.ThrowIfNull(partitions);
+        Mvcc.TransactionEngine engine = _engine ?? throw new InvalidOperationException("Open the transaction engine first (OpenTransactionEngine).");
+        var targets = new List<(TopicPartition, LogPartition)>();
+        foreach (TopicPartition tp in partitions)
+        {
+            targets.Add((tp, GetPartition(tp.Topic, tp.Partition)));
+        }
+
+        return Coordinator.WithVisibilityFrozen(() =>
+        {
+            var ends = new Dictionary<TopicPartition, long>(targets.Count);
+            foreach ((TopicPartition tp, LogPartition p) in targets)
+            {
+                ends[tp] = p.LastStableOffset;
+            }
+
+            return new StoreSnapshot(new ConsistentCut(ends), engine.BeginTransaction(Mvcc.TransactionIsolation.RepeatableRead));
+        });
+    }
+
     /// <summary>Creates a consumer (see <see cref="Consuming.Consumer"/>).</summary>
     public Consuming.Consumer CreateConsumer(Consuming.ConsumerOptions? options = null)
     {

@@ -73,17 +73,35 @@ public sealed class StoreTransaction : IAsyncDisposable
             throw;
         }
 
+        _engine.PreInstallUnified(Maps, commitTs);
+        var visible = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         try
         {
-            await Producer.CommitTransactionAsync(cancellationToken).ConfigureAwait(false);
+            // The map versions become visible (and the rows unlocked) when the records do: at the release
+            // of the transaction's visibility hold, under the coordinator's lock.
+            await Producer.CommitTransactionWhenVisibleAsync(
+                () =>
+                {
+                    _engine.FinishUnified(Maps, commitTs);
+                    visible.TrySetResult();
+                },
+                cancellationToken).ConfigureAwait(false);
         }
         catch
         {
-            _engine.CompleteUnified(Maps, commitTs, committed: false);
+            // Thrown only before the decision: nothing of the transaction takes effect.
+            if (!Maps.IsCommitted)
+            {
+                _engine.AbortUnified(Maps, commitTs);
+            }
+
             throw;
         }
 
-        _engine.CompleteUnified(Maps, commitTs, committed: true);
+        // Decided and durable; wait until it is visible too, so that what this caller does next (its next
+        // transaction included) sees it. Usually immediate; longer only while transactions that started
+        // before this one's last record on its partitions are still being decided.
+        await visible.Task.ConfigureAwait(false);
     }
 
     /// <summary>Aborts: map writes are undone, records and offsets are aborted.</summary>

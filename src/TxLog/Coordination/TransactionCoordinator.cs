@@ -365,7 +365,7 @@ internal sealed class TransactionCoordinator : IDisposable
     }
 
     /// <summary>Commits or aborts the producer's open transaction (see the class comment for the protocol).</summary>
-    public async ValueTask EndTransactionAsync(string transactionalId, long producerId, short epoch, bool commit)
+    public async ValueTask EndTransactionAsync(string transactionalId, long producerId, short epoch, bool commit, Action? onVisible = null)
     {
         TransactionMetadata m = Get(transactionalId);
         List<KeyValuePair<TopicPartition, long>> parts;
@@ -423,7 +423,7 @@ internal sealed class TransactionCoordinator : IDisposable
                 // Registered (not ready: markers unknown) before any marker exists, so a release
                 // decision never misses a hold that already caps some partition's LSO.
                 hold = new VisibilityHold();
-                pendingVisibility = new PendingVisibility(hold);
+                pendingVisibility = new PendingVisibility(hold) { OnVisible = onVisible };
                 lock (_visibilityLock)
                 {
                     foreach (KeyValuePair<TopicPartition, long> part in parts)
@@ -515,8 +515,13 @@ internal sealed class TransactionCoordinator : IDisposable
                     pendingVisibility.Hold.ReleaseVersion = _visibilityVersion + 1;
                     Volatile.Write(ref _visibilityVersion, _visibilityVersion + 1);
                     _pendingVisibility.Remove(pendingVisibility);
+                    pendingVisibility.OnVisible?.Invoke();
                 }
             }
+        }
+        else if (commit)
+        {
+            onVisible?.Invoke(); // no hold (one partition): visible now
         }
 
         TryReleaseVisibility();
@@ -540,6 +545,9 @@ internal sealed class TransactionCoordinator : IDisposable
 
         /// <summary>Set once every COMMIT marker is written (the transaction is no longer open anywhere).</summary>
         public bool MarkersWritten { get; set; }
+
+        /// <summary>Runs under the visibility lock at the release (the map side of a unified transaction).</summary>
+        public Action? OnVisible { get; init; }
     }
 
     private readonly object _visibilityLock = new();
@@ -614,6 +622,11 @@ internal sealed class TransactionCoordinator : IDisposable
 
             Volatile.Write(ref _visibilityVersion, version);
             _pendingVisibility.RemoveAll(group.Contains);
+            foreach (PendingVisibility pv in group)
+            {
+                pv.OnVisible?.Invoke(); // still under the lock: maps and partitions change together
+            }
+
             released = new List<PendingVisibility>(group);
             if (_pendingVisibility.Count == 0)
             {
@@ -888,10 +901,26 @@ internal sealed class TransactionCoordinator : IDisposable
         }
     }
 
-    /// <summary>Stops the timers.</summary>
+    /// <summary>Stops the timers; transactions still held are released (nothing reads after close).</summary>
     public void Dispose()
     {
         _timer?.Dispose();
         _visibilityTimer?.Dispose();
+        lock (_visibilityLock)
+        {
+            long version = _visibilityVersion + 1;
+            foreach (PendingVisibility pv in _pendingVisibility)
+            {
+                pv.Hold.ReleaseVersion = version;
+            }
+
+            Volatile.Write(ref _visibilityVersion, version);
+            foreach (PendingVisibility pv in _pendingVisibility)
+            {
+                pv.OnVisible?.Invoke();
+            }
+
+            _pendingVisibility.Clear();
+        }
     }
 }

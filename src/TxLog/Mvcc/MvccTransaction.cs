@@ -65,6 +65,9 @@ public sealed class MvccTransaction : IDisposable
     /// <summary>True while the transaction can read and write.</summary>
     public bool IsActive => _state == State.Active;
 
+    /// <summary>True once the commit finished (its writes are visible).</summary>
+    public bool IsCommitted => _state == State.Committed;
+
     internal bool UsesSnapshot => Isolation is TransactionIsolation.RepeatableRead or TransactionIsolation.Serializable;
 
     internal void ThrowIfNotActive()

@@ -90,7 +90,7 @@ public sealed partial class TransactionEngine
     /// First half of a commit that is part of a unified transaction: validate (Serializable), take the
     /// commit timestamp and write the redo through <paramref name="appendRedo"/> (the producer writes it
     /// as a transactional batch, so the transaction's decision decides the redo too). The rows stay
-    /// locked until <see cref="CompleteUnified"/>. Returns the commit timestamp, or 0 when the
+    /// locked until <see cref="FinishUnified"/> or <see cref="AbortUnified"/>. Returns the commit timestamp, or 0 when the
     /// transaction wrote nothing (then it is already finished).
     /// </summary>
     internal long PrepareUnified(MvccTransaction tx, Func<Message[], AppendResult> appendRedo)
@@ -130,22 +130,76 @@ public sealed partial class TransactionEngine
         }
     }
 
-    /// <summary>Second half: install the versions once the unified transaction committed, or undo them.</summary>
-    internal void CompleteUnified(MvccTransaction tx, long commitTs, bool committed)
+    /// <summary>
+    /// Puts the unified transaction's versions in place before its decision. They are invisible: the
+    /// commit timestamp is in flight (snapshots skip it, read-committed reads stop below it) and the rows
+    /// stay locked. <see cref="FinishUnified"/> makes them visible, <see cref="AbortUnified"/> removes them.
+    /// </summary>
+    internal void PreInstallUnified(MvccTransaction tx, long commitTs)
     {
         if (commitTs == 0)
         {
             return;
         }
 
-        if (committed)
+        foreach ((MapCore _, Row row) in tx.WriteSet)
         {
-            Install(tx, commitTs);
+            lock (row)
+            {
+                row.Head = new RowVersion(commitTs, row.Pending, row.Head);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Makes a committed unified transaction's versions visible and releases its row locks. Called at
+    /// the instant its records become visible on its partitions (under the coordinator's visibility lock),
+    /// so a cut over partitions and maps sees all of it or none of it.
+    /// </summary>
+    internal void FinishUnified(MvccTransaction tx, long commitTs)
+    {
+        if (commitTs == 0)
+        {
             return;
         }
 
-        // Its redo entry stays queued: it only makes a checkpoint keep slightly more redo (safe).
         FinishInstall(commitTs);
+        long oldest = OldestSnapshot();
+        foreach ((MapCore _, Row row) in tx.WriteSet)
+        {
+            lock (row)
+            {
+                row.PruneUnsynchronized(oldest);
+                row.Owner = null;
+                row.Pending = null;
+                Monitor.PulseAll(row);
+            }
+        }
+
+        tx.MarkCommitted();
+        ReleaseSnapshot(tx);
+    }
+
+    /// <summary>Undoes a unified transaction that did not commit: removes its pre-installed versions and rolls back.</summary>
+    internal void AbortUnified(MvccTransaction tx, long commitTs)
+    {
+        if (commitTs != 0)
+        {
+            foreach ((MapCore _, Row row) in tx.WriteSet)
+            {
+                lock (row)
+                {
+                    if (row.Head is { } head && head.CommitTs == commitTs)
+                    {
+                        row.Head = head.Older;
+                    }
+                }
+            }
+
+            // Its redo entry stays queued: it only makes a checkpoint keep slightly more redo (safe).
+            FinishInstall(commitTs);
+        }
+
         Rollback(tx);
     }
 

@@ -310,10 +310,13 @@ public sealed class Producer : IDisposable, IAsyncDisposable
     /// </summary>
     public Task CommitTransactionAsync(CancellationToken cancellationToken = default) => EndTransactionAsync(commit: true, cancellationToken);
 
+    /// <summary>Commit whose <paramref name="onVisible"/> runs when the records become visible (unified transactions).</summary>
+    internal Task CommitTransactionWhenVisibleAsync(Action onVisible, CancellationToken cancellationToken) => EndTransactionAsync(commit: true, cancellationToken, onVisible);
+
     /// <summary>Aborts the open transaction: its records are skipped by read-committed readers.</summary>
     public Task AbortTransactionAsync(CancellationToken cancellationToken = default) => EndTransactionAsync(commit: false, cancellationToken);
 
-    private async Task EndTransactionAsync(bool commit, CancellationToken cancellationToken)
+    private async Task EndTransactionAsync(bool commit, CancellationToken cancellationToken, Action? onVisible = null)
     {
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -326,7 +329,7 @@ public sealed class Producer : IDisposable, IAsyncDisposable
 
             try
             {
-                await _store.Coordinator.EndTransactionAsync(_options.TransactionalId!, _producerId, _epoch, commit).ConfigureAwait(false);
+                await _store.Coordinator.EndTransactionAsync(_options.TransactionalId!, _producerId, _epoch, commit, onVisible).ConfigureAwait(false);
             }
             catch (ProducerFencedException e)
             {

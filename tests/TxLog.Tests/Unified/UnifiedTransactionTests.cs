@@ -180,4 +180,71 @@ public class UnifiedTransactionTests
         Assert.That(reopened.Committed(Events), Has.Count.EqualTo(committedTransfers));
         Assert.That(reopened.Balance(1), Is.EqualTo(Enumerable.Range(0, 20).Where(i => i % 3 != 0).Sum(i => (i % 4 == 1 ? -i : 0) + ((i + 1) % 4 == 1 ? i : 0))));
     }
+
+    [Test]
+    public async Task A_store_snapshot_is_one_instant_of_maps_and_partitions()
+    {
+        using var dir = new TempDirectory();
+        using var s = new Setup(dir.Path);
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        var writers = new List<Task>();
+        for (int w = 0; w < 3; w++)
+        {
+            int writer = w;
+            writers.Add(Task.Factory.StartNew(async () =>
+            {
+                await using Producer producer = await TransactionalAsync(s.Store, $"snap{writer}");
+                while (!stop.IsCancellationRequested)
+                {
+                    StoreTransaction tx = s.Store.BeginTransaction(producer, TransactionIsolation.ReadCommitted);
+                    try
+                    {
+                        s.Balances.Put(tx.Maps, writer, s.Balances.Get(tx.Maps, writer, 0) + 1);
+                    }
+                    catch (WriteConflictException)
+                    {
+                        await tx.AbortAsync();
+                        continue;
+                    }
+
+                    await tx.ProduceAsync(Events, Msg($"w{writer}"));
+                    await tx.ProduceAsync(Audit, Msg($"w{writer}"));
+                    await tx.CommitAsync();
+                }
+            }, TaskCreationOptions.LongRunning).Unwrap());
+        }
+
+        int snapshots = 0, nonEmpty = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            using StoreSnapshot snapshot = s.Store.CaptureSnapshot(Events, Audit);
+            long inMaps = 0;
+            for (int w = 0; w < 3; w++)
+            {
+                inMaps += s.Balances.Get(snapshot.Maps, w, 0);
+            }
+
+            long[] inPartitions = new long[2];
+            int i = 0;
+            foreach (TopicPartition tp in new[] { Events, Audit })
+            {
+                LogPartition p = s.Store.GetPartition(tp.Topic, tp.Partition);
+                using LogReader reader = p.OpenReader(p.LogStartOffset, snapshot.Cut);
+                while (reader.TryRead(out TxLog.Records.Record _))
+                {
+                    inPartitions[i]++;
+                }
+
+                i++;
+            }
+
+            Assert.That((inPartitions[0], inPartitions[1]), Is.EqualTo((inMaps, inMaps)), $"snapshot {snapshots}: maps and partitions disagree");
+            nonEmpty += inMaps > 0 ? 1 : 0;
+            snapshots++;
+        }
+
+        await Task.WhenAll(writers);
+        Assert.That(snapshots, Is.GreaterThan(10));
+        Assert.That(nonEmpty, Is.GreaterThan(0));
+    }
 }
