@@ -26,7 +26,6 @@ internal sealed class GroupCommit : IDisposable
     private readonly List<Waiter> _completed = new(64); // scratch for the leader, guarded by _gate
     private bool _flushing;                             // a leader is running, guarded by _gate
     private long _batches;                              // fsyncs run (for tests and metrics)
-    private long _coveredWaits;                         // waits satisfied by those fsyncs
     private SemaphoreSlim? _flusherSignal;              // wakes the dedicated flusher thread (created on first offload)
     private volatile bool _disposed;
 
@@ -38,8 +37,6 @@ internal sealed class GroupCommit : IDisposable
     /// <summary>Number of fsyncs this gate has run.</summary>
     public long FlushCount => Interlocked.Read(ref _batches);
 
-    /// <summary>Number of waits those fsyncs satisfied (leaders and followers).</summary>
-    public long CoveredWaits => Interlocked.Read(ref _coveredWaits);
 
     /// <summary>Completes when every offset up to and including <paramref name="offset"/> is durable.</summary>
     /// <param name="offset">The offset that must become durable.</param>
@@ -213,7 +210,6 @@ internal sealed class GroupCommit : IDisposable
             }
 
             HandOffUnsynchronized(out next);
-            Interlocked.Add(ref _coveredWaits, _completed.Count + 1);
             foreach (Waiter w in _completed)
             {
                 w.Wake(true, failure);

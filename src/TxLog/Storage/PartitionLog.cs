@@ -102,9 +102,6 @@ internal sealed class PartitionLog : IDisposable
 
     internal LogSegment[] Segments => Volatile.Read(ref _segments);
 
-    /// <summary>True once the partition was closed or disposed.</summary>
-    public bool IsClosed => Volatile.Read(ref _disposed);
-
     /// <summary>The error that stopped this partition, if any.</summary>
     public Exception? Failure => Volatile.Read(ref _failure);
 

@@ -17,36 +17,52 @@ public class AtomicVisibilityTests
 {
     private static readonly TopicPartition[] Parts = [new("a", 0), new("b", 0), new("c", 0)];
 
-    [Test]
-    public async Task A_commit_visible_on_one_partition_is_visible_on_all_of_them()
+    private static LogStore OpenWithParts(TempDirectory dir)
     {
-        using var dir = new TempDirectory();
-        using LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.GroupCommit));
+        LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.GroupCommit));
         foreach (TopicPartition tp in Parts)
         {
             store.CreateTopic(tp.Topic);
         }
 
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        return store;
+    }
+
+    // Writers that each commit transactions writing one record "{prefix}{writer}-{i}" to every partition.
+    private static List<Task> StartWriters(LogStore store, string prefix, int count, CancellationToken stop, Action? committed = null)
+    {
         var writers = new List<Task>();
-        for (int w = 0; w < 3; w++)
+        for (int w = 0; w < count; w++)
         {
             int writer = w;
             writers.Add(Task.Run(async () =>
             {
-                await using Producer producer = await TransactionalAsync(store, $"w{writer}");
+                await using Producer producer = await TransactionalAsync(store, $"{prefix}{writer}");
                 for (int i = 0; !stop.IsCancellationRequested; i++)
                 {
                     producer.BeginTransaction();
                     foreach (TopicPartition tp in Parts)
                     {
-                        await producer.ProduceAsync(tp, Msg($"w{writer}-{i}"));
+                        await producer.ProduceAsync(tp, Msg($"{prefix}{writer}-{i}"));
                     }
 
                     await producer.CommitTransactionAsync();
+                    committed?.Invoke();
                 }
             }));
         }
+
+        return writers;
+    }
+
+    [Test]
+    public async Task A_commit_visible_on_one_partition_is_visible_on_all_of_them()
+    {
+        using var dir = new TempDirectory();
+        using LogStore store = OpenWithParts(dir);
+
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        List<Task> writers = StartWriters(store, "w", 3, stop.Token);
 
         int checks = 0, violations = 0, sawSome = 0;
         string? example = null;
@@ -88,34 +104,11 @@ public class AtomicVisibilityTests
         // Regression: a hold was released only when no transaction was open below its marker, which
         // with overlapping writers almost never happens: the LSO stalled for as long as they wrote.
         using var dir = new TempDirectory();
-        using LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.GroupCommit));
-        foreach (TopicPartition tp in Parts)
-        {
-            store.CreateTopic(tp.Topic);
-        }
+        using LogStore store = OpenWithParts(dir);
 
         long committed = 0;
         using var stop = new CancellationTokenSource();
-        var writers = new List<Task>();
-        for (int w = 0; w < 8; w++)
-        {
-            int writer = w;
-            writers.Add(Task.Run(async () =>
-            {
-                await using Producer producer = await TransactionalAsync(store, $"o{writer}");
-                for (int i = 0; !stop.IsCancellationRequested; i++)
-                {
-                    producer.BeginTransaction();
-                    foreach (TopicPartition tp in Parts)
-                    {
-                        await producer.ProduceAsync(tp, Msg($"o{writer}-{i}"));
-                    }
-
-                    await producer.CommitTransactionAsync();
-                    Interlocked.Increment(ref committed);
-                }
-            }));
-        }
+        List<Task> writers = StartWriters(store, "o", 8, stop.Token, () => Interlocked.Increment(ref committed));
 
         await Task.Delay(300);
         long ackedBefore = Interlocked.Read(ref committed);
@@ -143,32 +136,10 @@ public class AtomicVisibilityTests
     public async Task A_consistent_cut_shows_each_committed_transaction_on_all_its_partitions_or_none()
     {
         using var dir = new TempDirectory();
-        using LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.GroupCommit));
-        foreach (TopicPartition tp in Parts)
-        {
-            store.CreateTopic(tp.Topic);
-        }
+        using LogStore store = OpenWithParts(dir);
 
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-        var writers = new List<Task>();
-        for (int w = 0; w < 3; w++)
-        {
-            int writer = w;
-            writers.Add(Task.Run(async () =>
-            {
-                await using Producer producer = await TransactionalAsync(store, $"cut{writer}");
-                for (int i = 0; !stop.IsCancellationRequested; i++)
-                {
-                    producer.BeginTransaction();
-                    foreach (TopicPartition tp in Parts)
-                    {
-                        await producer.ProduceAsync(tp, Msg($"c{writer}-{i}"));
-                    }
-
-                    await producer.CommitTransactionAsync();
-                }
-            }));
-        }
+        List<Task> writers = StartWriters(store, "cut", 3, stop.Token);
 
         int cuts = 0, nonEmpty = 0;
         while (!stop.IsCancellationRequested)
