@@ -54,7 +54,18 @@ public class KafkaDecoderInteropTests
 
         string log = Path.Combine(dir.Path, "t-0", "00000000000000000000.log");
         var start = new ProcessStartInfo("node", ["decode.js", log]) { WorkingDirectory = tool, RedirectStandardOutput = true, RedirectStandardError = true };
-        using Process process = Process.Start(start)!;
+        Process process;
+        try
+        {
+            process = Process.Start(start)!;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            Assert.Ignore("Node.js is not installed here.");
+            return;
+        }
+
+        using var started = process;
         string output = await process.StandardOutput.ReadToEndAsync();
         await process.WaitForExitAsync();
         Assert.That(process.ExitCode, Is.Zero, output + await process.StandardError.ReadToEndAsync());
