@@ -317,6 +317,7 @@ public sealed partial class TransactionEngine
 
         _lastCommitTs = last;
         _visibleTs = last;
+        _committedView = new System.Runtime.CompilerServices.StrongBox<Snapshot>(new Snapshot(last, []));
         RecoverySummary = $"{used}; replayed {replayed} committed transactions from redo offset {redoStart}; visible ts {last}{skipped}";
     }
 

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using System.Text;
 using TxLog.Records;
 
@@ -279,8 +280,13 @@ public sealed partial class TransactionEngine
             _installing.Remove(commitTs);
             long visible = _installing.Count == 0 ? _lastCommitTs : _installing.Min - 1;
             Volatile.Write(ref _visibleTs, visible);
+            PublishCommittedViewUnsynchronized();
         }
     }
+
+    // Caller holds the commit lock.
+    private void PublishCommittedViewUnsynchronized() =>
+        Volatile.Write(ref _committedView, new StrongBox<Snapshot>(new Snapshot(_lastCommitTs, _installing.Count == 0 ? [] : [.. _installing])));
 
     internal void Rollback(MvccTransaction tx)
     {

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using System.Text;
 using TxLog.Records;
 using TxLog.Storage;
@@ -43,6 +44,9 @@ public sealed partial class TransactionEngine : IDisposable
     private readonly SemaphoreSlim _checkpointGate = new(1, 1);
     private long _lastCommitTs;
     private long _visibleTs;
+    // What ReadCommitted/ReadUncommitted reads see: every installed commit, including ones above the
+    // prefix `_visibleTs` (so a writer always reads its own finished commit); republished on each install.
+    private StrongBox<Snapshot> _committedView = new(new Snapshot(0, []));
     private long _nextTransactionId;
     private long _unsyncedCommits;
     private long _redoBytesSinceCheckpoint;
@@ -240,7 +244,7 @@ public sealed partial class TransactionEngine : IDisposable
                 return row.Pending;
             }
 
-            RowVersion? version = tx.UsesSnapshot ? row.VisibleAt(tx.Snapshot) : row.VisibleAt(Volatile.Read(ref _visibleTs));
+            RowVersion? version = tx.UsesSnapshot ? row.VisibleAt(tx.Snapshot) : row.VisibleAt(Volatile.Read(ref _committedView).Value);
             seenTs = version?.CommitTs ?? 0;
             return version?.Value;
         }

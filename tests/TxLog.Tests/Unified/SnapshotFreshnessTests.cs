@@ -61,4 +61,49 @@ public class SnapshotFreshnessTests
         using MvccTransaction after = engine.BeginTransaction(TransactionIsolation.RepeatableRead);
         Assert.That((map.Get(after, 1, -1), map.Get(after, 2, -1)), Is.EqualTo((10L, 20L)));
     }
+
+    // Regression: ReadCommitted reads used the prefix timestamp (every commit below it installed), so a
+    // transaction's own finished commit was hidden while an older unified commit was still being decided,
+    // and a read-modify-write started after it read the value before it: a lost update.
+    [Test]
+    public async Task Read_committed_sees_a_finished_commit_while_an_older_one_is_still_being_decided()
+    {
+        using var dir = new TempDirectory();
+        using LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.GroupCommit));
+        store.CreateTopic("events");
+        TransactionEngine engine = store.OpenTransactionEngine(new MvccOptions { SyncMode = LogSyncMode.Instant, CheckpointInterval = null, LockTimeout = TimeSpan.Zero });
+        TransactionalMap<int, long> map = engine.OpenMap("m", Serializers.Int32, Serializers.Int64);
+        await using Producer producer = await TransactionalAsync(store, "slow");
+
+        long? readDuring = null;
+        long? uncommittedInFlight = null;
+        store.Coordinator.StepHook = step =>
+        {
+            if (step != "prepare" || readDuring is not null)
+            {
+                return;
+            }
+
+            using (MvccTransaction writer = engine.BeginTransaction(TransactionIsolation.ReadCommitted))
+            {
+                map.Put(writer, 2, 20);
+                writer.Commit();
+            }
+
+            using MvccTransaction reader = engine.BeginTransaction(TransactionIsolation.ReadCommitted);
+            readDuring = map.Get(reader, 2, -1);
+            uncommittedInFlight = map.Get(reader, 1, -1);
+        };
+
+        StoreTransaction slow = store.BeginTransaction(producer);
+        map.Put(slow.Maps, 1, 10);
+        await slow.ProduceAsync(new TopicPartition("events", 0), Msg("e"));
+        await slow.CommitAsync();
+        store.Coordinator.StepHook = null;
+
+        Assert.That(readDuring, Is.EqualTo(20), "the finished commit is visible to a new ReadCommitted read");
+        Assert.That(uncommittedInFlight, Is.EqualTo(-1), "the commit still being decided is not");
+        using MvccTransaction after = engine.BeginTransaction(TransactionIsolation.ReadCommitted);
+        Assert.That(map.Get(after, 1, -1), Is.EqualTo(10));
+    }
 }
