@@ -279,8 +279,10 @@ public sealed partial class TransactionEngine
         {
             _installing.Remove(commitTs);
             long visible = _installing.Count == 0 ? _lastCommitTs : _installing.Min - 1;
-            Volatile.Write(ref _visibleTs, visible);
+            // View first: a collector that reads the new visible timestamp (its GC bound) then finds any
+            // reader, inside the row lock, on the new view too, never on one that needs a pruned version.
             PublishCommittedViewUnsynchronized();
+            Volatile.Write(ref _visibleTs, visible);
         }
     }
 
