@@ -133,7 +133,7 @@ public sealed partial class TransactionEngine
 
     /// <summary>
     /// Puts the unified transaction's versions in place before its decision. They are invisible: the
-    /// commit timestamp is in flight (snapshots skip it, read-committed reads stop below it) and the rows
+    /// commit timestamp is in flight (snapshots and read-committed reads skip it) and the rows
     /// stay locked. <see cref="FinishUnified"/> makes them visible, <see cref="AbortUnified"/> removes them.
     /// </summary>
     internal void PreInstallUnified(MvccTransaction tx, long commitTs)

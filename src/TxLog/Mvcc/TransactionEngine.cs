@@ -16,8 +16,10 @@ namespace TxLog.Mvcc;
 /// Commit order: under one short commit lock, a Serializable transaction validates its reads, the
 /// transaction gets the next commit timestamp and its redo is appended (so redo order is commit
 /// order); then, outside the lock, it waits for durability (Instant) and installs its versions.
-/// Snapshots only see timestamps up to the highest one below which every commit is installed, so a
-/// reader never sees a later commit without an earlier one.
+/// Readers never see a commit still being installed: a RepeatableRead/Serializable snapshot, and each
+/// ReadCommitted read, sees every commit up to the last one assigned when it began except those still
+/// in flight, so a commit becomes visible whole, and a writer's finished commit is visible to its own
+/// next read even while an older, slower commit is being decided.
 /// </para>
 /// Thread-safety: thread-safe; each transaction is used by one thread at a time.
 /// </summary>
