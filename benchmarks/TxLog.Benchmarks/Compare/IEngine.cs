@@ -177,8 +177,7 @@ public readonly struct OutboxMessages(ReadOnlyMemory<byte> orderCreated, ReadOnl
 /// One W3 order transaction: move <see cref="Amount"/> from account <see cref="From"/> to account
 /// <see cref="To"/> and append one message to each of the three <see cref="Topics"/>.
 /// </summary>
-public readonly struct OutboxTransaction(int from, int to, long amount, ReadOnlyMemory<byte> orderCreated,
-    ReadOnlyMemory<byte> inventoryReserve, ReadOnlyMemory<byte> paymentProcess)
+public readonly struct OutboxTransaction(int from, int to, long amount, OutboxMessages messages)
 {
     /// <summary>The outbox topics, in the order their messages are appended.</summary>
     public static readonly string[] Topics = ["order-created", "inventory-reserve", "payment-process"];
@@ -192,23 +191,8 @@ public readonly struct OutboxTransaction(int from, int to, long amount, ReadOnly
     /// <summary>The amount moved, 1..100.</summary>
     public long Amount { get; } = amount;
 
-    /// <summary>The message for <c>order-created</c>.</summary>
-    public ReadOnlyMemory<byte> OrderCreated { get; } = orderCreated;
-
-    /// <summary>The message for <c>inventory-reserve</c>.</summary>
-    public ReadOnlyMemory<byte> InventoryReserve { get; } = inventoryReserve;
-
-    /// <summary>The message for <c>payment-process</c>.</summary>
-    public ReadOnlyMemory<byte> PaymentProcess { get; } = paymentProcess;
-
-    /// <summary>The message for <c>Topics[index]</c>.</summary>
-    public ReadOnlyMemory<byte> GetMessage(int index) => index switch
-    {
-        0 => OrderCreated,
-        1 => InventoryReserve,
-        2 => PaymentProcess,
-        _ => throw new ArgumentOutOfRangeException(nameof(index)),
-    };
+    /// <summary>The three messages, one per topic of <see cref="Topics"/>.</summary>
+    public OutboxMessages Messages { get; } = messages;
 }
 
 /// <summary>

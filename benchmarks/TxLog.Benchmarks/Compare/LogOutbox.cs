@@ -51,16 +51,8 @@ public sealed class LogOutbox
     public static IOutboxLogWriter CreateLogOnlyWriter(ICommitWriter log) => new LogOnlyWriter(log);
 
     /// <summary>Size of the entry <see cref="Encode(in OutboxTransaction, Span{byte})"/> writes for <paramref name="transaction"/>.</summary>
-    public static int EncodedLength(in OutboxTransaction transaction)
-    {
-        int length = 1 + 2 * (sizeof(int) + sizeof(long)) + 1;
-        for (int i = 0; i < TopicBytes.Length; i++)
-        {
-            length += 1 + TopicBytes[i].Length + sizeof(int) + transaction.GetMessage(i).Length;
-        }
-
-        return length;
-    }
+    public static int EncodedLength(in OutboxTransaction transaction) =>
+        1 + 2 * (sizeof(int) + sizeof(long)) + MessagesLength(transaction.Messages);
 
     /// <summary>Serializes <paramref name="transaction"/> into <paramref name="destination"/>; returns the length.</summary>
     public static int Encode(in OutboxTransaction transaction, Span<byte> destination)
@@ -69,19 +61,23 @@ public sealed class LogOutbox
         destination[at++] = 2;
         at = WriteDelta(destination, at, transaction.From, -transaction.Amount);
         at = WriteDelta(destination, at, transaction.To, transaction.Amount);
-        destination[at++] = (byte)TopicBytes.Length;
-        for (int i = 0; i < TopicBytes.Length; i++)
-        {
-            at = WriteMessage(destination, at, TopicBytes[i], transaction.GetMessage(i).Span);
-        }
-
-        return at;
+        return WriteMessages(destination, at, transaction.Messages);
     }
 
     /// <summary>Size of the entry <see cref="Encode(in OutboxMessages, Span{byte})"/> writes for <paramref name="messages"/>.</summary>
-    public static int EncodedLength(in OutboxMessages messages)
+    public static int EncodedLength(in OutboxMessages messages) => 1 + MessagesLength(messages);
+
+    /// <summary>Serializes the log-only entry (no deltas) into <paramref name="destination"/>; returns the length.</summary>
+    public static int Encode(in OutboxMessages messages, Span<byte> destination)
     {
-        int length = 1 + 1;
+        destination[0] = 0;
+        return WriteMessages(destination, 1, messages);
+    }
+
+    // The message part of both entry kinds: a count byte, then per topic its name and the message.
+    private static int MessagesLength(in OutboxMessages messages)
+    {
+        int length = 1;
         for (int i = 0; i < TopicBytes.Length; i++)
         {
             length += 1 + TopicBytes[i].Length + sizeof(int) + messages.GetMessage(i).Length;
@@ -90,11 +86,8 @@ public sealed class LogOutbox
         return length;
     }
 
-    /// <summary>Serializes the log-only entry (no deltas) into <paramref name="destination"/>; returns the length.</summary>
-    public static int Encode(in OutboxMessages messages, Span<byte> destination)
+    private static int WriteMessages(Span<byte> destination, int at, in OutboxMessages messages)
     {
-        int at = 0;
-        destination[at++] = 0;
         destination[at++] = (byte)TopicBytes.Length;
         for (int i = 0; i < TopicBytes.Length; i++)
         {

@@ -123,10 +123,10 @@ internal sealed class SqliteStore : IEngineStore
     }
 
     public ValueTask<IOutboxWriter> CreateOutboxWriterAsync(int writerId) =>
-        ValueTask.FromResult<IOutboxWriter>(new OutboxWriter(Connect(_connectionString)));
+        ValueTask.FromResult<IOutboxWriter>(new OutboxWriter(Connect(_connectionString), withAccounts: true));
 
     public ValueTask<IOutboxLogWriter> CreateOutboxLogWriterAsync(int writerId) =>
-        ValueTask.FromResult<IOutboxLogWriter>(new OutboxLogWriter(Connect(_connectionString)));
+        ValueTask.FromResult<IOutboxLogWriter>(new OutboxWriter(Connect(_connectionString), withAccounts: false));
 
     public ValueTask ScanAsync(ScanTally tally)
     {
@@ -223,122 +223,58 @@ internal sealed class SqliteStore : IEngineStore
         }
     }
 
-    /// <summary>W3: BEGIN IMMEDIATE, two balance UPDATEs, three outbox INSERTs, COMMIT — all prepared once.</summary>
-    private sealed class OutboxWriter : IOutboxWriter
+    /// <summary>
+    /// W3 and its log-only form: BEGIN IMMEDIATE, the two balance UPDATEs (W3 only), three outbox INSERTs,
+    /// COMMIT — all prepared once.
+    /// </summary>
+    private sealed class OutboxWriter : IOutboxWriter, IOutboxLogWriter
     {
         private readonly SqliteConnection _connection;
         private readonly SqliteCommand _begin;
-        private readonly SqliteCommand _debit;
-        private readonly SqliteCommand _credit;
         private readonly SqliteCommand _insert;
         private readonly SqliteCommand _commit;
         private readonly SqliteCommand _rollback;
-        private readonly SqliteParameter _debitAmount;
-        private readonly SqliteParameter _debitId;
-        private readonly SqliteParameter _creditAmount;
-        private readonly SqliteParameter _creditId;
         private readonly SqliteParameter _topic;
         private readonly SqliteParameter _payload;
+        private readonly BalanceUpdate? _debit;
+        private readonly BalanceUpdate? _credit;
 
-        public OutboxWriter(SqliteConnection connection)
+        public OutboxWriter(SqliteConnection connection, bool withAccounts)
         {
             _connection = connection;
             _begin = Prepare(connection, "BEGIN IMMEDIATE;");
             _commit = Prepare(connection, "COMMIT;");
             _rollback = Prepare(connection, "ROLLBACK;");
 
-            _debit = connection.CreateCommand();
-            _debit.CommandText = "UPDATE accounts SET balance = balance - $x WHERE id = $id;";
-            _debitAmount = _debit.Parameters.Add("$x", SqliteType.Integer);
-            _debitId = _debit.Parameters.Add("$id", SqliteType.Integer);
-            _debit.Prepare();
-
-            _credit = connection.CreateCommand();
-            _credit.CommandText = "UPDATE accounts SET balance = balance + $x WHERE id = $id;";
-            _creditAmount = _credit.Parameters.Add("$x", SqliteType.Integer);
-            _creditId = _credit.Parameters.Add("$id", SqliteType.Integer);
-            _credit.Prepare();
-
             _insert = connection.CreateCommand();
             _insert.CommandText = "INSERT INTO outbox(topic, payload) VALUES ($topic, $payload);";
             _topic = _insert.Parameters.Add("$topic", SqliteType.Text);
             _payload = _insert.Parameters.Add("$payload", SqliteType.Blob);
             _insert.Prepare();
+
+            if (withAccounts)
+            {
+                _debit = new BalanceUpdate(connection, "UPDATE accounts SET balance = balance - $x WHERE id = $id;");
+                _credit = new BalanceUpdate(connection, "UPDATE accounts SET balance = balance + $x WHERE id = $id;");
+            }
         }
 
-        public ValueTask CommitOneAsync(OutboxTransaction transaction)
+        public ValueTask CommitOneAsync(OutboxTransaction transaction) => Execute(transaction.Messages, transaction);
+
+        public ValueTask CommitOneAsync(OutboxMessages messages) => Execute(messages, transfer: null);
+
+        private ValueTask Execute(in OutboxMessages messages, OutboxTransaction? transfer)
         {
             // Integer parameter values are boxed per transaction: Microsoft.Data.Sqlite takes object values.
             _begin.ExecuteNonQuery();
             try
             {
-                _debitAmount.Value = transaction.Amount;
-                _debitId.Value = transaction.From;
-                _debit.ExecuteNonQuery();
-                _creditAmount.Value = transaction.Amount;
-                _creditId.Value = transaction.To;
-                _credit.ExecuteNonQuery();
-                for (int i = 0; i < OutboxTransaction.Topics.Length; i++)
+                if (transfer is { } t)
                 {
-                    _topic.Value = OutboxTransaction.Topics[i];
-                    _payload.Value = BlobBuffer.Of(transaction.GetMessage(i));
-                    _insert.ExecuteNonQuery();
+                    _debit!.Run(t.From, t.Amount);
+                    _credit!.Run(t.To, t.Amount);
                 }
 
-                _commit.ExecuteNonQuery();
-            }
-            catch
-            {
-                _rollback.ExecuteNonQuery();
-                throw;
-            }
-
-            return ValueTask.CompletedTask;
-        }
-
-        public ValueTask DisposeAsync()
-        {
-            _begin.Dispose();
-            _debit.Dispose();
-            _credit.Dispose();
-            _insert.Dispose();
-            _commit.Dispose();
-            _rollback.Dispose();
-            _connection.Dispose();
-            return ValueTask.CompletedTask;
-        }
-    }
-
-    /// <summary>W3 log-only form: BEGIN IMMEDIATE, three outbox INSERTs, COMMIT — all prepared once.</summary>
-    private sealed class OutboxLogWriter : IOutboxLogWriter
-    {
-        private readonly SqliteConnection _connection;
-        private readonly SqliteCommand _begin;
-        private readonly SqliteCommand _insert;
-        private readonly SqliteCommand _commit;
-        private readonly SqliteCommand _rollback;
-        private readonly SqliteParameter _topic;
-        private readonly SqliteParameter _payload;
-
-        public OutboxLogWriter(SqliteConnection connection)
-        {
-            _connection = connection;
-            _begin = Prepare(connection, "BEGIN IMMEDIATE;");
-            _commit = Prepare(connection, "COMMIT;");
-            _rollback = Prepare(connection, "ROLLBACK;");
-
-            _insert = connection.CreateCommand();
-            _insert.CommandText = "INSERT INTO outbox(topic, payload) VALUES ($topic, $payload);";
-            _topic = _insert.Parameters.Add("$topic", SqliteType.Text);
-            _payload = _insert.Parameters.Add("$payload", SqliteType.Blob);
-            _insert.Prepare();
-        }
-
-        public ValueTask CommitOneAsync(OutboxMessages messages)
-        {
-            _begin.ExecuteNonQuery();
-            try
-            {
                 for (int i = 0; i < OutboxTransaction.Topics.Length; i++)
                 {
                     _topic.Value = OutboxTransaction.Topics[i];
@@ -360,12 +296,40 @@ internal sealed class SqliteStore : IEngineStore
         public ValueTask DisposeAsync()
         {
             _begin.Dispose();
+            _debit?.Dispose();
+            _credit?.Dispose();
             _insert.Dispose();
             _commit.Dispose();
             _rollback.Dispose();
             _connection.Dispose();
             return ValueTask.CompletedTask;
         }
+    }
+
+    /// <summary>One prepared balance UPDATE with its two parameters.</summary>
+    private sealed class BalanceUpdate : IDisposable
+    {
+        private readonly SqliteCommand _command;
+        private readonly SqliteParameter _amount;
+        private readonly SqliteParameter _id;
+
+        public BalanceUpdate(SqliteConnection connection, string sql)
+        {
+            _command = connection.CreateCommand();
+            _command.CommandText = sql;
+            _amount = _command.Parameters.Add("$x", SqliteType.Integer);
+            _id = _command.Parameters.Add("$id", SqliteType.Integer);
+            _command.Prepare();
+        }
+
+        public void Run(int id, long amount)
+        {
+            _amount.Value = amount;
+            _id.Value = id;
+            _command.ExecuteNonQuery();
+        }
+
+        public void Dispose() => _command.Dispose();
     }
 
     /// <summary>

@@ -238,7 +238,7 @@ public sealed class TxLogEngine : IEngine, IKvEngine
 
                 for (int i = 0; i < Partitions.Length; i++)
                 {
-                    await tx.ProduceAsync(Partitions[i], new Message(transaction.GetMessage(i))).ConfigureAwait(false);
+                    await tx.ProduceAsync(Partitions[i], new Message(transaction.Messages.GetMessage(i))).ConfigureAwait(false);
                 }
 
                 await tx.CommitAsync().ConfigureAwait(false);

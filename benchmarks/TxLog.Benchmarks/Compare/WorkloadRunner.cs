@@ -56,32 +56,8 @@ public static partial class WorkloadRunner
     public static async Task<CompareResult> CommitAsync(IEngine engine, string directory, int writerCount, double seconds)
     {
         await using IEngineStore store = await engine.OpenAsync(directory, Workload.Commit);
-        var writers = new ICommitWriter[writerCount];
-        try
-        {
-            // Connections and the like are per-writer setup: created before the window opens.
-            for (int w = 0; w < writerCount; w++)
-            {
-                writers[w] = await store.CreateCommitWriterAsync(w);
-            }
-
-            var gate = new StartGate(writerCount);
-            var loops = new Task<WriterOutcome>[writerCount];
-            for (int w = 0; w < writerCount; w++)
-            {
-                ICommitWriter writer = writers[w];
-                byte[] payload = CreatePayload(w, RecordSize);
-                loops[w] = OnDedicatedThread(() => CommitLoopAsync(writer, payload, gate));
-            }
-
-            long start = gate.Open(seconds);
-            WriterOutcome[] outcomes = await Task.WhenAll(loops);
-            return Summarize(engine.Name, "commit", start, outcomes, RecordSize);
-        }
-        finally
-        {
-            await DisposeAllAsync(writers);
-        }
+        return await RunWritersAsync(engine.Name, "commit", RecordSize, writerCount, seconds,
+            store.CreateCommitWriterAsync, (writer, w, gate) => CommitLoopAsync(writer, CreatePayload(w, RecordSize), gate));
     }
 
     /// <summary>W3: <paramref name="writerCount"/> writers, each runs the order transaction durably.</summary>
@@ -89,31 +65,8 @@ public static partial class WorkloadRunner
     {
         await using IEngineStore store = await engine.OpenAsync(directory, Workload.Outbox);
         await store.CreateAccountsAsync(AccountCount, InitialBalance);
-        var writers = new IOutboxWriter[writerCount];
-        try
-        {
-            for (int w = 0; w < writerCount; w++)
-            {
-                writers[w] = await store.CreateOutboxWriterAsync(w);
-            }
-
-            var gate = new StartGate(writerCount);
-            var loops = new Task<WriterOutcome>[writerCount];
-            for (int w = 0; w < writerCount; w++)
-            {
-                IOutboxWriter writer = writers[w];
-                int writerId = w;
-                loops[w] = OnDedicatedThread(() => OutboxLoopAsync(writer, writerId, gate));
-            }
-
-            long start = gate.Open(seconds);
-            WriterOutcome[] outcomes = await Task.WhenAll(loops);
-            return Summarize(engine.Name, "outbox", start, outcomes, 3 * MessageSize);
-        }
-        finally
-        {
-            await DisposeAllAsync(writers);
-        }
+        return await RunWritersAsync(engine.Name, "outbox", 3 * MessageSize, writerCount, seconds,
+            store.CreateOutboxWriterAsync, OutboxLoopAsync);
     }
 
     /// <summary>
@@ -123,26 +76,37 @@ public static partial class WorkloadRunner
     public static async Task<CompareResult> OutboxLogAsync(IEngine engine, string directory, int writerCount, double seconds)
     {
         await using IEngineStore store = await engine.OpenAsync(directory, Workload.OutboxLog);
-        var writers = new IOutboxLogWriter[writerCount];
+        return await RunWritersAsync(engine.Name, "outbox_log", 3 * MessageSize, writerCount, seconds,
+            store.CreateOutboxLogWriterAsync, OutboxLogLoopAsync);
+    }
+
+    // The multi-writer harness of W2, W3 and W3 log-only: writers (connections and the like) are created
+    // before the window opens, each loop runs on a thread of its own from one start gate, and every
+    // writer is disposed whatever happens.
+    private static async Task<CompareResult> RunWritersAsync<TWriter>(string engineName, string workload, int bytesPerOp,
+        int writerCount, double seconds, Func<int, ValueTask<TWriter>> create, Func<TWriter, int, StartGate, Task<WriterOutcome>> loop)
+        where TWriter : class, IAsyncDisposable
+    {
+        var writers = new TWriter?[writerCount];
         try
         {
             for (int w = 0; w < writerCount; w++)
             {
-                writers[w] = await store.CreateOutboxLogWriterAsync(w);
+                writers[w] = await create(w);
             }
 
             var gate = new StartGate(writerCount);
             var loops = new Task<WriterOutcome>[writerCount];
             for (int w = 0; w < writerCount; w++)
             {
-                IOutboxLogWriter writer = writers[w];
+                TWriter writer = writers[w]!;
                 int writerId = w;
-                loops[w] = OnDedicatedThread(() => OutboxLogLoopAsync(writer, writerId, gate));
+                loops[w] = OnDedicatedThread(() => loop(writer, writerId, gate));
             }
 
             long start = gate.Open(seconds);
             WriterOutcome[] outcomes = await Task.WhenAll(loops);
-            return Summarize(engine.Name, "outbox_log", start, outcomes, 3 * MessageSize);
+            return Summarize(engineName, workload, start, outcomes, bytesPerOp);
         }
         finally
         {
@@ -253,6 +217,7 @@ public static partial class WorkloadRunner
         byte[] orderCreated = CreatePayload(writerId, MessageSize, stream: 1);
         byte[] inventoryReserve = CreatePayload(writerId, MessageSize, stream: 2);
         byte[] paymentProcess = CreatePayload(writerId, MessageSize, stream: 3);
+        var messages = new OutboxMessages(orderCreated, inventoryReserve, paymentProcess);
         long sequence = 0;
         long transactions = 0;
 
@@ -272,7 +237,7 @@ public static partial class WorkloadRunner
             BinaryPrimitives.WriteInt64LittleEndian(orderCreated, ++sequence);
             BinaryPrimitives.WriteInt64LittleEndian(inventoryReserve, ++sequence);
             BinaryPrimitives.WriteInt64LittleEndian(paymentProcess, ++sequence);
-            var transaction = new OutboxTransaction(from, to, amount, orderCreated, inventoryReserve, paymentProcess);
+            var transaction = new OutboxTransaction(from, to, amount, messages);
 
             long begin = Stopwatch.GetTimestamp();
             await writer.CommitOneAsync(transaction);
