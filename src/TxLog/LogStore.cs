@@ -445,29 +445,10 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
     /// <summary>
     /// Captures, for the given partitions, the read-committed end offsets at one instant: every committed
     /// transaction is either below the cut on all of its partitions or above it on all of them. Read each
-    /// partition with <see cref="LogPartition.OpenReader(long, ConsistentCut)"/>. (The transactional maps
-    /// are not part of the cut yet.)
+    /// partition with <see cref="LogPartition.OpenReader(long, ConsistentCut)"/>. To include the
+    /// transactional maps, use <see cref="CaptureSnapshot"/>.
     /// </summary>
-    public ConsistentCut CaptureCut(params IEnumerable<TopicPartition> partitions)
-    {
-        ArgumentNullException.ThrowIfNull(partitions);
-        var targets = new List<(TopicPartition, LogPartition)>();
-        foreach (TopicPartition tp in partitions)
-        {
-            targets.Add((tp, GetPartition(tp.Topic, tp.Partition)));
-        }
-
-        return Coordinator.WithVisibilityFrozen(() =>
-        {
-            var ends = new Dictionary<TopicPartition, long>(targets.Count);
-            foreach ((TopicPartition tp, LogPartition p) in targets)
-            {
-                ends[tp] = p.LastStableOffset;
-            }
-
-            return new ConsistentCut(ends);
-        });
-    }
+    public ConsistentCut CaptureCut(params IEnumerable<TopicPartition> partitions) => CaptureAtOneInstant(partitions, static cut => cut);
 
     /// <summary>
     /// A consistent cut across partitions and maps: the read-committed end offsets of
@@ -479,6 +460,14 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(partitions);
         Mvcc.TransactionEngine engine = _engine ?? throw new InvalidOperationException("Open the transaction engine first (OpenTransactionEngine).");
+        return CaptureAtOneInstant(partitions, cut => new StoreSnapshot(cut, engine.BeginTransaction(Mvcc.TransactionIsolation.RepeatableRead)));
+    }
+
+    // The read-committed ends of the partitions, and whatever `complete` adds, with no transaction's
+    // visibility changing meanwhile (partitions are resolved first, so a bad name throws before the freeze).
+    private T CaptureAtOneInstant<T>(IEnumerable<TopicPartition> partitions, Func<ConsistentCut, T> complete)
+    {
+        ArgumentNullException.ThrowIfNull(partitions);
         var targets = new List<(TopicPartition, LogPartition)>();
         foreach (TopicPartition tp in partitions)
         {
@@ -493,7 +482,7 @@ public sealed class LogStore : IDisposable, IAsyncDisposable
                 ends[tp] = p.LastStableOffset;
             }
 
-            return new StoreSnapshot(new ConsistentCut(ends), engine.BeginTransaction(Mvcc.TransactionIsolation.RepeatableRead));
+            return complete(new ConsistentCut(ends));
         });
     }
 

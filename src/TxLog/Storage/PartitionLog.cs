@@ -512,18 +512,7 @@ internal sealed class PartitionLog : IDisposable
                     delete++;
                 }
 
-                if (delete > 0)
-                {
-                    LogSegment[] old = _segments;
-                    Volatile.Write(ref _segments, old[delete..]);
-                    for (int i = 0; i < delete; i++)
-                    {
-                        old[i].Delete();
-                    }
-
-                    _fileSystem.SyncDirectory(Directory);
-                }
-
+                DeleteLeadingSegmentsUnsynchronized(delete);
                 return delete;
             }
         }
@@ -568,23 +557,29 @@ internal sealed class PartitionLog : IDisposable
                     delete++;
                 }
 
-                if (delete == 0)
-                {
-                    return 0;
-                }
-
-                // Publish the shorter list first so new readers never pick a deleted segment.
-                LogSegment[] old = _segments;
-                Volatile.Write(ref _segments, old[delete..]);
-                for (int i = 0; i < delete; i++)
-                {
-                    old[i].Delete();
-                }
-
-                _fileSystem.SyncDirectory(Directory);
+                DeleteLeadingSegmentsUnsynchronized(delete);
                 return delete;
             }
         }
+    }
+
+    // Deletes the first `count` segments (never the active one). Caller holds both locks. The shorter list
+    // is published first, so new readers never pick a deleted segment.
+    private void DeleteLeadingSegmentsUnsynchronized(int count)
+    {
+        if (count == 0)
+        {
+            return;
+        }
+
+        LogSegment[] old = _segments;
+        Volatile.Write(ref _segments, old[count..]);
+        for (int i = 0; i < count; i++)
+        {
+            old[i].Delete();
+        }
+
+        _fileSystem.SyncDirectory(Directory);
     }
 
     /// <summary>
