@@ -18,7 +18,7 @@ namespace TxLog;
 /// <c>topics.meta</c>, and one directory <c>{topic}-{partition}</c> per partition.
 /// Thread-safe: all members may be called concurrently.
 /// </summary>
-public sealed class LogStore : IDisposable, IAsyncDisposable
+public sealed partial class LogStore : IDisposable, IAsyncDisposable
 {
     /// <summary>Name of the lock file that gives one store exclusive use of the directory.</summary>
     public const string LockFileName = ".lock";
