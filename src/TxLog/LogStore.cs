@@ -1,7 +1,10 @@
+using System.Diagnostics;
 using System.Globalization;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.ObjectPool;
 using TxLog.Consuming;
 using TxLog.Coordination;
+using TxLog.Diagnostics;
 using TxLog.Durability;
 using TxLog.Records;
 using TxLog.Storage;
@@ -42,7 +45,12 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
         Options = options;
         _fileSystem = options.FileSystem;
         _lock = directoryLock;
+        Telemetry = new StoreTelemetry(directory, options.LoggerFactory, options.SlowFsyncThreshold);
+        Recovery.Logger = Telemetry.Logger;
     }
+
+    /// <summary>The store's logger and instruments.</summary>
+    internal StoreTelemetry Telemetry { get; }
 
     /// <summary>The data directory (full path).</summary>
     public string Directory { get; }
@@ -67,19 +75,32 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
         IFileSystem fs = options.FileSystem;
         directory = Path.GetFullPath(directory);
         fs.CreateDirectory(directory);
-        IDisposable directoryLock = fs.TryLock(Path.Combine(directory, LockFileName))
-            ?? throw new LogDirectoryLockedException(directory, null);
+        IDisposable? directoryLock = fs.TryLock(Path.Combine(directory, LockFileName));
+        if (directoryLock is null)
+        {
+            if (options.LoggerFactory is { } loggers)
+            {
+                LogMessages.DirectoryLocked(loggers.CreateLogger("TxLog"), directory);
+            }
+
+            throw new LogDirectoryLockedException(directory, null);
+        }
+
         var store = new LogStore(directory, options, directoryLock);
+        long started = Stopwatch.GetTimestamp();
+        using Activity? span = store.Telemetry.StartActivity("txlog.recovery");
         try
         {
             store.Load();
         }
-        catch
+        catch (Exception e)
         {
+            span?.SetStatus(ActivityStatusCode.Error, e.Message);
             store.CloseWithoutFlush();
             throw;
         }
 
+        store.ReportOpened(started, span);
         return store;
     }
 
@@ -158,6 +179,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
         RetentionTime = topic.RetentionTime ?? Options.RetentionTime,
         MaxBatchBytes = Options.MaxBatchBytes,
         PreallocateBytes = Options.PreallocateBytes,
+        Telemetry = Telemetry,
     };
 
     /// <summary>Creates a topic with <paramref name="partitions"/> partitions.</summary>
@@ -681,6 +703,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
         {
             _lock.Dispose();
             _stopping.Dispose();
+            Telemetry.Dispose();
         }
 
         if (!clean)
@@ -715,6 +738,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
         }
 
         _lock.Dispose();
+        Telemetry.Dispose();
     }
 
     private sealed record TopicState(TopicDescription Description, LogPartition[] Partitions);

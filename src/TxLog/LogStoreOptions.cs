@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using TxLog.Durability;
 
 namespace TxLog;
@@ -55,6 +56,16 @@ public sealed class LogStoreOptions
     /// <summary>The clock for record timestamps, segment age and retention. Default <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
+    /// <summary>
+    /// Where the store logs (category "TxLog"): recovery actions, transactions aborted on timeout,
+    /// fencing, checkpoints, slow fsyncs, failed partitions, lock conflicts. Nothing is logged per
+    /// record. Null (the default): nothing is logged. Event ids are listed in docs/operations.md.
+    /// </summary>
+    public ILoggerFactory? LoggerFactory { get; set; }
+
+    /// <summary>An fsync that takes at least this long is logged as a warning (event 4001). Default: 200 ms.</summary>
+    public TimeSpan SlowFsyncThreshold { get; set; } = TimeSpan.FromMilliseconds(200);
+
     /// <summary>The file-system seam (tests inject faults here).</summary>
     internal Storage.IFileSystem FileSystem { get; set; } = Storage.OsFileSystem.Instance;
 
@@ -69,6 +80,7 @@ public sealed class LogStoreOptions
         Positive(RetentionCheckInterval, nameof(RetentionCheckInterval));
         Positive(CloseTimeout, nameof(CloseTimeout));
         Positive(TransactionTimeoutCheckInterval, nameof(TransactionTimeoutCheckInterval));
+        Positive(SlowFsyncThreshold, nameof(SlowFsyncThreshold));
         if (SegmentAge is { } age)
         {
             Positive(age, nameof(SegmentAge));

@@ -60,6 +60,7 @@ public sealed class StoreTransaction : IAsyncDisposable
     {
         ThrowIfFinished();
         _finished = true;
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
         LogPartition redo = _store.GetPartition(TransactionEngine.RedoTopic, 0);
         var redoPartition = new TopicPartition(TransactionEngine.RedoTopic, 0);
         long commitTs;
@@ -102,6 +103,11 @@ public sealed class StoreTransaction : IAsyncDisposable
         // transaction included) sees it. Usually immediate; longer only while transactions that started
         // before this one's last record on its partitions are still being decided.
         await visible.Task.ConfigureAwait(false);
+        Diagnostics.StoreTelemetry telemetry = _store.Telemetry;
+        if (telemetry.CommitDuration.Enabled)
+        {
+            telemetry.CommitDuration.Record(Diagnostics.StoreTelemetry.ElapsedMs(started), new KeyValuePair<string, object?>(Diagnostics.StoreTelemetry.KindTag, "unified"));
+        }
     }
 
     /// <summary>Aborts: map writes are undone, records and offsets are aborted.</summary>

@@ -159,6 +159,21 @@ internal sealed class GroupCoordinator
         return result;
     }
 
+    /// <summary>Every committed offset of every group (a copy).</summary>
+    public List<(string Group, TopicPartition Partition, long Offset)> AllCommitted()
+    {
+        lock (_lock)
+        {
+            var all = new List<(string, TopicPartition, long)>(_committed.Count);
+            foreach (((string g, TopicPartition tp), long offset) in _committed)
+            {
+                all.Add((g, tp, offset));
+            }
+
+            return all;
+        }
+    }
+
     /// <summary>The groups with committed offsets.</summary>
     public List<string> Groups()
     {

@@ -1,4 +1,7 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using TxLog.Diagnostics;
 using TxLog.Durability;
 using TxLog.Producers;
 using TxLog.Records;
@@ -365,7 +368,43 @@ internal sealed class TransactionCoordinator : IDisposable
     }
 
     /// <summary>Commits or aborts the producer's open transaction (see the class comment for the protocol).</summary>
+    /// <remarks>Traced as a <c>txlog.commit</c> / <c>txlog.abort</c> span; counted and timed on the store's meter.</remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask EndTransactionAsync(string transactionalId, long producerId, short epoch, bool commit, Action? onVisible = null)
+    {
+        StoreTelemetry telemetry = _store.Telemetry;
+        long started = Stopwatch.GetTimestamp();
+        using Activity? span = telemetry.StartActivity(commit ? "txlog.commit" : "txlog.abort");
+        span?.SetTag("txlog.transactional_id", transactionalId);
+        span?.SetTag("txlog.producer_id", producerId);
+        try
+        {
+            int partitions = await EndTransactionCoreAsync(transactionalId, producerId, epoch, commit, onVisible).ConfigureAwait(false);
+            span?.SetTag("txlog.partitions", partitions);
+            span?.SetStatus(ActivityStatusCode.Ok);
+            if (partitions > 0)
+            {
+                // A unified transaction (onVisible) is timed by StoreTransaction, which waits for its map part too.
+                string kind = onVisible is null ? "log" : "unified";
+                if (onVisible is null || !commit)
+                {
+                    telemetry.TransactionEnded(kind, commit, started);
+                }
+                else
+                {
+                    telemetry.TransactionsCommitted.Add(1, new KeyValuePair<string, object?>(StoreTelemetry.KindTag, kind));
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            span?.SetStatus(ActivityStatusCode.Error, e.Message);
+            throw;
+        }
+    }
+
+    // Returns the number of partitions the transaction touched (0: nothing was open).
+    private async ValueTask<int> EndTransactionCoreAsync(string transactionalId, long producerId, short epoch, bool commit, Action? onVisible)
     {
         TransactionMetadata m = Get(transactionalId);
         List<KeyValuePair<TopicPartition, long>> parts;
@@ -376,7 +415,7 @@ internal sealed class TransactionCoordinator : IDisposable
             CheckProducerUnsynchronized(m, producerId, epoch);
             if (m.State is TransactionState.Empty or TransactionState.CompleteCommit or TransactionState.CompleteAbort)
             {
-                return; // nothing was written in this transaction
+                return 0; // nothing was written in this transaction
             }
 
             if (m.State != TransactionState.Ongoing)
@@ -525,6 +564,7 @@ internal sealed class TransactionCoordinator : IDisposable
         }
 
         TryReleaseVisibility();
+        return parts.Count;
     }
 
     // ---------------------------------------------------------------- atomic visibility
@@ -729,14 +769,21 @@ internal sealed class TransactionCoordinator : IDisposable
         foreach (TransactionMetadata m in all)
         {
             bool expired;
+            long producerId, age, timeout;
+            short epoch;
             lock (m)
             {
                 expired = m.State == TransactionState.Ongoing && m.StartMs >= 0 && now - m.StartMs > m.TimeoutMs;
+                (producerId, epoch, age, timeout) = (m.ProducerId, m.Epoch, now - m.StartMs, m.TimeoutMs);
             }
 
             if (expired && AbortOrCompleteOpenTransaction(m, timedOut: true))
             {
                 aborted++;
+                StoreTelemetry telemetry = _store.Telemetry;
+                LogMessages.TransactionTimedOut(telemetry.Logger, m.TransactionalId, producerId, epoch, age, timeout);
+                telemetry.TransactionsTimedOut.Add(1);
+                telemetry.TransactionsAborted.Add(1, new KeyValuePair<string, object?>(StoreTelemetry.KindTag, "log"));
             }
         }
 
@@ -846,6 +893,7 @@ internal sealed class TransactionCoordinator : IDisposable
             return;
         }
 
+        LogMessages.ProducerFenced(_store.Telemetry.Logger, $"the coordinator (transactional id '{m.TransactionalId}')", producerId, epoch, m.ProducerId == producerId ? m.Epoch : (short)-1);
         if (m.ProducerId == producerId && m.TimedOutEpoch == epoch)
         {
             throw new TransactionTimedOutException(m.TransactionalId, producerId, epoch, m.Epoch, TimeSpan.FromMilliseconds(m.TimeoutMs));

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
 using System.Threading.Tasks.Sources;
 using Microsoft.Extensions.ObjectPool;
@@ -119,7 +120,7 @@ internal sealed class GroupCommit : IDisposable
                 }
             }
 
-            LeadFlush();
+            LeadFlush(callerWaits: true);
             if (_log.DurableOffset > offset)
             {
                 return;
@@ -160,7 +161,7 @@ internal sealed class GroupCommit : IDisposable
 
             try
             {
-                LeadFlush();
+                LeadFlush(callerWaits: false);
             }
             catch (Exception)
             {
@@ -181,7 +182,8 @@ internal sealed class GroupCommit : IDisposable
     }
 
     // Runs one fsync as the leader, completes the followers it covered and hands leadership on.
-    private void LeadFlush()
+    // callerWaits: the leader is itself a committer (counted in the group-commit batch size).
+    private void LeadFlush(bool callerWaits)
     {
         Exception? failure = null;
         long durable = 0;
@@ -213,6 +215,12 @@ internal sealed class GroupCommit : IDisposable
             foreach (Waiter w in _completed)
             {
                 w.Wake(true, failure);
+            }
+
+            Histogram<int> batchSize = _log.Config.Telemetry.GroupCommitBatch;
+            if (failure is null && batchSize.Enabled)
+            {
+                batchSize.Record(_completed.Count + (callerWaits ? 1 : 0));
             }
 
             _completed.Clear();

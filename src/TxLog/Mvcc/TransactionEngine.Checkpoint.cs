@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using TxLog.Diagnostics;
 using TxLog.Records;
 using TxLog.Storage;
 
@@ -23,10 +25,14 @@ public sealed partial class TransactionEngine
     /// without stopping writers), then deletes redo segments that no kept checkpoint needs and old
     /// checkpoint files, and collects versions no open snapshot can see. Returns the checkpoint timestamp.
     /// </summary>
+    /// <remarks>Traced as a <c>txlog.checkpoint</c> span, timed on the store's meter and logged (event 3001).</remarks>
     public async Task<long> CheckpointAsync(CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
         await _checkpointGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        StoreTelemetry telemetry = _store.Telemetry;
+        long started = Stopwatch.GetTimestamp();
+        using Activity? span = telemetry.StartActivity("txlog.checkpoint");
         long ts;
         long redoOffset;
         try
@@ -58,6 +64,17 @@ public sealed partial class TransactionEngine
                 WriteCheckpoint(ts, redoOffset);
                 TrimAfterCheckpoint();
                 CollectGarbage();
+                double ms = StoreTelemetry.ElapsedMs(started);
+                telemetry.CheckpointDuration.Record(ms);
+                LogMessages.CheckpointWritten(telemetry.Logger, ts, redoOffset, ms);
+                span?.SetTag("txlog.checkpoint.timestamp", ts);
+                span?.SetTag("txlog.checkpoint.redo_offset", redoOffset);
+                span?.SetStatus(ActivityStatusCode.Ok);
+            }
+            catch (Exception e)
+            {
+                span?.SetStatus(ActivityStatusCode.Error, e.Message);
+                throw;
             }
             finally
             {
@@ -99,6 +116,7 @@ public sealed partial class TransactionEngine
             catch (Exception e) when (e is TxLogException or IOException or ObjectDisposedException)
             {
                 // Retried at the next trigger; redo keeps everything meanwhile.
+                LogMessages.CheckpointFailed(_store.Telemetry.Logger, e);
             }
         });
     }

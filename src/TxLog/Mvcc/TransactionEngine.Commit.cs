@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Text;
 using TxLog.Records;
@@ -14,6 +15,7 @@ public sealed partial class TransactionEngine
         tx.ThrowIfNotActive();
         ThrowIfDisposed();
         tx.MarkCommitting();
+        long started = Stopwatch.GetTimestamp();
         long commitTs = 0;
         long lastRedoOffset = -1;
         try
@@ -62,6 +64,7 @@ public sealed partial class TransactionEngine
         }
 
         Install(tx, commitTs);
+        _store.Telemetry.TransactionEnded("map", committed: true, started);
         if (Volatile.Read(ref _redoBytesSinceCheckpoint) > _options.CheckpointRedoBytes)
         {
             BackgroundCheckpoint();
@@ -294,6 +297,7 @@ public sealed partial class TransactionEngine
     {
         UndoTo(tx, 0);
         FinishRolledBackOrReadOnly(tx, committed: false);
+        _store.Telemetry.TransactionEnded("map", committed: false, 0);
     }
 
     private void FinishRolledBackOrReadOnly(MvccTransaction tx, bool committed)

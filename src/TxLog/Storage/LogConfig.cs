@@ -35,4 +35,7 @@ internal sealed record LogConfig
 
     /// <summary>Size of a reader's buffer (recovery scans, readers).</summary>
     public int ReadBufferBytes { get; init; } = 1024 * 1024;
+
+    /// <summary>Logger and instruments of the store the partition belongs to.</summary>
+    public Diagnostics.StoreTelemetry Telemetry { get; init; } = Diagnostics.StoreTelemetry.Disabled;
 }

@@ -1,5 +1,9 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using TxLog.Diagnostics;
 using TxLog.Records;
 using L = TxLog.Records.RecordBatchLayout;
 
@@ -40,6 +44,7 @@ internal sealed class PartitionLog : IDisposable
     private Exception? _failure;                // set when a write or fsync failed: the partition refuses further writes
     private int _preallocating;                 // 1 while a zero-fill work item is queued or running
     private bool _disposed;
+    private readonly TagList _tags;             // topic + partition, for the instruments
 
     private PartitionLog(IFileSystem fileSystem, string directory, string topic, int partition, LogConfig config, TimeProvider time, bool hwFollowsLeo, LogSegment[] segments)
     {
@@ -53,6 +58,7 @@ internal sealed class PartitionLog : IDisposable
         _segments = segments;
         _logEndOffset = segments[^1].NextOffset;
         _highWatermark = _logEndOffset; // everything found on open is on disk
+        _tags = new TagList { { "txlog.topic", topic }, { "txlog.partition", partition } };
     }
 
     /// <summary>The partition's directory.</summary>
@@ -138,8 +144,7 @@ internal sealed class PartitionLog : IDisposable
                     report.ScannedSegments++;
                     if (truncated > 0)
                     {
-                        report.Add($"{segment.LogPath}: truncated a torn tail of {truncated} bytes at position {segment.Size}");
-                        report.TruncatedBytes += truncated;
+                        report.TruncatedTail(segment.LogPath, segment.Size, truncated);
                     }
                 }
                 else
@@ -163,8 +168,7 @@ internal sealed class PartitionLog : IDisposable
                             }
                         }
 
-                        report.Add($"{segment.LogPath}: rebuilt missing or corrupt indexes");
-                        report.RebuiltIndexes++;
+                        report.IndexRebuilt(segment.LogPath);
                     }
                 }
 
@@ -237,6 +241,13 @@ internal sealed class PartitionLog : IDisposable
             if (_hwFollowsLeo)
             {
                 AdvanceHighWatermarkNotify();
+            }
+
+            StoreTelemetry telemetry = _config.Telemetry;
+            if (telemetry.RecordsAppended.Enabled)
+            {
+                telemetry.RecordsAppended.Add(recordCount, in _tags);
+                telemetry.BytesAppended.Add(batch.Length, in _tags);
             }
 
             return new AppendInfo(baseOffset, lastOffset, position, active.BaseOffset, rolled);
@@ -336,6 +347,7 @@ internal sealed class PartitionLog : IDisposable
                 return target;
             }
 
+            long started = Stopwatch.GetTimestamp();
             try
             {
                 // Older segments were fsynced when they rolled, so the active one is all that can be dirty.
@@ -349,8 +361,29 @@ internal sealed class PartitionLog : IDisposable
                 }
             }
 
+            ObserveFsync(active, started);
             AdvanceHighWatermark(target);
             return target;
+        }
+    }
+
+    private void ObserveFsync(LogSegment segment, long started)
+    {
+        StoreTelemetry telemetry = _config.Telemetry;
+        long elapsed = Stopwatch.GetTimestamp() - started;
+        if (telemetry.Fsyncs.Enabled)
+        {
+            telemetry.Fsyncs.Add(1, in _tags);
+        }
+
+        if (telemetry.FsyncDuration.Enabled)
+        {
+            telemetry.FsyncDuration.Record(elapsed * 1000.0 / Stopwatch.Frequency, in _tags);
+        }
+
+        if (elapsed >= telemetry.SlowFsyncTicks)
+        {
+            LogMessages.SlowFsync(telemetry.Logger, segment.LogPath, elapsed * 1000.0 / Stopwatch.Frequency, telemetry.SlowFsyncThreshold.TotalMilliseconds);
         }
     }
 
@@ -670,6 +703,11 @@ internal sealed class PartitionLog : IDisposable
 
     private LogWriteException FailUnsynchronized(string operation, Exception e)
     {
+        if (_failure is null)
+        {
+            LogMessages.PartitionFailed(_config.Telemetry.Logger, Name, operation, e);
+        }
+
         _failure ??= e;
         return new LogWriteException($"The {operation} of partition {Name} failed; the partition accepts no more writes until the store is reopened.", e);
     }
@@ -767,7 +805,30 @@ public sealed class RecoveryReport
     /// <summary>Human-readable list of the actions taken (file, position, bytes).</summary>
     public IReadOnlyList<string> Actions => _actions;
 
+    /// <summary>Where recovery actions are logged as they happen.</summary>
+    internal ILogger Logger { get; set; } = NullLogger.Instance;
+
     internal void Add(string action)
+    {
+        AddUnlogged(action);
+        LogMessages.RecoveryAction(Logger, action);
+    }
+
+    internal void TruncatedTail(string file, long position, long bytes)
+    {
+        AddUnlogged($"{file}: truncated a torn tail of {bytes} bytes at position {position}");
+        TruncatedBytes += bytes;
+        LogMessages.TornTailTruncated(Logger, file, position, bytes);
+    }
+
+    internal void IndexRebuilt(string file)
+    {
+        AddUnlogged($"{file}: rebuilt missing or corrupt indexes");
+        RebuiltIndexes++;
+        LogMessages.IndexRebuilt(Logger, file);
+    }
+
+    private void AddUnlogged(string action)
     {
         lock (_actions)
         {

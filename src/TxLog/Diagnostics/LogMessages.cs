@@ -1,0 +1,58 @@
+using Microsoft.Extensions.Logging;
+
+namespace TxLog.Diagnostics;
+
+/// <summary>
+/// Every message TxLog logs, with a stable <see cref="EventId"/> (listed in docs/operations.md) and
+/// structured fields. Ids: 1xxx recovery, 2xxx transactions, 3xxx MVCC, 4xxx I/O, 5xxx store lifecycle.
+/// </summary>
+internal static partial class LogMessages
+{
+    [LoggerMessage(EventId = 1001, EventName = "TornTailTruncated", Level = LogLevel.Warning,
+        Message = "Recovery truncated a torn tail of {Bytes} bytes at position {Position} of {File}")]
+    public static partial void TornTailTruncated(ILogger logger, string file, long position, long bytes);
+
+    [LoggerMessage(EventId = 1002, EventName = "IndexRebuilt", Level = LogLevel.Information,
+        Message = "Recovery rebuilt the missing or corrupt indexes of {File}")]
+    public static partial void IndexRebuilt(ILogger logger, string file);
+
+    [LoggerMessage(EventId = 1003, EventName = "RecoveryAction", Level = LogLevel.Warning,
+        Message = "Recovery: {Action}")]
+    public static partial void RecoveryAction(ILogger logger, string action);
+
+    [LoggerMessage(EventId = 1004, EventName = "StoreOpened", Level = LogLevel.Information,
+        Message = "Opened store {Directory} in {DurationMs:F1} ms (clean shutdown: {Clean}, segments scanned: {ScannedSegments}, bytes truncated: {TruncatedBytes}, indexes rebuilt: {RebuiltIndexes})")]
+    public static partial void StoreOpened(ILogger logger, string directory, double durationMs, bool clean, int scannedSegments, long truncatedBytes, int rebuiltIndexes);
+
+    [LoggerMessage(EventId = 2001, EventName = "TransactionTimedOut", Level = LogLevel.Warning,
+        Message = "Aborted transaction of '{TransactionalId}' (producer {ProducerId}, epoch {Epoch}) after {AgeMs} ms: it outlived its timeout of {TimeoutMs} ms; the producer is fenced")]
+    public static partial void TransactionTimedOut(ILogger logger, string transactionalId, long producerId, short epoch, long ageMs, long timeoutMs);
+
+    [LoggerMessage(EventId = 2002, EventName = "ProducerFenced", Level = LogLevel.Warning,
+        Message = "Rejected producer {ProducerId} epoch {Epoch} at {Where}: it is fenced, the current epoch is {CurrentEpoch}")]
+    public static partial void ProducerFenced(ILogger logger, string where, long producerId, short epoch, short currentEpoch);
+
+    [LoggerMessage(EventId = 2003, EventName = "TransactionAbortedByAdmin", Level = LogLevel.Warning,
+        Message = "Aborted the open transaction of '{TransactionalId}' (producer {ProducerId}, epoch {Epoch}) on request")]
+    public static partial void TransactionAbortedByAdmin(ILogger logger, string transactionalId, long producerId, short epoch);
+
+    [LoggerMessage(EventId = 3001, EventName = "CheckpointWritten", Level = LogLevel.Information,
+        Message = "MVCC checkpoint at timestamp {Timestamp} (redo from offset {RedoOffset}) written in {DurationMs:F1} ms")]
+    public static partial void CheckpointWritten(ILogger logger, long timestamp, long redoOffset, double durationMs);
+
+    [LoggerMessage(EventId = 3002, EventName = "CheckpointFailed", Level = LogLevel.Error,
+        Message = "MVCC checkpoint failed")]
+    public static partial void CheckpointFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 4001, EventName = "SlowFsync", Level = LogLevel.Warning,
+        Message = "fsync of {File} took {DurationMs:F1} ms (threshold {ThresholdMs} ms)")]
+    public static partial void SlowFsync(ILogger logger, string file, double durationMs, double thresholdMs);
+
+    [LoggerMessage(EventId = 4002, EventName = "PartitionFailed", Level = LogLevel.Error,
+        Message = "Partition {Partition} stopped after a failed {Operation}; it refuses writes until the store reopens")]
+    public static partial void PartitionFailed(ILogger logger, string partition, string operation, Exception exception);
+
+    [LoggerMessage(EventId = 5001, EventName = "DirectoryLocked", Level = LogLevel.Error,
+        Message = "Cannot open {Directory}: its lock file is held by another store (this or another process)")]
+    public static partial void DirectoryLocked(ILogger logger, string directory);
+}

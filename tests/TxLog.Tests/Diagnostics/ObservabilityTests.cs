@@ -1,0 +1,338 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using TxLog.Consuming;
+using TxLog.Durability;
+using TxLog.Mvcc;
+using TxLog.Producers;
+using TxLog.Tests.Storage;
+using static TxLog.Tests.Storage.TestRecords;
+using static TxLog.Tests.Transactions.Tx;
+
+namespace TxLog.Tests.Diagnostics;
+
+/// <summary>Logging (EventIds + structured fields), metrics (MeterListener) and spans (ActivityListener).</summary>
+[NonParallelizable] // ActivityListener and MeterListener are process-wide; each test filters by its store directory anyway
+public sealed class ObservabilityTests
+{
+    private static readonly TopicPartition T0 = new("t", 0);
+
+    [Test]
+    public void Appends_count_records_and_bytes_per_partition_and_fsyncs_are_counted_and_timed()
+    {
+        using var dir = new TempDirectory();
+        using var metrics = new MetricsRecorder(dir.Path);
+        using LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.GroupCommit));
+        store.CreateTopic("t", 2);
+        LogPartition p0 = store.GetPartition("t", 0);
+        LogPartition p1 = store.GetPartition("t", 1);
+        long before0 = p0.SizeInBytes;
+        p0.Append([Msg("a"), Msg("b"), Msg("c")]);
+        p0.Append(Msg("d"));
+        p1.Append(Msg("e"));
+        p0.FlushAsync().AsTask().Wait();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(metrics.Sum("txlog.records.appended", "txlog.topic", "t"), Is.EqualTo(5));
+            Assert.That(metrics.Of("txlog.records.appended").Where(m => Equals(m.Tags["txlog.partition"], 0)).Sum(m => m.Value), Is.EqualTo(4));
+            Assert.That(metrics.Of("txlog.bytes.appended").Where(m => Equals(m.Tags["txlog.partition"], 0)).Sum(m => m.Value), Is.EqualTo(p0.SizeInBytes - before0));
+            Assert.That(metrics.Of("txlog.fsync.count").Where(m => Equals(m.Tags["txlog.topic"], "t") && Equals(m.Tags["txlog.partition"], 0)).Sum(m => m.Value), Is.EqualTo(1));
+            Assert.That(metrics.Of("txlog.fsync.duration").Count(m => Equals(m.Tags["txlog.topic"], "t")), Is.EqualTo(1));
+            Assert.That(metrics.Of("txlog.group_commit.batch_size").Select(m => m.Value), Has.Some.GreaterThanOrEqualTo(1));
+        });
+    }
+
+    [Test]
+    public void Nothing_is_measured_for_a_store_nobody_listens_to()
+    {
+        using var dir = new TempDirectory();
+        using var other = new TempDirectory();
+        using var metrics = new MetricsRecorder(other.Path); // listens to a different store
+        using LogStore store = LogStore.Open(dir.Path, Options());
+        store.CreateTopic("t");
+        store.GetPartition("t", 0).Append(Msg("a"));
+        Assert.That(store.Telemetry.RecordsAppended.Enabled, Is.False);
+        Assert.That(metrics.Of("txlog.records.appended"), Is.Empty);
+    }
+
+    [Test]
+    public async Task Transactions_are_counted_timed_and_traced_by_outcome()
+    {
+        using var dir = new TempDirectory();
+        using var metrics = new MetricsRecorder(dir.Path);
+        using var spans = new SpanRecorder(dir.Path);
+        using LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.GroupCommit));
+        store.CreateTopic("t", 2);
+        await using Producer producer = await TransactionalAsync(store, "tx-1");
+
+        producer.BeginTransaction();
+        await producer.ProduceAsync(new TopicPartition("t", 0), Msg("a"));
+        await producer.ProduceAsync(new TopicPartition("t", 1), Msg("b"));
+        await producer.CommitTransactionAsync();
+        producer.BeginTransaction();
+        await producer.ProduceAsync(new TopicPartition("t", 0), Msg("c"));
+        await producer.AbortTransactionAsync();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(metrics.Sum("txlog.transactions.committed", "txlog.transaction.kind", "log"), Is.EqualTo(1));
+            Assert.That(metrics.Sum("txlog.transactions.aborted", "txlog.transaction.kind", "log"), Is.EqualTo(1));
+            Assert.That(metrics.Of("txlog.commit.duration"), Has.Count.EqualTo(1));
+            Assert.That(metrics.Of("txlog.commit.duration")[0].Value, Is.GreaterThan(0));
+            List<Activity> commits = spans.Named("txlog.commit");
+            Assert.That(commits, Has.Count.EqualTo(1));
+            Assert.That(commits[0].GetTagItem("txlog.transactional_id"), Is.EqualTo("tx-1"));
+            Assert.That(commits[0].GetTagItem("txlog.partitions"), Is.EqualTo(2));
+            Assert.That(commits[0].Status, Is.EqualTo(ActivityStatusCode.Ok));
+            List<Activity> aborts = spans.Named("txlog.abort");
+            Assert.That(aborts, Has.Count.EqualTo(1));
+            Assert.That(aborts[0].GetTagItem("txlog.partitions"), Is.EqualTo(1));
+        });
+    }
+
+    [Test]
+    public async Task A_failed_commit_is_an_error_span_and_not_counted_as_committed()
+    {
+        using var dir = new TempDirectory();
+        using var metrics = new MetricsRecorder(dir.Path);
+        using var spans = new SpanRecorder(dir.Path);
+        var loggers = new ListLoggerFactory();
+        LogStoreOptions options = Options();
+        options.LoggerFactory = loggers;
+        using LogStore store = LogStore.Open(dir.Path, options);
+        store.CreateTopic("t");
+        await using Producer zombie = await TransactionalAsync(store, "tx-z");
+        zombie.BeginTransaction();
+        await zombie.ProduceAsync(T0, Msg("a"));
+        await using Producer successor = await TransactionalAsync(store, "tx-z"); // fences the zombie
+
+        Assert.ThrowsAsync<ProducerFencedException>(async () => await zombie.CommitTransactionAsync());
+        Assert.Multiple(() =>
+        {
+            Assert.That(metrics.Of("txlog.transactions.committed"), Is.Empty);
+            Assert.That(spans.Named("txlog.commit").Single().Status, Is.EqualTo(ActivityStatusCode.Error));
+            Logged fenced = loggers.WithId(2002).First();
+            Assert.That(fenced.Level, Is.EqualTo(LogLevel.Warning));
+            Assert.That(fenced.Fields["ProducerId"], Is.EqualTo(zombie.ProducerId));
+            Assert.That(fenced.Fields["Epoch"], Is.EqualTo(zombie.Epoch));
+            Assert.That(fenced.Fields["CurrentEpoch"], Is.EqualTo(successor.Epoch));
+        });
+    }
+
+    [Test]
+    public async Task A_timed_out_transaction_is_logged_counted_and_open_transactions_and_lso_lag_are_gauged()
+    {
+        using var dir = new TempDirectory();
+        var clock = new ManualClock(DateTimeOffset.UnixEpoch.AddDays(20000));
+        var loggers = new ListLoggerFactory();
+        using var metrics = new MetricsRecorder(dir.Path);
+        LogStoreOptions options = Options(DurabilityMode.None, clock);
+        options.LoggerFactory = loggers;
+        using LogStore store = LogStore.Open(dir.Path, options);
+        store.CreateTopic("t");
+        LogPartition p = store.GetPartition("t", 0);
+        p.Append([Msg("x"), Msg("y")]);
+        await using Producer producer = await TransactionalAsync(store, "slow", TimeSpan.FromSeconds(10));
+        producer.BeginTransaction();
+        await producer.ProduceAsync(T0, [Msg("a"), Msg("b"), Msg("c")]);
+
+        Assert.That(metrics.Observe("txlog.transactions.open").Single().Value, Is.EqualTo(1));
+        Measured lag = metrics.Observe("txlog.partition.lso_lag").Single(m => Equals(m.Tags["txlog.topic"], "t"));
+        Assert.That(lag.Value, Is.EqualTo(3), "HW 5, LSO 2 (the open transaction starts at offset 2)");
+        Measured hw = metrics.Observe("txlog.partition.high_watermark").Single(m => Equals(m.Tags["txlog.topic"], "t"));
+        Assert.That(hw.Value, Is.EqualTo(p.HighWatermark));
+
+        clock.Advance(TimeSpan.FromSeconds(11));
+        Assert.That(store.Coordinator.AbortExpiredTransactions(), Is.EqualTo(1));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(metrics.Sum("txlog.transactions.timed_out"), Is.EqualTo(1));
+            Assert.That(metrics.Sum("txlog.transactions.aborted", "txlog.transaction.kind", "log"), Is.EqualTo(1));
+            Logged timedOut = loggers.WithId(2001).Single();
+            Assert.That(timedOut.Fields["TransactionalId"], Is.EqualTo("slow"));
+            Assert.That(timedOut.Fields["AgeMs"], Is.EqualTo(11_000L));
+            Assert.That(timedOut.Fields["TimeoutMs"], Is.EqualTo(10_000L));
+            Assert.That(metrics.Observe("txlog.transactions.open").Single().Value, Is.EqualTo(0));
+            Assert.That(metrics.Observe("txlog.partition.lso_lag").Single(m => Equals(m.Tags["txlog.topic"], "t")).Value, Is.EqualTo(0));
+        });
+    }
+
+    [Test]
+    public async Task Consumer_group_lag_is_reported_per_isolation_level()
+    {
+        using var dir = new TempDirectory();
+        using var metrics = new MetricsRecorder(dir.Path);
+        using LogStore store = LogStore.Open(dir.Path, Options());
+        store.CreateTopic("t");
+        LogPartition p = store.GetPartition("t", 0);
+        p.Append([Msg("0"), Msg("1"), Msg("2"), Msg("3")]);
+        using (Consumer consumer = store.CreateConsumer(new ConsumerOptions { GroupId = "g" }))
+        {
+            consumer.Assign(T0);
+            consumer.Consume();
+            await consumer.Commit(); // committed offset 1
+        }
+
+        await using Producer producer = await TransactionalAsync(store, "open");
+        producer.BeginTransaction();
+        await producer.ProduceAsync(T0, [Msg("a"), Msg("b")]); // offsets 4, 5: open
+
+        List<Measured> lag = metrics.Observe("txlog.consumer_group.lag").Where(m => Equals(m.Tags["txlog.group"], "g")).ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(lag.Single(m => Equals(m.Tags["txlog.isolation"], "read_uncommitted")).Value, Is.EqualTo(5), "HW 6 - 1");
+            Assert.That(lag.Single(m => Equals(m.Tags["txlog.isolation"], "read_committed")).Value, Is.EqualTo(3), "LSO 4 - 1");
+        });
+    }
+
+    [Test]
+    public void Recovery_logs_the_truncated_tail_with_file_position_and_bytes_and_traces_the_open()
+    {
+        using var dir = new TempDirectory();
+        string segment;
+        long validLength;
+        using (LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.GroupCommit)))
+        {
+            store.CreateTopic("t");
+            store.GetPartition("t", 0).Append([Msg("a"), Msg("b")]);
+        }
+
+        segment = Directory.GetFiles(Path.Combine(dir.Path, "t-0"), "*.log").Single();
+        validLength = new FileInfo(segment).Length;
+        File.Delete(Path.Combine(dir.Path, LogStore.CleanShutdownFileName)); // as after a crash
+        using (FileStream f = new(segment, FileMode.Append))
+        {
+            f.Write(new byte[] { 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 80, 1 }); // a batch header cut short
+        }
+
+        var loggers = new ListLoggerFactory();
+        using var metrics = new MetricsRecorder(dir.Path);
+        using var spans = new SpanRecorder(dir.Path);
+        LogStoreOptions options = Options();
+        options.LoggerFactory = loggers;
+        using (LogStore store = LogStore.Open(dir.Path, options))
+        {
+            Logged torn = loggers.WithId(1001).Single();
+            Assert.Multiple(() =>
+            {
+                Assert.That(torn.Level, Is.EqualTo(LogLevel.Warning));
+                Assert.That(torn.Category, Is.EqualTo("TxLog"));
+                Assert.That(torn.Fields["File"], Is.EqualTo(segment));
+                Assert.That(torn.Fields["Position"], Is.EqualTo(validLength));
+                Assert.That(torn.Fields["Bytes"], Is.EqualTo(13L));
+                Logged opened = loggers.WithId(1004).Single();
+                Assert.That(opened.Fields["Clean"], Is.EqualTo(false));
+                Assert.That(opened.Fields["TruncatedBytes"], Is.EqualTo(13L));
+                Assert.That(metrics.Of("txlog.recovery.duration"), Has.Count.EqualTo(1));
+                Activity recovery = spans.Named("txlog.recovery").Single();
+                Assert.That(recovery.GetTagItem("txlog.recovery.truncated_bytes"), Is.EqualTo(13L));
+                Assert.That(recovery.GetTagItem("txlog.recovery.clean_shutdown"), Is.EqualTo(false));
+            });
+        }
+    }
+
+    [Test]
+    public void A_lock_conflict_is_logged_before_the_typed_exception()
+    {
+        using var dir = new TempDirectory();
+        var loggers = new ListLoggerFactory();
+        using LogStore first = LogStore.Open(dir.Path, Options());
+        LogStoreOptions options = Options();
+        options.LoggerFactory = loggers;
+        Assert.Throws<LogDirectoryLockedException>(() => LogStore.Open(dir.Path, options));
+        Logged locked = loggers.WithId(5001).Single();
+        Assert.That(locked.Fields["Directory"], Is.EqualTo(Path.GetFullPath(dir.Path)));
+        Assert.That(locked.Level, Is.EqualTo(LogLevel.Error));
+    }
+
+    [Test]
+    public void An_fsync_slower_than_the_threshold_is_logged_with_its_file()
+    {
+        using var dir = new TempDirectory();
+        var loggers = new ListLoggerFactory();
+        LogStoreOptions options = Options(DurabilityMode.GroupCommit);
+        options.LoggerFactory = loggers;
+        options.SlowFsyncThreshold = TimeSpan.FromTicks(1); // every fsync is "slow"
+        using LogStore store = LogStore.Open(dir.Path, options);
+        store.CreateTopic("t");
+        store.GetPartition("t", 0).Append(Msg("a"));
+        store.GetPartition("t", 0).FlushAsync().AsTask().Wait();
+        Logged slow = loggers.WithId(4001).First(e => ((string)e.Fields["File"]!).Contains($"{Path.DirectorySeparatorChar}t-0{Path.DirectorySeparatorChar}", StringComparison.Ordinal));
+        Assert.That((double)slow.Fields["DurationMs"]!, Is.GreaterThan(0));
+    }
+
+    [Test]
+    public void A_normal_fsync_is_not_logged_as_slow()
+    {
+        using var dir = new TempDirectory();
+        var loggers = new ListLoggerFactory();
+        LogStoreOptions options = Options(DurabilityMode.GroupCommit);
+        options.LoggerFactory = loggers;
+        options.SlowFsyncThreshold = TimeSpan.FromMinutes(10);
+        using LogStore store = LogStore.Open(dir.Path, options);
+        store.CreateTopic("t");
+        store.GetPartition("t", 0).Append(Msg("a"));
+        store.GetPartition("t", 0).FlushAsync().AsTask().Wait();
+        Assert.That(loggers.WithId(4001), Is.Empty);
+    }
+
+    [Test]
+    public async Task Map_commits_rollbacks_and_checkpoints_are_measured_logged_and_traced()
+    {
+        using var dir = new TempDirectory();
+        var loggers = new ListLoggerFactory();
+        using var metrics = new MetricsRecorder(dir.Path);
+        using var spans = new SpanRecorder(dir.Path);
+        LogStoreOptions options = Options();
+        options.LoggerFactory = loggers;
+        using LogStore store = LogStore.Open(dir.Path, options);
+        TransactionEngine engine = store.OpenTransactionEngine(new MvccOptions { CheckpointInterval = null });
+        TransactionalMap<int, int> map = engine.OpenMap("m", Serializers.Int32, Serializers.Int32);
+        MvccTransaction tx = engine.BeginTransaction();
+        map.Put(tx, 1, 10);
+        await tx.CommitAsync();
+        MvccTransaction rolledBack = engine.BeginTransaction();
+        map.Put(rolledBack, 2, 20);
+        rolledBack.Rollback();
+        long ts = await engine.CheckpointAsync();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(metrics.Sum("txlog.transactions.committed", "txlog.transaction.kind", "map"), Is.EqualTo(1));
+            Assert.That(metrics.Sum("txlog.transactions.aborted", "txlog.transaction.kind", "map"), Is.EqualTo(1));
+            Assert.That(metrics.Of("txlog.commit.duration").Count(m => Equals(m.Tags["txlog.transaction.kind"], "map")), Is.EqualTo(1));
+            Assert.That(metrics.Of("txlog.checkpoint.duration"), Has.Count.EqualTo(1));
+            Logged checkpoint = loggers.WithId(3001).Single();
+            Assert.That(checkpoint.Fields["Timestamp"], Is.EqualTo(ts));
+            Activity span = spans.Named("txlog.checkpoint").Single();
+            Assert.That(span.GetTagItem("txlog.checkpoint.timestamp"), Is.EqualTo(ts));
+            Assert.That(span.Status, Is.EqualTo(ActivityStatusCode.Ok));
+        });
+    }
+
+    [Test]
+    public async Task A_unified_commit_is_counted_once_as_unified()
+    {
+        using var dir = new TempDirectory();
+        using var metrics = new MetricsRecorder(dir.Path);
+        using LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.GroupCommit));
+        store.CreateTopic("t");
+        TransactionEngine engine = store.OpenTransactionEngine(new MvccOptions { CheckpointInterval = null });
+        TransactionalMap<int, int> map = engine.OpenMap("m", Serializers.Int32, Serializers.Int32);
+        await using Producer producer = await TransactionalAsync(store, "u");
+        await using (StoreTransaction tx = store.BeginTransaction(producer))
+        {
+            map.Put(tx.Maps, 1, 1);
+            await tx.Producer.ProduceAsync(T0, Msg("a"));
+            await tx.CommitAsync();
+        }
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(metrics.Sum("txlog.transactions.committed"), Is.EqualTo(1));
+            Assert.That(metrics.Sum("txlog.transactions.committed", "txlog.transaction.kind", "unified"), Is.EqualTo(1));
+            Assert.That(metrics.Of("txlog.commit.duration").Single().Tags["txlog.transaction.kind"], Is.EqualTo("unified"));
+        });
+    }
+}
