@@ -1,0 +1,141 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using TxLog.Mvcc;
+
+namespace TxLog.Hosting;
+
+/// <summary>
+/// Opens the store when the host starts (recovery included) and, when it stops, flushes and closes
+/// it within the host's shutdown timeout. If the timeout runs out first, <see cref="StopAsync"/>
+/// returns and the close finishes in the background; should the process end before that, the next
+/// open recovers (an fsync not waited for is never reported to a caller as durable).
+/// </summary>
+public sealed class TxLogHostedService : IHostedService, IAsyncDisposable
+{
+    private readonly TxLogOptions _options;
+    private readonly ILogger _logger;
+    private readonly ILoggerFactory? _loggerFactory;
+    private LogStore? _store;
+    private TransactionEngine? _engine;
+    private Task? _closing;
+
+    /// <summary>Created by dependency injection.</summary>
+    /// <param name="options">The configured <see cref="TxLogOptions"/>.</param>
+    /// <param name="loggerFactory">The host's logger factory, if logging is registered.</param>
+    public TxLogHostedService(IOptions<TxLogOptions> options, ILoggerFactory? loggerFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options.Value;
+        _loggerFactory = loggerFactory;
+        _logger = (ILogger?)loggerFactory?.CreateLogger("TxLog.Hosting") ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+    }
+
+    /// <summary>The open store.</summary>
+    /// <exception cref="InvalidOperationException">The host has not started (or has stopped).</exception>
+    public LogStore Store => _store ?? throw new InvalidOperationException("The TxLog store is not open: it opens when the host starts (IHost.StartAsync/RunAsync) and closes when it stops.");
+
+    /// <summary>The MVCC engine (when <see cref="TxLogOptions.TransactionEngine"/> is set).</summary>
+    /// <exception cref="InvalidOperationException">No engine was configured, or the store is not open.</exception>
+    public TransactionEngine TransactionEngine
+    {
+        get
+        {
+            _ = Store;
+            return _engine ?? throw new InvalidOperationException("No transaction engine is configured: set TxLogOptions.TransactionEngine in AddTxLog.");
+        }
+    }
+
+    /// <summary>Opens the store, creates the configured topics and opens the engine if configured.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(_options.Directory))
+        {
+            throw new OptionsValidationException(nameof(TxLogOptions), typeof(TxLogOptions), ["TxLogOptions.Directory is required."]);
+        }
+
+        if (_store is not null)
+        {
+            throw new InvalidOperationException("The TxLog store is already open.");
+        }
+
+        LogStoreOptions storeOptions = _options.Store;
+        storeOptions.LoggerFactory ??= _loggerFactory;
+
+        // Recovery reads files: off the host's startup thread, but not cancellable half-way.
+        LogStore store = await Task.Run(() => LogStore.Open(_options.Directory, storeOptions), cancellationToken).ConfigureAwait(false);
+        try
+        {
+            foreach (KeyValuePair<string, int> topic in _options.Topics)
+            {
+                if (!store.TopicExists(topic.Key))
+                {
+                    store.CreateTopic(topic.Key, topic.Value);
+                }
+            }
+
+            if (_options.TransactionEngine is { } mvcc)
+            {
+                _engine = store.OpenTransactionEngine(mvcc);
+            }
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+
+        _store = store;
+        _logger.LogInformation(new EventId(6001, "HostedStoreStarted"), "TxLog store {Directory} is open", store.Directory);
+    }
+
+    /// <summary>Flushes every partition and closes the store, waiting at most until <paramref name="cancellationToken"/> fires.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        LogStore? store = Interlocked.Exchange(ref _store, null);
+        if (store is null)
+        {
+            return;
+        }
+
+        // On a pool thread: a flush may run its fsync on the calling thread, and a hung fsync must not
+        // keep StopAsync from honouring the host's shutdown timeout.
+        _closing = Task.Run(() => CloseAsync(store), CancellationToken.None);
+        try
+        {
+            await _closing.WaitAsync(cancellationToken).ConfigureAwait(false);
+            _logger.LogInformation(new EventId(6002, "HostedStoreStopped"), "TxLog store {Directory} is closed", store.Directory);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            _logger.LogWarning(new EventId(6003, "HostedStoreStopTimedOut"),
+                "The host's shutdown timeout ran out while TxLog store {Directory} was closing; it goes on closing in the background (if the process ends first, the next open recovers)", store.Directory);
+        }
+    }
+
+    private static async Task CloseAsync(LogStore store)
+    {
+        await store.FlushAsync().ConfigureAwait(false);
+        await store.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Closes the store if the host never stopped it; waits for a close still running.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _store, null) is { } store)
+        {
+            await store.DisposeAsync().ConfigureAwait(false);
+        }
+        else if (_closing is { } closing)
+        {
+            try
+            {
+                await closing.ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is TxLogException or IOException or TimeoutException)
+            {
+                _logger.LogError(new EventId(6004, "HostedStoreCloseFailed"), e, "Closing the TxLog store failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using TxLog.Durability;
+using TxLog.Hosting;
+using TxLog.Mvcc;
+using TxLog.Tests.Diagnostics;
+using TxLog.Tests.Storage;
+using static TxLog.Tests.Transactions.Tx;
+
+namespace TxLog.Tests.Hosting;
+
+public sealed class HostingTests
+{
+    private static IHost Build(string directory, Action<TxLogOptions>? more = null, ILoggerFactory? loggers = null)
+    {
+        HostApplicationBuilder builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        if (loggers is not null)
+        {
+            builder.Services.AddSingleton(loggers);
+        }
+
+        builder.Services.AddTxLog(o =>
+        {
+            o.Directory = directory;
+            o.Store.Durability = DurabilityMode.GroupCommit;
+            o.Topics["orders"] = 2;
+            more?.Invoke(o);
+        });
+        return builder.Build();
+    }
+
+    [Test]
+    public async Task The_store_opens_at_start_is_injectable_and_closes_cleanly_at_stop()
+    {
+        using var dir = new TempDirectory();
+        using IHost host = Build(dir.Path, o => o.TransactionEngine = new MvccOptions { CheckpointInterval = null });
+        Assert.Throws<InvalidOperationException>(() => host.Services.GetRequiredService<LogStore>(), "not open before start");
+
+        await host.StartAsync();
+        LogStore store = host.Services.GetRequiredService<LogStore>();
+        Assert.That(store.PartitionCount("orders"), Is.EqualTo(2));
+        AppendResult appended = store.GetPartition("orders", 1).Append(Msg("o-1"));
+        TransactionEngine engine = host.Services.GetRequiredService<TransactionEngine>();
+        TransactionalMap<int, int> map = engine.OpenMap("m", Serializers.Int32, Serializers.Int32);
+        MvccTransaction tx = engine.BeginTransaction();
+        map.Put(tx, 7, 70);
+        await tx.CommitAsync();
+
+        await host.StopAsync();
+        Assert.That(File.Exists(Path.Combine(dir.Path, LogStore.CleanShutdownFileName)), Is.True, "flushed and closed cleanly");
+        Assert.That(File.Exists(Path.Combine(dir.Path, LogStore.LockFileName)) && CanLock(dir.Path), Is.True, "lock released");
+
+        using LogStore reopened = LogStore.Open(dir.Path);
+        Assert.That(reopened.Recovery.CleanShutdown, Is.True);
+        Assert.That(Values(reopened.GetPartition("orders", 1), Consuming.IsolationLevel.ReadUncommitted), Is.EqualTo(new[] { "o-1" }));
+        Assert.That(appended.BaseOffset, Is.Zero);
+        TransactionEngine again = reopened.OpenTransactionEngine(new MvccOptions { CheckpointInterval = null });
+        TransactionalMap<int, int> m = again.OpenMap("m", Serializers.Int32, Serializers.Int32);
+        Assert.That(m.Get(again.BeginTransaction(), 7), Is.EqualTo(70));
+    }
+
+    private static bool CanLock(string directory)
+    {
+        using LogStore probe = LogStore.Open(directory);
+        return true;
+    }
+
+    [Test]
+    public async Task The_host_logger_factory_receives_the_store_logs()
+    {
+        using var dir = new TempDirectory();
+        var loggers = new ListLoggerFactory();
+        using IHost host = Build(dir.Path, loggers: loggers);
+        await host.StartAsync();
+        await host.StopAsync();
+        Assert.That(loggers.WithId(1004), Has.Count.EqualTo(1), "StoreOpened from the library");
+        Assert.That(loggers.WithId(6002), Has.Count.EqualTo(1), "HostedStoreStopped from the hosted service");
+    }
+
+    [Test]
+    public void A_missing_directory_fails_validation_with_a_clear_message()
+    {
+        HostApplicationBuilder builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Services.AddTxLog();
+        using IHost host = builder.Build();
+        var e = Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+        Assert.That(e!.Message, Does.Contain("Directory is required"));
+    }
+
+    [Test]
+    public async Task Stop_returns_when_the_shutdown_timeout_runs_out_and_the_close_completes_later()
+    {
+        using var dir = new TempDirectory();
+        var fs = new GatedSyncFileSystem();
+        var loggers = new ListLoggerFactory();
+        using IHost host = Build(dir.Path, o => o.Store.FileSystem = fs, loggers);
+        await host.StartAsync();
+        LogStore store = host.Services.GetRequiredService<LogStore>();
+        store.GetPartition("orders", 0).Append(Msg("x"));
+        fs.BlockSyncs(); // the flush at stop hangs in fsync
+
+        var stopwatch = System.Diagnostics.Stopwatch.StartNew();
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(200)))
+        {
+            await host.Services.GetRequiredService<TxLogHostedService>().StopAsync(timeout.Token);
+        }
+
+        // The gate holds the fsync for up to 30 s: returning well before that means the timeout was honoured.
+        Assert.That(stopwatch.Elapsed, Is.LessThan(TimeSpan.FromSeconds(15)));
+
+        Assert.That(loggers.WithId(6003), Has.Count.EqualTo(1), "the timeout is reported");
+        Assert.That(File.Exists(Path.Combine(dir.Path, LogStore.CleanShutdownFileName)), Is.False, "still closing");
+        fs.Release();
+        await host.Services.GetRequiredService<TxLogHostedService>().DisposeAsync(); // waits for the background close
+        Assert.That(File.Exists(Path.Combine(dir.Path, LogStore.CleanShutdownFileName)), Is.True);
+    }
+
+    [Test]
+    public void Calling_AddTxLog_twice_registers_one_hosted_service()
+    {
+        var services = new ServiceCollection();
+        services.AddTxLog(o => o.Directory = "a");
+        services.AddTxLog(o => o.Topics["t"] = 1);
+        Assert.That(services.Count(d => d.ServiceType == typeof(IHostedService)), Is.EqualTo(1));
+        using ServiceProvider provider = services.BuildServiceProvider();
+        TxLogOptions options = provider.GetRequiredService<IOptions<TxLogOptions>>().Value;
+        Assert.That(options.Directory, Is.EqualTo("a"));
+        Assert.That(options.Topics["t"], Is.EqualTo(1));
+    }
+}
