@@ -6,7 +6,8 @@ using TxLog.Mvcc;
 namespace TxLog.Hosting;
 
 /// <summary>
-/// Opens the store when the host starts (recovery included) and, when it stops, flushes and closes
+/// Opens the store when the host starts (recovery included; or earlier, when a service that depends on
+/// <see cref="LogStore"/> is resolved first) and, when it stops, flushes and closes
 /// it within the host's shutdown timeout. If the timeout runs out first, <see cref="StopAsync"/>
 /// returns and the close finishes in the background; should the process end before that, the next
 /// open recovers (an fsync not waited for is never reported to a caller as durable).
@@ -18,6 +19,8 @@ public sealed class TxLogHostedService : IHostedService, IAsyncDisposable
     private readonly ILoggerFactory? _loggerFactory;
     private LogStore? _store;
     private TransactionEngine? _engine;
+    private readonly object _openLock = new();
+    private bool _stopped;                       // guarded by _openLock
     private Task? _closing;
 
     /// <summary>Created by dependency injection.</summary>
@@ -31,12 +34,15 @@ public sealed class TxLogHostedService : IHostedService, IAsyncDisposable
         _logger = (ILogger?)loggerFactory?.CreateLogger("TxLog.Hosting") ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
     }
 
-    /// <summary>The open store.</summary>
-    /// <exception cref="InvalidOperationException">The host has not started (or has stopped).</exception>
-    public LogStore Store => _store ?? throw new InvalidOperationException("The TxLog store is not open: it opens when the host starts (IHost.StartAsync/RunAsync) and closes when it stops.");
+    /// <summary>
+    /// The open store. It opens at host start, or earlier when something resolves it first (the host
+    /// builds every hosted service, with its dependencies, before it starts any of them).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The host has stopped.</exception>
+    public LogStore Store => _store ?? Open();
 
     /// <summary>The MVCC engine (when <see cref="TxLogOptions.TransactionEngine"/> is set).</summary>
-    /// <exception cref="InvalidOperationException">No engine was configured, or the store is not open.</exception>
+    /// <exception cref="InvalidOperationException">No engine was configured, or the host has stopped.</exception>
     public TransactionEngine TransactionEngine
     {
         get
@@ -46,53 +52,72 @@ public sealed class TxLogHostedService : IHostedService, IAsyncDisposable
         }
     }
 
-    /// <summary>Opens the store, creates the configured topics and opens the engine if configured.</summary>
-    public async Task StartAsync(CancellationToken cancellationToken)
+    /// <summary>Opens the store (if not yet open), creates the configured topics and opens the engine if configured.</summary>
+    public Task StartAsync(CancellationToken cancellationToken)
     {
-        if (string.IsNullOrWhiteSpace(_options.Directory))
-        {
-            throw new OptionsValidationException(nameof(TxLogOptions), typeof(TxLogOptions), ["TxLogOptions.Directory is required."]);
-        }
+        // Recovery reads files: run it off the host's startup thread.
+        return _store is not null ? Task.CompletedTask : Task.Run(Open, cancellationToken);
+    }
 
-        if (_store is not null)
+    private LogStore Open()
+    {
+        lock (_openLock)
         {
-            throw new InvalidOperationException("The TxLog store is already open.");
-        }
-
-        LogStoreOptions storeOptions = _options.Store;
-        storeOptions.LoggerFactory ??= _loggerFactory;
-
-        // Recovery reads files: off the host's startup thread, but not cancellable half-way.
-        LogStore store = await Task.Run(() => LogStore.Open(_options.Directory, storeOptions), cancellationToken).ConfigureAwait(false);
-        try
-        {
-            foreach (KeyValuePair<string, int> topic in _options.Topics)
+            if (_store is { } open)
             {
-                if (!store.TopicExists(topic.Key))
+                return open;
+            }
+
+            if (_stopped)
+            {
+                throw new InvalidOperationException("The TxLog store is closed: the host has stopped.");
+            }
+
+            if (string.IsNullOrWhiteSpace(_options.Directory))
+            {
+                throw new OptionsValidationException(nameof(TxLogOptions), typeof(TxLogOptions), ["TxLogOptions.Directory is required."]);
+            }
+
+            LogStoreOptions storeOptions = _options.Store;
+            storeOptions.LoggerFactory ??= _loggerFactory;
+            LogStore store = LogStore.Open(_options.Directory, storeOptions);
+            try
+            {
+                foreach (KeyValuePair<string, int> topic in _options.Topics)
                 {
-                    store.CreateTopic(topic.Key, topic.Value);
+                    if (!store.TopicExists(topic.Key))
+                    {
+                        store.CreateTopic(topic.Key, topic.Value);
+                    }
+                }
+
+                if (_options.TransactionEngine is { } mvcc)
+                {
+                    _engine = store.OpenTransactionEngine(mvcc);
                 }
             }
-
-            if (_options.TransactionEngine is { } mvcc)
+            catch
             {
-                _engine = store.OpenTransactionEngine(mvcc);
+                store.Dispose();
+                throw;
             }
-        }
-        catch
-        {
-            store.Dispose();
-            throw;
-        }
 
-        _store = store;
-        _logger.LogInformation(new EventId(6001, "HostedStoreStarted"), "TxLog store {Directory} is open", store.Directory);
+            _logger.LogInformation(new EventId(6001, "HostedStoreStarted"), "TxLog store {Directory} is open", store.Directory);
+            Volatile.Write(ref _store, store);
+            return store;
+        }
     }
 
     /// <summary>Flushes every partition and closes the store, waiting at most until <paramref name="cancellationToken"/> fires.</summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        LogStore? store = Interlocked.Exchange(ref _store, null);
+        LogStore? store;
+        lock (_openLock)
+        {
+            _stopped = true;
+            store = Interlocked.Exchange(ref _store, null);
+        }
+
         if (store is null)
         {
             return;
@@ -122,7 +147,14 @@ public sealed class TxLogHostedService : IHostedService, IAsyncDisposable
     /// <summary>Closes the store if the host never stopped it; waits for a close still running.</summary>
     public async ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref _store, null) is { } store)
+        LogStore? open;
+        lock (_openLock)
+        {
+            _stopped = true;
+            open = Interlocked.Exchange(ref _store, null);
+        }
+
+        if (open is { } store)
         {
             await store.DisposeAsync().ConfigureAwait(false);
         }

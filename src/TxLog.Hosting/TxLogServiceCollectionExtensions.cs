@@ -15,7 +15,9 @@ public static class TxLogServiceCollectionExtensions
     /// <summary>
     /// Adds a TxLog store that opens when the host starts and closes when it stops, and makes
     /// <see cref="LogStore"/> (and <see cref="TransactionEngine"/> when configured) injectable.
-    /// Resolving them before the host has started throws <see cref="InvalidOperationException"/>.
+    /// The store opens at host start, or when first resolved if that is earlier (hosted services that
+    /// take a <see cref="LogStore"/> are built before the host starts them); after the host stops,
+    /// resolving it throws <see cref="InvalidOperationException"/>.
     /// </summary>
     /// <param name="services">The service collection.</param>
     /// <param name="configure">Sets <see cref="TxLogOptions.Directory"/> and the rest of the options.</param>

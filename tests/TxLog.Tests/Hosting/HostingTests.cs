@@ -36,9 +36,10 @@ public sealed class HostingTests
     {
         using var dir = new TempDirectory();
         using IHost host = Build(dir.Path, o => o.TransactionEngine = new MvccOptions { CheckpointInterval = null });
-        Assert.Throws<InvalidOperationException>(() => host.Services.GetRequiredService<LogStore>(), "not open before start");
+        Assert.That(File.Exists(Path.Combine(dir.Path, "topics.meta")), Is.False, "nothing opened before start");
 
         await host.StartAsync();
+        Assert.That(File.Exists(Path.Combine(dir.Path, "topics.meta")), Is.True, "opened at start");
         LogStore store = host.Services.GetRequiredService<LogStore>();
         Assert.That(store.PartitionCount("orders"), Is.EqualTo(2));
         AppendResult appended = store.GetPartition("orders", 1).Append(Msg("o-1"));
@@ -115,6 +116,38 @@ public sealed class HostingTests
         fs.Release();
         await host.Services.GetRequiredService<TxLogHostedService>().DisposeAsync(); // waits for the background close
         Assert.That(File.Exists(Path.Combine(dir.Path, LogStore.CleanShutdownFileName)), Is.True);
+    }
+
+    [Test]
+    public async Task A_hosted_service_that_depends_on_the_store_gets_it_and_the_store_is_closed_after_stop()
+    {
+        using var dir = new TempDirectory();
+        HostApplicationBuilder builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Services.AddTxLog(o =>
+        {
+            o.Directory = dir.Path;
+            o.Topics["orders"] = 1;
+        });
+        builder.Services.AddHostedService<Publisher>(); // built by the host before any hosted service starts
+        using IHost host = builder.Build();
+        await host.StartAsync();
+        var publisher = host.Services.GetServices<IHostedService>().OfType<Publisher>().Single();
+        Assert.That(publisher.Offset, Is.Zero, "the publisher appended through the injected store");
+        await host.StopAsync();
+        Assert.Throws<InvalidOperationException>(() => host.Services.GetRequiredService<TxLogHostedService>().Store.ToString());
+    }
+
+    private sealed class Publisher(LogStore store) : IHostedService
+    {
+        public long Offset { get; private set; } = -1;
+
+        public Task StartAsync(CancellationToken cancellationToken)
+        {
+            Offset = store.GetPartition("orders", 0).Append(Msg("o")).BaseOffset;
+            return Task.CompletedTask;
+        }
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     [Test]
