@@ -971,4 +971,33 @@ internal sealed class TransactionCoordinator : IDisposable
             _pendingVisibility.Clear();
         }
     }
+
+    /// <summary>
+    /// Administrative abort (<see cref="LogStore.AbortTransactionAsync"/>): aborts the open transaction
+    /// of <paramref name="transactionalId"/> as the timeout does — bumped epoch (fencing the producer),
+    /// PrepareAbort, ABORT markers, CompleteAbort. A decided PrepareCommit is completed, not aborted.
+    /// Returns true when a transaction was aborted; false when the id is unknown or nothing is open.
+    /// Throws <see cref="InvalidTransactionStateException"/> while its producer is committing or aborting.
+    /// </summary>
+    internal bool AbortOpenTransaction(string transactionalId, out long producerId, out short epoch)
+    {
+        TransactionMetadata? m;
+        lock (_lock)
+        {
+            if (!_transactions.TryGetValue(transactionalId, out m))
+            {
+                producerId = -1;
+                epoch = -1;
+                return false;
+            }
+        }
+
+        bool aborted = AbortOrCompleteOpenTransaction(m, timedOut: false);
+        lock (m)
+        {
+            (producerId, epoch) = (m.ProducerId, m.Epoch);
+        }
+
+        return aborted;
+    }
 }

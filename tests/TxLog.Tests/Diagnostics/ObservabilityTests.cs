@@ -335,4 +335,29 @@ public sealed class ObservabilityTests
             Assert.That(metrics.Of("txlog.commit.duration").Single().Tags["txlog.transaction.kind"], Is.EqualTo("unified"));
         });
     }
+
+    [Test]
+    public async Task An_administrative_abort_is_logged_and_counted()
+    {
+        using var dir = new TempDirectory();
+        var loggers = new ListLoggerFactory();
+        using var metrics = new MetricsRecorder(dir.Path);
+        LogStoreOptions options = Options();
+        options.LoggerFactory = loggers;
+        using LogStore store = LogStore.Open(dir.Path, options);
+        store.CreateTopic("t");
+        await using Producer producer = await TransactionalAsync(store, "hanging");
+        producer.BeginTransaction();
+        await producer.ProduceAsync(T0, Msg("a"));
+
+        Assert.That(await store.AbortTransactionAsync("hanging"), Is.True);
+        Logged entry = loggers.WithId(2003).Single();
+        Assert.Multiple(() =>
+        {
+            Assert.That(entry.Fields["TransactionalId"], Is.EqualTo("hanging"));
+            Assert.That(entry.Fields["ProducerId"], Is.EqualTo(producer.ProducerId));
+            Assert.That((short)entry.Fields["Epoch"]!, Is.EqualTo(producer.Epoch + 1), "the abort bumps the epoch");
+            Assert.That(metrics.Sum("txlog.transactions.aborted", "txlog.transaction.kind", "log"), Is.EqualTo(1));
+        });
+    }
 }
