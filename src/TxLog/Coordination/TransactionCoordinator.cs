@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
@@ -717,25 +718,51 @@ internal sealed class TransactionCoordinator : IDisposable
     // Round 1 of a multi-partition commit: every partition's data and the decision record, in parallel.
     // In every durability mode: a marker must never reach the disk before the data and the decision
     // (else a power loss could keep the COMMIT on one partition and lose the data on another).
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask MakeDurableAsync(List<KeyValuePair<TopicPartition, long>> parts, long decisionRecord)
     {
-        // Each data partition's fsync runs on that partition's flusher thread (shared with any other
-        // committer waiting on it), the decision record's on this thread: all in parallel.
-        var waits = new List<Task>(parts.Count);
-        foreach (KeyValuePair<TopicPartition, long> part in parts)
+        // Every fsync runs on its partition's flusher thread (shared with any other committer waiting
+        // on it), the decision record's too: all in parallel, and no pool thread blocks in an fsync
+        // (on a small machine a blocked pool thread makes the pool inject more threads and spin).
+        ValueTask[] waits = ArrayPool<ValueTask>.Shared.Rent(parts.Count + 1);
+        int count = 0;
+        try
         {
-            if (part.Value >= 0)
+            foreach (KeyValuePair<TopicPartition, long> part in parts)
             {
-                ValueTask wait = Partition(part.Key).GroupCommit.WaitAsync(part.Value, offload: true);
-                if (!wait.IsCompletedSuccessfully)
+                if (part.Value >= 0)
                 {
-                    waits.Add(wait.AsTask());
+                    waits[count++] = Partition(part.Key).GroupCommit.WaitAsync(part.Value, offload: true);
                 }
             }
-        }
 
-        await _log.WaitForDurableAsync(decisionRecord).ConfigureAwait(false);
-        await Task.WhenAll(waits).ConfigureAwait(false);
+            _store.ThrowIfDisposed();
+            waits[count++] = _log.GroupCommit.WaitAsync(decisionRecord, offload: true);
+
+            // Like Task.WhenAll without its allocations: wait for all, then report the first failure.
+            Exception? failure = null;
+            for (int i = 0; i < count; i++)
+            {
+                try
+                {
+                    await waits[i].ConfigureAwait(false);
+                }
+                catch (Exception e)
+                {
+                    failure ??= e;
+                }
+            }
+
+            if (failure is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+            }
+        }
+        finally
+        {
+            Array.Clear(waits, 0, count);
+            ArrayPool<ValueTask>.Shared.Return(waits);
+        }
     }
 
     private ValueTask WaitDurableForModeAsync(LogPartition partition, long offset) =>
