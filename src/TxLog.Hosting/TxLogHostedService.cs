@@ -12,7 +12,7 @@ namespace TxLog.Hosting;
 /// returns and the close finishes in the background; should the process end before that, the next
 /// open recovers (an fsync not waited for is never reported to a caller as durable).
 /// </summary>
-public sealed class TxLogHostedService : IHostedService, IAsyncDisposable
+public sealed class TxLogHostedService : IHostedService, IAsyncDisposable, IDisposable
 {
     private readonly TxLogOptions _options;
     private readonly ILogger _logger;
@@ -21,7 +21,7 @@ public sealed class TxLogHostedService : IHostedService, IAsyncDisposable
     private TransactionEngine? _engine;
     private readonly object _openLock = new();
     private bool _stopped;                       // guarded by _openLock
-    private Task? _closing;
+    private Task? _closing;                      // the close StopAsync started
 
     /// <summary>Created by dependency injection.</summary>
     /// <param name="options">The configured <see cref="TxLogOptions"/>.</param>
@@ -123,12 +123,14 @@ public sealed class TxLogHostedService : IHostedService, IAsyncDisposable
             return;
         }
 
-        // On a pool thread: a flush may run its fsync on the calling thread, and a hung fsync must not
-        // keep StopAsync from honouring the host's shutdown timeout.
-        _closing = Task.Run(() => CloseAsync(store), CancellationToken.None);
+        // LogStore.Dispose flushes every partition and closes (bounded by LogStoreOptions.CloseTimeout).
+        // On a pool thread: it blocks in fsyncs, and a hung fsync must not keep StopAsync from honouring
+        // the host's shutdown timeout.
+        Task closing = Task.Run(store.Dispose, CancellationToken.None);
+        _closing = closing;
         try
         {
-            await _closing.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await closing.WaitAsync(cancellationToken).ConfigureAwait(false);
             _logger.LogInformation(new EventId(6002, "HostedStoreStopped"), "TxLog store {Directory} is closed", store.Directory);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -136,15 +138,21 @@ public sealed class TxLogHostedService : IHostedService, IAsyncDisposable
             _logger.LogWarning(new EventId(6003, "HostedStoreStopTimedOut"),
                 "The host's shutdown timeout ran out while TxLog store {Directory} was closing; it goes on closing in the background (if the process ends first, the next open recovers)", store.Directory);
         }
+        catch (Exception e)
+        {
+            // Closed, but not cleanly (a failed partition, or CloseTimeout ran out): the next open recovers.
+            LogCloseFailed(e, store.Directory);
+        }
     }
 
-    private static async Task CloseAsync(LogStore store)
-    {
-        await store.FlushAsync().ConfigureAwait(false);
-        await store.DisposeAsync().ConfigureAwait(false);
-    }
+    private void LogCloseFailed(Exception e, string directory) =>
+        _logger.LogError(new EventId(6004, "HostedStoreCloseFailed"), e, "Closing TxLog store {Directory} failed; the next open recovers it", directory);
 
-    /// <summary>Closes the store if the host never stopped it; waits for a close still running.</summary>
+    /// <summary>
+    /// Closes the store if the host never stopped it; after a stop that timed out, waits for the
+    /// background close at most <see cref="LogStoreOptions.CloseTimeout"/> (the store's own bound).
+    /// Never throws: failures are logged (event 6004).
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         LogStore? open;
@@ -154,20 +162,22 @@ public sealed class TxLogHostedService : IHostedService, IAsyncDisposable
             open = Interlocked.Exchange(ref _store, null);
         }
 
-        if (open is { } store)
+        Task? closing = open is { } store ? Task.Run(store.Dispose) : _closing;
+        if (closing is null)
         {
-            await store.DisposeAsync().ConfigureAwait(false);
+            return;
         }
-        else if (_closing is { } closing)
+
+        try
         {
-            try
-            {
-                await closing.ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is TxLogException or IOException or TimeoutException)
-            {
-                _logger.LogError(new EventId(6004, "HostedStoreCloseFailed"), e, "Closing the TxLog store failed");
-            }
+            await closing.WaitAsync(_options.Store.CloseTimeout + TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            LogCloseFailed(e, _options.Directory);
         }
     }
+
+    /// <summary>Synchronous <see cref="DisposeAsync"/> (for containers disposed synchronously).</summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 }

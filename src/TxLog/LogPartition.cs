@@ -464,7 +464,7 @@ public sealed class LogPartition
             _lazyTarget = offset;
             if (!armed)
             {
-                _lazyTimer ??= _store.Options.TimeProvider.CreateTimer(static p => ((LogPartition)p!).LazyFlush(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                _lazyTimer ??= Diagnostics.NoFlow.CreateTimer(_store.Options.TimeProvider, static p => ((LogPartition)p!).LazyFlush(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
                 _lazyTimer.Change(delay, Timeout.InfiniteTimeSpan);
             }
         }

@@ -33,20 +33,30 @@ public sealed partial class LogStore
             "End offset minus the group's committed offset, per partition and isolation level (tags txlog.group, txlog.topic, txlog.partition, txlog.isolation).");
     }
 
+    // Gauge callbacks run on the collector's thread, possibly while the store closes: a closing store
+    // reports nothing rather than failing the whole collection with ObjectDisposedException.
+
     private int ObserveOpenTransactions()
     {
-        if (Volatile.Read(ref _disposed) != 0)
+        int open = 0;
+        try
+        {
+            if (Volatile.Read(ref _disposed) != 0)
+            {
+                return 0;
+            }
+
+            foreach (TransactionDescription t in Coordinator.ListTransactions())
+            {
+                if (t.State is TransactionState.Ongoing or TransactionState.PrepareCommit or TransactionState.PrepareAbort)
+                {
+                    open++;
+                }
+            }
+        }
+        catch (ObjectDisposedException)
         {
             return 0;
-        }
-
-        int open = 0;
-        foreach (TransactionDescription t in Coordinator.ListTransactions())
-        {
-            if (t.State is TransactionState.Ongoing or TransactionState.PrepareCommit or TransactionState.PrepareAbort)
-            {
-                open++;
-            }
         }
 
         return open;
@@ -54,7 +64,8 @@ public sealed partial class LogStore
 
     private List<Measurement<long>> ObserveHighWatermarks() => ObservePartitions(static p => p.HighWatermark);
 
-    private List<Measurement<long>> ObserveStableLag() => ObservePartitions(static p => p.HighWatermark - p.LastStableOffset);
+    // LSO is computed from a HW read of its own: clamp a HW that moved in between.
+    private List<Measurement<long>> ObserveStableLag() => ObservePartitions(static p => Math.Max(0, p.HighWatermark - p.LastStableOffset));
 
     private List<Measurement<long>> ObservePartitions(Func<LogPartition, long> value)
     {
@@ -64,15 +75,22 @@ public sealed partial class LogStore
             return list;
         }
 
-        foreach (TopicDescription topic in ListTopics(includeInternal: true))
+        try
         {
-            for (int p = 0; p < topic.Partitions; p++)
+            foreach (TopicDescription topic in ListTopics(includeInternal: true))
             {
-                if (TryGetPartitionInternal(new TopicPartition(topic.Name, p), out LogPartition? partition) && partition is not null)
+                for (int p = 0; p < topic.Partitions; p++)
                 {
-                    list.Add(new Measurement<long>(value(partition), PartitionTags(topic.Name, p)));
+                    if (TryGetPartitionInternal(new TopicPartition(topic.Name, p), out LogPartition? partition) && partition is not null)
+                    {
+                        list.Add(new Measurement<long>(value(partition), PartitionTags(topic.Name, p)));
+                    }
                 }
             }
+        }
+        catch (ObjectDisposedException)
+        {
+            list.Clear();
         }
 
         return list;
@@ -86,6 +104,20 @@ public sealed partial class LogStore
             return list;
         }
 
+        try
+        {
+            AddGroupLag(list);
+        }
+        catch (ObjectDisposedException)
+        {
+            list.Clear();
+        }
+
+        return list;
+    }
+
+    private void AddGroupLag(List<Measurement<long>> list)
+    {
         foreach ((string group, TopicPartition tp, long offset) in Groups.AllCommitted())
         {
             if (!TryGetPartitionInternal(tp, out LogPartition? partition) || partition is null)
@@ -101,9 +133,11 @@ public sealed partial class LogStore
             list.Add(new Measurement<long>(Math.Max(0, partition.EndOffset(IsolationLevel.ReadUncommitted) - offset), tags));
             list.Add(new Measurement<long>(Math.Max(0, partition.EndOffset(IsolationLevel.ReadCommitted) - offset), committed));
         }
-
-        return list;
     }
+
+    /// <summary>Tests only: runs every gauge callback once (open transactions, HW, LSO lag, group lag counts).</summary>
+    internal (int Open, int HighWatermarks, int StableLags, int GroupLags) ObserveGaugesForTests() =>
+        (ObserveOpenTransactions(), ObserveHighWatermarks().Count, ObserveStableLag().Count, ObserveGroupLag().Count);
 
     private static TagList PartitionTags(string topic, int partition) =>
         new() { { "txlog.topic", topic }, { "txlog.partition", partition } };

@@ -156,7 +156,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
             _fileSystem.SyncDirectory(Directory);
         }
 
-        _background = Task.Run(() => BackgroundLoopAsync(_stopping.Token));
+        _background = NoFlow.Run(() => BackgroundLoopAsync(_stopping.Token));
     }
 
     private static bool LooksLikePartitionDirectory(string name)

@@ -32,6 +32,7 @@ public sealed class StoreTransaction : IAsyncDisposable
         _engine = engine;
         Producer = producer;
         Maps = maps;
+        maps.IsUnifiedPart = true; // counted here, once for both sides
     }
 
     /// <summary>The map side: pass it to <see cref="TransactionalMap{TKey, TValue}"/> calls.</summary>
@@ -71,6 +72,7 @@ public sealed class StoreTransaction : IAsyncDisposable
         catch
         {
             await AbortProducerQuietlyAsync().ConfigureAwait(false);
+            CountAbort();
             throw;
         }
 
@@ -96,6 +98,7 @@ public sealed class StoreTransaction : IAsyncDisposable
                 _engine.AbortUnified(Maps, commitTs);
             }
 
+            CountAbort();
             throw;
         }
 
@@ -103,12 +106,10 @@ public sealed class StoreTransaction : IAsyncDisposable
         // transaction included) sees it. Usually immediate; longer only while transactions that started
         // before this one's last record on its partitions are still being decided.
         await visible.Task.ConfigureAwait(false);
-        Diagnostics.StoreTelemetry telemetry = _store.Telemetry;
-        if (telemetry.CommitDuration.Enabled)
-        {
-            telemetry.CommitDuration.Record(Diagnostics.StoreTelemetry.ElapsedMs(started), new KeyValuePair<string, object?>(Diagnostics.StoreTelemetry.KindTag, "unified"));
-        }
+        _store.Telemetry.TransactionEnded("unified", committed: true, started);
     }
+
+    private void CountAbort() => _store.Telemetry.TransactionEnded("unified", committed: false, 0);
 
     /// <summary>Aborts: map writes are undone, records and offsets are aborted.</summary>
     public async Task AbortAsync(CancellationToken cancellationToken = default)
@@ -116,14 +117,15 @@ public sealed class StoreTransaction : IAsyncDisposable
         ThrowIfFinished();
         _finished = true;
         Maps.Rollback();
-        await Producer.AbortTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await Producer.AbortUnifiedTransactionAsync(cancellationToken).ConfigureAwait(false);
+        CountAbort();
     }
 
     private async Task AbortProducerQuietlyAsync()
     {
         try
         {
-            await Producer.AbortTransactionAsync().ConfigureAwait(false);
+            await Producer.AbortUnifiedTransactionAsync(CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception e) when (e is TxLogException or ObjectDisposedException)
         {

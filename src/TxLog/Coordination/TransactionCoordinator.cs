@@ -78,8 +78,8 @@ internal sealed class TransactionCoordinator : IDisposable
         coordinator.Recover(report);
         coordinator.Restate();
         TimeSpan period = store.Options.TransactionTimeoutCheckInterval;
-        coordinator._timer = store.Options.TimeProvider.CreateTimer(static c => ((TransactionCoordinator)c!).OnTimer(), coordinator, period, period);
-        coordinator._visibilityTimer = TimeProvider.System.CreateTimer(static c => ((TransactionCoordinator)c!).TryReleaseVisibility(), coordinator, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        coordinator._timer = NoFlow.CreateTimer(store.Options.TimeProvider, static c => ((TransactionCoordinator)c!).OnTimer(), coordinator, period, period);
+        coordinator._visibilityTimer = NoFlow.CreateTimer(TimeProvider.System, static c => ((TransactionCoordinator)c!).TryReleaseVisibility(), coordinator, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         return coordinator;
     }
 
@@ -369,38 +369,36 @@ internal sealed class TransactionCoordinator : IDisposable
     }
 
     /// <summary>Commits or aborts the producer's open transaction (see the class comment for the protocol).</summary>
-    /// <remarks>Traced as a <c>txlog.commit</c> / <c>txlog.abort</c> span; counted and timed on the store's meter.</remarks>
+    /// <remarks>
+    /// Traced as a <c>txlog.commit</c> / <c>txlog.abort</c> span; counted and timed on the store's meter,
+    /// except the log side of a unified transaction (<paramref name="unified"/>), which
+    /// <see cref="StoreTransaction"/> counts once for both sides.
+    /// </remarks>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask EndTransactionAsync(string transactionalId, long producerId, short epoch, bool commit, Action? onVisible = null)
+    public async ValueTask EndTransactionAsync(string transactionalId, long producerId, short epoch, bool commit, Action? onVisible = null, bool unified = false)
     {
         StoreTelemetry telemetry = _store.Telemetry;
         long started = Stopwatch.GetTimestamp();
         using Activity? span = telemetry.StartActivity(commit ? "txlog.commit" : "txlog.abort");
         span?.SetTag("txlog.transactional_id", transactionalId);
         span?.SetTag("txlog.producer_id", producerId);
+        int partitions;
         try
         {
-            int partitions = await EndTransactionCoreAsync(transactionalId, producerId, epoch, commit, onVisible).ConfigureAwait(false);
-            span?.SetTag("txlog.partitions", partitions);
-            span?.SetStatus(ActivityStatusCode.Ok);
-            if (partitions > 0)
-            {
-                // A unified transaction (onVisible) is timed by StoreTransaction, which waits for its map part too.
-                string kind = onVisible is null ? "log" : "unified";
-                if (onVisible is null || !commit)
-                {
-                    telemetry.TransactionEnded(kind, commit, started);
-                }
-                else
-                {
-                    telemetry.TransactionsCommitted.Add(1, new KeyValuePair<string, object?>(StoreTelemetry.KindTag, kind));
-                }
-            }
+            partitions = await EndTransactionCoreAsync(transactionalId, producerId, epoch, commit, onVisible).ConfigureAwait(false);
         }
         catch (Exception e)
         {
             span?.SetStatus(ActivityStatusCode.Error, e.Message);
             throw;
+        }
+
+        // After the outcome: a listener that throws must not turn a finished commit into a failure.
+        span?.SetTag("txlog.partitions", partitions);
+        span?.SetStatus(ActivityStatusCode.Ok);
+        if (partitions > 0 && !unified)
+        {
+            telemetry.TransactionEnded("log", commit, started);
         }
     }
 
@@ -416,6 +414,11 @@ internal sealed class TransactionCoordinator : IDisposable
             CheckProducerUnsynchronized(m, producerId, epoch);
             if (m.State is TransactionState.Empty or TransactionState.CompleteCommit or TransactionState.CompleteAbort)
             {
+                if (commit)
+                {
+                    onVisible?.Invoke(); // nothing was written: "visible" at once (a unified commit waits for it)
+                }
+
                 return 0; // nothing was written in this transaction
             }
 
@@ -438,80 +441,96 @@ internal sealed class TransactionCoordinator : IDisposable
         VisibilityHold? hold = null;
         PendingVisibility? pendingVisibility = null;
         Exception? markerFailure = null;
-        if (commit)
+        try
         {
-            if (parts.Count == 1)
+            if (commit)
             {
-                // One partition: its COMMIT marker right after the data, one fsync, is the decision.
-                LogPartition p = Partition(parts[0].Key);
-                AppendResult? marker = WriteMarker(p, producerId, epoch, ControlRecordType.Commit);
-                if (marker is { } written)
+                if (parts.Count == 1)
                 {
-                    await WaitDurableForModeAsync(p, written.LastOffset).ConfigureAwait(false);
-                    markers.Add((p, written.LastOffset));
-                }
+                    // One partition: its COMMIT marker right after the data, one fsync, is the decision.
+                    LogPartition p = Partition(parts[0].Key);
+                    AppendResult? marker = WriteMarker(p, producerId, epoch, ControlRecordType.Commit);
+                    if (marker is { } written)
+                    {
+                        await WaitDurableForModeAsync(p, written.LastOffset).ConfigureAwait(false);
+                        markers.Add((p, written.LastOffset));
+                    }
 
-                StepHook?.Invoke("decided");
+                    StepHook?.Invoke("decided");
+                }
+                else
+                {
+                    await MakeDurableAsync(parts, decisionRecord).ConfigureAwait(false);
+                    StepHook?.Invoke("decided");
+
+                    // Atomic visibility across partitions: each partition keeps its LSO at this transaction
+                    // until every marker is durable, then one shared flag releases them all at once.
+                    // Registered (not ready: markers unknown) before any marker exists, so a release
+                    // decision never misses a hold that already caps some partition's LSO.
+                    hold = new VisibilityHold();
+                    pendingVisibility = new PendingVisibility(hold) { OnVisible = onVisible };
+                    lock (_visibilityLock)
+                    {
+                        foreach (KeyValuePair<TopicPartition, long> part in parts)
+                        {
+                            LogPartition p = Partition(part.Key);
+                            long first = p.HoldVisibility(producerId, hold);
+                            if (first >= 0)
+                            {
+                                pendingVisibility.Parts.Add((p, first, Math.Max(first, part.Value)));
+                            }
+                        }
+
+                        _pendingVisibility.Add(pendingVisibility);
+                    }
+
+                    try
+                    {
+                        foreach (KeyValuePair<TopicPartition, long> part in parts)
+                        {
+                            LogPartition p = Partition(part.Key);
+                            if (WriteMarker(p, producerId, epoch, ControlRecordType.Commit) is { } written)
+                            {
+                                markers.Add((p, written.LastOffset));
+                            }
+
+                            StepHook?.Invoke("marker:" + markers.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                        }
+                    }
+                    catch (Exception e) when (e is TxLogException or IOException or ObjectDisposedException)
+                    {
+                        // The decision is durable, so the transaction IS committed: the commit succeeds. A
+                        // partition that could not take its marker has failed (it refuses writes until the
+                        // store reopens), and the state stays PrepareCommit so recovery writes the missing
+                        // markers. Its hold is dropped: a failed partition must not freeze the others.
+                        markerFailure = e;
+                    }
+                }
             }
             else
             {
-                await MakeDurableAsync(parts, decisionRecord).ConfigureAwait(false);
-                StepHook?.Invoke("decided");
-
-                // Atomic visibility across partitions: each partition keeps its LSO at this transaction
-                // until every marker is durable, then one shared flag releases them all at once.
-                // Registered (not ready: markers unknown) before any marker exists, so a release
-                // decision never misses a hold that already caps some partition's LSO.
-                hold = new VisibilityHold();
-                pendingVisibility = new PendingVisibility(hold) { OnVisible = onVisible };
-                lock (_visibilityLock)
+                foreach (KeyValuePair<TopicPartition, long> part in parts)
                 {
-                    foreach (KeyValuePair<TopicPartition, long> part in parts)
+                    LogPartition p = Partition(part.Key);
+                    if (WriteMarker(p, producerId, epoch, ControlRecordType.Abort) is { } written)
                     {
-                        LogPartition p = Partition(part.Key);
-                        long first = p.HoldVisibility(producerId, hold);
-                        if (first >= 0)
-                        {
-                            pendingVisibility.Parts.Add((p, first, Math.Max(first, part.Value)));
-                        }
+                        markers.Add((p, written.LastOffset));
                     }
-
-                    _pendingVisibility.Add(pendingVisibility);
-                }
-
-                try
-                {
-                    foreach (KeyValuePair<TopicPartition, long> part in parts)
-                    {
-                        LogPartition p = Partition(part.Key);
-                        if (WriteMarker(p, producerId, epoch, ControlRecordType.Commit) is { } written)
-                        {
-                            markers.Add((p, written.LastOffset));
-                        }
-
-                        StepHook?.Invoke("marker:" + markers.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));
-                    }
-                }
-                catch (Exception e) when (e is TxLogException or IOException or ObjectDisposedException)
-                {
-                    // The decision is durable, so the transaction IS committed: the commit succeeds. A
-                    // partition that could not take its marker has failed (it refuses writes until the
-                    // store reopens), and the state stays PrepareCommit so recovery writes the missing
-                    // markers. Its hold is dropped: a failed partition must not freeze the others.
-                    markerFailure = e;
                 }
             }
+
         }
-        else
+        catch
         {
-            foreach (KeyValuePair<TopicPartition, long> part in parts)
+            // Failed before its outcome (a failed data or decision fsync, a marker write on a failed
+            // partition): whoever completes it next (InitTransactions, the timeout, recovery at the next
+            // open) must not find it still claimed by this caller.
+            lock (m)
             {
-                LogPartition p = Partition(part.Key);
-                if (WriteMarker(p, producerId, epoch, ControlRecordType.Abort) is { } written)
-                {
-                    markers.Add((p, written.LastOffset));
-                }
+                m.Completing = false;
             }
+
+            throw;
         }
 
         long completeRecord = -1;
@@ -1019,12 +1038,11 @@ internal sealed class TransactionCoordinator : IDisposable
             }
         }
 
-        bool aborted = AbortOrCompleteOpenTransaction(m, timedOut: false);
         lock (m)
         {
-            (producerId, epoch) = (m.ProducerId, m.Epoch);
+            (producerId, epoch) = (m.ProducerId, m.Epoch); // the epoch of the transaction being aborted
         }
 
-        return aborted;
+        return AbortOrCompleteOpenTransaction(m, timedOut: false);
     }
 }

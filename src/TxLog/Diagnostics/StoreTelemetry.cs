@@ -111,19 +111,56 @@ internal sealed class StoreTelemetry : IDisposable
     /// <summary>Records a finished commit or abort of <paramref name="kind"/>.</summary>
     public void TransactionEnded(string kind, bool committed, long startTimestamp)
     {
-        var tag = new KeyValuePair<string, object?>(KindTag, kind);
+        var tags = new TagList { { KindTag, kind } };
         if (committed)
         {
-            if (CommitDuration.Enabled)
-            {
-                CommitDuration.Record(ElapsedMs(startTimestamp), tag);
-            }
-
-            TransactionsCommitted.Add(1, tag);
+            Record(CommitDuration, CommitDuration.Enabled ? ElapsedMs(startTimestamp) : 0, in tags);
+            Add(TransactionsCommitted, 1, in tags);
         }
         else
         {
-            TransactionsAborted.Add(1, tag);
+            Add(TransactionsAborted, 1, in tags);
+        }
+    }
+
+    // The storage paths call instruments through these: with nobody listening they cost one
+    // volatile read, and a listener whose callback throws cannot fail (or, after a write, make a
+    // caller retry and duplicate) the operation being measured.
+
+    /// <summary>Adds to a counter if anybody listens; never throws.</summary>
+    public static void Add(Counter<long> counter, long value, in TagList tags)
+    {
+        if (!counter.Enabled)
+        {
+            return;
+        }
+
+        try
+        {
+            counter.Add(value, in tags);
+        }
+        catch (Exception)
+        {
+            // The listener's bug; the storage operation succeeded.
+        }
+    }
+
+    /// <summary>Records into a histogram if anybody listens; never throws.</summary>
+    public static void Record<T>(Histogram<T> histogram, T value, in TagList tags)
+        where T : struct
+    {
+        if (!histogram.Enabled)
+        {
+            return;
+        }
+
+        try
+        {
+            histogram.Record(value, in tags);
+        }
+        catch (Exception)
+        {
+            // As in Add.
         }
     }
 

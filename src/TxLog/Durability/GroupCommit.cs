@@ -1,7 +1,7 @@
-using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
 using System.Threading.Tasks.Sources;
 using Microsoft.Extensions.ObjectPool;
+using TxLog.Diagnostics;
 using TxLog.Storage;
 
 namespace TxLog.Durability;
@@ -187,6 +187,7 @@ internal sealed class GroupCommit : IDisposable
     {
         Exception? failure = null;
         long durable = 0;
+        long fsyncsBefore = _log.FsyncCount;
         try
         {
             durable = _log.Sync(preallocate: true);
@@ -217,10 +218,10 @@ internal sealed class GroupCommit : IDisposable
                 w.Wake(true, failure);
             }
 
-            Histogram<int> batchSize = _log.Config.Telemetry.GroupCommitBatch;
-            if (failure is null && batchSize.Enabled)
+            if (failure is null && _log.FsyncCount != fsyncsBefore)
             {
-                batchSize.Record(_completed.Count + (callerWaits ? 1 : 0));
+                // Only when this flush ran an fsync (the HW may already have covered everybody).
+                StoreTelemetry.Record(_log.Config.Telemetry.GroupCommitBatch, _completed.Count + (callerWaits ? 1 : 0), default);
             }
 
             _completed.Clear();

@@ -18,6 +18,9 @@ public sealed class MvccTransaction : IDisposable
     private List<ReadRecord>? _readSet;                                // Serializable only, created on first use
     private List<RangeRecord>? _rangeSet;
 
+    /// <summary>The map side of a <see cref="StoreTransaction"/> (whose outcome that transaction counts, once).</summary>
+    internal bool IsUnifiedPart { get; set; }
+
     /// <summary>Rows read (Serializable only).</summary>
     internal List<ReadRecord> ReadSet => _readSet ??= new();
 

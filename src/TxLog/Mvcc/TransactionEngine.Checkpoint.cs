@@ -107,7 +107,7 @@ public sealed partial class TransactionEngine
             return;
         }
 
-        _ = Task.Run(async () =>
+        _ = Diagnostics.NoFlow.Run(async () =>
         {
             try
             {
@@ -115,8 +115,11 @@ public sealed partial class TransactionEngine
             }
             catch (Exception e) when (e is TxLogException or IOException or ObjectDisposedException)
             {
-                // Retried at the next trigger; redo keeps everything meanwhile.
-                LogMessages.CheckpointFailed(_store.Telemetry.Logger, e);
+                // Retried at the next trigger; redo keeps everything meanwhile. (Closing is not a failure.)
+                if (e is not ObjectDisposedException)
+                {
+                    LogMessages.CheckpointFailed(_store.Telemetry.Logger, e);
+                }
             }
         });
     }

@@ -295,9 +295,13 @@ public sealed partial class TransactionEngine
 
     internal void Rollback(MvccTransaction tx)
     {
+        bool wrote = tx.Undo.Count > 0; // read-only transactions are not aborts (nor commits)
         UndoTo(tx, 0);
         FinishRolledBackOrReadOnly(tx, committed: false);
-        _store.Telemetry.TransactionEnded("map", committed: false, 0);
+        if (wrote && !tx.IsUnifiedPart)
+        {
+            _store.Telemetry.TransactionEnded("map", committed: false, 0);
+        }
     }
 
     private void FinishRolledBackOrReadOnly(MvccTransaction tx, bool committed)

@@ -82,12 +82,12 @@ public sealed partial class TransactionEngine : IDisposable
         engine.Recover();
         if (options.SyncMode == LogSyncMode.Periodic)
         {
-            engine._syncTimer = store.Options.TimeProvider.CreateTimer(static e => ((TransactionEngine)e!).PeriodicSync(), engine, options.SyncInterval, options.SyncInterval);
+            engine._syncTimer = Diagnostics.NoFlow.CreateTimer(store.Options.TimeProvider, static e => ((TransactionEngine)e!).PeriodicSync(), engine, options.SyncInterval, options.SyncInterval);
         }
 
         if (options.CheckpointInterval is { } every)
         {
-            engine._checkpointTimer = store.Options.TimeProvider.CreateTimer(static e => ((TransactionEngine)e!).BackgroundCheckpoint(), engine, every, every);
+            engine._checkpointTimer = Diagnostics.NoFlow.CreateTimer(store.Options.TimeProvider, static e => ((TransactionEngine)e!).BackgroundCheckpoint(), engine, every, every);
         }
 
         return engine;

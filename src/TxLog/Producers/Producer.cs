@@ -311,12 +311,15 @@ public sealed class Producer : IDisposable, IAsyncDisposable
     public Task CommitTransactionAsync(CancellationToken cancellationToken = default) => EndTransactionAsync(commit: true, cancellationToken);
 
     /// <summary>Commit whose <paramref name="onVisible"/> runs when the records become visible (unified transactions).</summary>
-    internal Task CommitTransactionWhenVisibleAsync(Action onVisible, CancellationToken cancellationToken) => EndTransactionAsync(commit: true, cancellationToken, onVisible);
+    internal Task CommitTransactionWhenVisibleAsync(Action onVisible, CancellationToken cancellationToken) => EndTransactionAsync(commit: true, cancellationToken, onVisible, unified: true);
+
+    /// <summary>Abort of the log side of a unified transaction (counted by <see cref="StoreTransaction"/>).</summary>
+    internal Task AbortUnifiedTransactionAsync(CancellationToken cancellationToken) => EndTransactionAsync(commit: false, cancellationToken, unified: true);
 
     /// <summary>Aborts the open transaction: its records are skipped by read-committed readers.</summary>
     public Task AbortTransactionAsync(CancellationToken cancellationToken = default) => EndTransactionAsync(commit: false, cancellationToken);
 
-    private async Task EndTransactionAsync(bool commit, CancellationToken cancellationToken, Action? onVisible = null)
+    private async Task EndTransactionAsync(bool commit, CancellationToken cancellationToken, Action? onVisible = null, bool unified = false)
     {
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -329,7 +332,7 @@ public sealed class Producer : IDisposable, IAsyncDisposable
 
             try
             {
-                await _store.Coordinator.EndTransactionAsync(_options.TransactionalId!, _producerId, _epoch, commit, onVisible).ConfigureAwait(false);
+                await _store.Coordinator.EndTransactionAsync(_options.TransactionalId!, _producerId, _epoch, commit, onVisible, unified).ConfigureAwait(false);
             }
             catch (ProducerFencedException e)
             {

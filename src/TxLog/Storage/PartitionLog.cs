@@ -243,12 +243,8 @@ internal sealed class PartitionLog : IDisposable
                 AdvanceHighWatermarkNotify();
             }
 
-            StoreTelemetry telemetry = _config.Telemetry;
-            if (telemetry.RecordsAppended.Enabled)
-            {
-                telemetry.RecordsAppended.Add(recordCount, in _tags);
-                telemetry.BytesAppended.Add(batch.Length, in _tags);
-            }
+            StoreTelemetry.Add(_config.Telemetry.RecordsAppended, recordCount, in _tags);
+            StoreTelemetry.Add(_config.Telemetry.BytesAppended, batch.Length, in _tags);
 
             return new AppendInfo(baseOffset, lastOffset, position, active.BaseOffset, rolled);
         }
@@ -288,7 +284,9 @@ internal sealed class PartitionLog : IDisposable
         try
         {
             old.TrimPreallocation();
+            long started = Stopwatch.GetTimestamp();
             old.Flush();
+            ObserveFsync(old, started);
             old.PersistIndexes();
             created = LogSegment.Create(_fileSystem, Directory, baseOffset, _config);
             _fileSystem.SyncDirectory(Directory);
@@ -367,20 +365,19 @@ internal sealed class PartitionLog : IDisposable
         }
     }
 
+    /// <summary>fsyncs of this partition's segment data run so far (commit, roll and close fsyncs).</summary>
+    internal long FsyncCount => Interlocked.Read(ref _fsyncs);
+
+    private long _fsyncs;
+
+    // Counts, times and checks for slowness one fsync of segment data that started at `started`.
     private void ObserveFsync(LogSegment segment, long started)
     {
+        Interlocked.Increment(ref _fsyncs);
         StoreTelemetry telemetry = _config.Telemetry;
         long elapsed = Stopwatch.GetTimestamp() - started;
-        if (telemetry.Fsyncs.Enabled)
-        {
-            telemetry.Fsyncs.Add(1, in _tags);
-        }
-
-        if (telemetry.FsyncDuration.Enabled)
-        {
-            telemetry.FsyncDuration.Record(elapsed * 1000.0 / Stopwatch.Frequency, in _tags);
-        }
-
+        StoreTelemetry.Add(telemetry.Fsyncs, 1, in _tags);
+        StoreTelemetry.Record(telemetry.FsyncDuration, elapsed * 1000.0 / Stopwatch.Frequency, in _tags);
         if (elapsed >= telemetry.SlowFsyncTicks)
         {
             LogMessages.SlowFsync(telemetry.Logger, segment.LogPath, elapsed * 1000.0 / Stopwatch.Frequency, telemetry.SlowFsyncThreshold.TotalMilliseconds);
@@ -740,13 +737,15 @@ internal sealed class PartitionLog : IDisposable
                     {
                         LogSegment active = _segments[^1];
                         active.TrimPreallocation();
+                        long started = Stopwatch.GetTimestamp();
                         active.Flush();
+                        ObserveFsync(active, started);
                         active.PersistIndexes();
                         AdvanceHighWatermark(_logEndOffset);
                     }
                     catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                     {
-                        _failure ??= e;
+                        _ = FailUnsynchronized("close fsync", e);
                         clean = false;
                     }
                 }

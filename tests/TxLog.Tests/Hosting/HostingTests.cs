@@ -91,31 +91,75 @@ public sealed class HostingTests
     }
 
     [Test]
-    public async Task Stop_returns_when_the_shutdown_timeout_runs_out_and_the_close_completes_later()
+    public async Task Stop_and_dispose_are_bounded_while_an_fsync_hangs()
     {
         using var dir = new TempDirectory();
         var fs = new GatedSyncFileSystem();
+        var loggers = new ListLoggerFactory();
+        using IHost host = Build(dir.Path, o =>
+        {
+            o.Store.FileSystem = fs;
+            o.Store.CloseTimeout = TimeSpan.FromSeconds(1);
+        }, loggers);
+        await host.StartAsync();
+        LogStore store = host.Services.GetRequiredService<LogStore>();
+        store.GetPartition("orders", 0).Append(Msg("x"));
+        fs.BlockSyncs(); // the flush at stop hangs in fsync (the gate holds it up to 30 s)
+        TxLogHostedService service = host.Services.GetRequiredService<TxLogHostedService>();
+
+        var stopwatch = System.Diagnostics.Stopwatch.StartNew();
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(200)))
+        {
+            await service.StopAsync(timeout.Token);
+        }
+
+        Assert.That(stopwatch.Elapsed, Is.LessThan(TimeSpan.FromSeconds(15)), "StopAsync honours the host's shutdown timeout");
+        Assert.That(loggers.WithId(6003), Has.Count.EqualTo(1), "the timeout is reported");
+
+        stopwatch.Restart();
+        await service.DisposeAsync(); // the fsync still hangs: bounded by CloseTimeout, never throws
+        Assert.That(stopwatch.Elapsed, Is.LessThan(TimeSpan.FromSeconds(15)), "DisposeAsync is bounded by CloseTimeout");
+        Assert.That(loggers.WithId(6004), Has.Count.EqualTo(1), "the unclean close is reported");
+        Assert.That(File.Exists(Path.Combine(dir.Path, LogStore.CleanShutdownFileName)), Is.False, "not closed cleanly");
+        fs.Release();
+
+        // The background close goes on once the fsync returns: it finishes cleanly and frees the lock.
+        LogStore? reopened = null;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (reopened is null && DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                reopened = LogStore.Open(dir.Path);
+            }
+            catch (LogDirectoryLockedException)
+            {
+                await Task.Delay(50);
+            }
+        }
+
+        Assert.That(reopened, Is.Not.Null, "the lock is released once the hung fsync returns");
+        using (reopened)
+        {
+            Assert.That(reopened!.Recovery.CleanShutdown, Is.True, "the background close completed after all");
+        }
+    }
+
+    [Test]
+    public async Task A_normal_stop_after_a_flush_failure_still_closes_and_releases_the_lock()
+    {
+        using var dir = new TempDirectory();
+        var fs = new Faults.FaultyFileSystem();
         var loggers = new ListLoggerFactory();
         using IHost host = Build(dir.Path, o => o.Store.FileSystem = fs, loggers);
         await host.StartAsync();
         LogStore store = host.Services.GetRequiredService<LogStore>();
         store.GetPartition("orders", 0).Append(Msg("x"));
-        fs.BlockSyncs(); // the flush at stop hangs in fsync
-
-        var stopwatch = System.Diagnostics.Stopwatch.StartNew();
-        using (var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(200)))
-        {
-            await host.Services.GetRequiredService<TxLogHostedService>().StopAsync(timeout.Token);
-        }
-
-        // The gate holds the fsync for up to 30 s: returning well before that means the timeout was honoured.
-        Assert.That(stopwatch.Elapsed, Is.LessThan(TimeSpan.FromSeconds(15)));
-
-        Assert.That(loggers.WithId(6003), Has.Count.EqualTo(1), "the timeout is reported");
-        Assert.That(File.Exists(Path.Combine(dir.Path, LogStore.CleanShutdownFileName)), Is.False, "still closing");
-        fs.Release();
-        await host.Services.GetRequiredService<TxLogHostedService>().DisposeAsync(); // waits for the background close
-        Assert.That(File.Exists(Path.Combine(dir.Path, LogStore.CleanShutdownFileName)), Is.True);
+        fs.FailSync(); // the close's fsync fails: the partition fails, the close is unclean
+        await host.StopAsync();
+        Assert.That(loggers.WithId(4002), Is.Not.Empty, "the failed partition is reported");
+        using LogStore reopened = LogStore.Open(dir.Path); // would throw LogDirectoryLockedException if still open
+        Assert.That(reopened.Recovery.CleanShutdown, Is.False);
     }
 
     [Test]

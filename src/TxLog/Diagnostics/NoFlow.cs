@@ -1,0 +1,37 @@
+namespace TxLog.Diagnostics;
+
+/// <summary>
+/// Starts the store's background work (timers, loops) without capturing the caller's execution
+/// context: a timer created during a commit or at open must not run every later tick inside that
+/// caller's span (<see cref="System.Diagnostics.Activity.Current"/>) or other async-local state.
+/// </summary>
+internal static class NoFlow
+{
+    /// <summary><see cref="TimeProvider.CreateTimer"/> with the execution context not captured.</summary>
+    public static ITimer CreateTimer(TimeProvider time, TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+    {
+        if (ExecutionContext.IsFlowSuppressed())
+        {
+            return time.CreateTimer(callback, state, dueTime, period);
+        }
+
+        using (ExecutionContext.SuppressFlow())
+        {
+            return time.CreateTimer(callback, state, dueTime, period);
+        }
+    }
+
+    /// <summary><see cref="Task.Run(Func{Task})"/> with the execution context not captured.</summary>
+    public static Task Run(Func<Task> work)
+    {
+        if (ExecutionContext.IsFlowSuppressed())
+        {
+            return Task.Run(work);
+        }
+
+        using (ExecutionContext.SuppressFlow())
+        {
+            return Task.Run(work);
+        }
+    }
+}
