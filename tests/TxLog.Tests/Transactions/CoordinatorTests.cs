@@ -136,4 +136,34 @@ public class CoordinatorTests
         Assert.That(a.Count, Is.EqualTo(b.Count), "all or nothing across the two partitions");
         Assert.That(reopened.GetPartition("a", 0).LastStableOffset, Is.EqualTo(reopened.GetPartition("a", 0).HighWatermark));
     }
+
+    [Test]
+    public async Task A_commit_that_failed_before_its_decision_does_not_stay_claimed_by_its_caller()
+    {
+        // Regression: the transaction stayed marked "completing" after the failure, so every later
+        // InitTransactions of the id said "committing right now; retry" until the store reopened.
+        using var dir = new TempDirectory();
+        var fs = new FaultyFileSystem
+        {
+            Targets = path => path.Contains(Path.DirectorySeparatorChar + "b-0" + Path.DirectorySeparatorChar, StringComparison.Ordinal) && path.EndsWith(".log", StringComparison.Ordinal),
+        };
+        var options = Options(DurabilityMode.GroupCommit);
+        options.FileSystem = fs;
+        options.PreallocateBytes = 0;
+        using LogStore store = LogStore.Open(dir.Path, options);
+        store.CreateTopic("a");
+        store.CreateTopic("b");
+        await using Producer p = await TransactionalAsync(store, "tx");
+        p.BeginTransaction();
+        await p.ProduceAsync(new TopicPartition("a", 0), Msg("x"));
+        await p.ProduceAsync(new TopicPartition("b", 0), Msg("y"));
+        fs.FailSync();
+        Assert.ThrowsAsync<LogWriteException>(() => p.CommitTransactionAsync());
+
+        // A new instance takes over: it must get the real problem (partition b failed), not a claim.
+        await using Producer successor = await store.CreateProducerAsync(new ProducerOptions { TransactionalId = "tx" });
+        Exception? e = Assert.CatchAsync(async () => await successor.InitTransactionsAsync());
+        Assert.That(e, Is.Not.InstanceOf<InvalidTransactionStateException>());
+        Assert.That(e, Is.InstanceOf<LogWriteException>());
+    }
 }
