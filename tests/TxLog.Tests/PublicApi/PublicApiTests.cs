@@ -56,6 +56,8 @@ public sealed class PublicApiTests
         Assert.That(after, Does.Contain("Run(System.Int32 times)"));
         Assert.That(after, Does.Contain("Name { get; set; }"));
         Assert.That(before, Does.Not.Contain("Hidden"), "internal members are not listed");
+        Assert.That(before, Does.Contain("System.String Name"));
+        Assert.That(after, Does.Contain("System.String? Note"), "nullable annotations are part of the API");
     }
 
     public static IEnumerable<string> Assemblies() => Shipped.Select(a => a.GetName().Name!);
@@ -80,6 +82,8 @@ public sealed class PublicApiTests
     {
         public string Name { get; set; } = "";
 
+        public string? Note { get; set; }
+
         public void Run(int times)
         {
         }
@@ -90,6 +94,8 @@ public sealed class PublicApiTests
 /// <summary>A stable, sorted text listing of an assembly's public and protected surface.</summary>
 internal static class PublicApiListing
 {
+    private static readonly NullabilityInfoContext Nullability = new();
+
     public static string Describe(Assembly assembly)
     {
         var types = assembly.GetExportedTypes().OrderBy(t => t.FullName, StringComparer.Ordinal);
@@ -124,8 +130,8 @@ internal static class PublicApiListing
             string? line = member switch
             {
                 ConstructorInfo c when Visible(c) => $"{Access(c)}ctor({Parameters(c)})",
-                MethodInfo m when Visible(m) && !m.IsSpecialName => $"{Access(m)}{Modifiers(m)}{Name(m.ReturnType)} {m.Name}{GenericArguments(m)}({Parameters(m)})",
-                MethodInfo m when Visible(m) && m.IsSpecialName && m.Name.StartsWith("op_", StringComparison.Ordinal) => $"{Access(m)}static {Name(m.ReturnType)} {m.Name}({Parameters(m)})",
+                MethodInfo m when Visible(m) && !m.IsSpecialName => $"{Access(m)}{Modifiers(m)}{Name(m.ReturnType, Nullability.Create(m.ReturnParameter))} {m.Name}{GenericArguments(m)}({Parameters(m)}){Constraints(m)}",
+                MethodInfo m when Visible(m) && m.IsSpecialName && m.Name.StartsWith("op_", StringComparison.Ordinal) => $"{Access(m)}static {Name(m.ReturnType, Nullability.Create(m.ReturnParameter))} {m.Name}({Parameters(m)})",
                 PropertyInfo p => Property(p),
                 FieldInfo f when f.IsPublic || f.IsFamily || f.IsFamilyOrAssembly => Field(f),
                 EventInfo e when e.AddMethod is { } add && Visible(add) => $"{Access(add)}event {Name(e.EventHandlerType!)} {e.Name}",
@@ -166,14 +172,14 @@ internal static class PublicApiListing
         bool init = set is not null && set.ReturnParameter.GetRequiredCustomModifiers().Any(t => t.Name == "IsExternalInit");
         string indexer = p.GetIndexParameters().Length > 0 ? "[" + string.Join(", ", p.GetIndexParameters().Select(x => $"{Name(x.ParameterType)} {x.Name}")) + "]" : "";
         string accessors = (get is not null ? "get; " : "") + (set is not null ? (init ? "init; " : "set; ") : "");
-        return $"{Access(any)}{Modifiers(any)}{Name(p.PropertyType)} {p.Name}{indexer} {{ {accessors}}}";
+        return $"{Access(any)}{Modifiers(any)}{Name(p.PropertyType, Nullability.Create(p))} {p.Name}{indexer} {{ {accessors}}}";
     }
 
     private static string Field(FieldInfo f)
     {
         string prefix = (f.IsPublic ? "public " : "protected ") + (f.IsLiteral ? "const " : f.IsStatic ? "static " : "") + (f.IsInitOnly ? "readonly " : "");
         string value = f.IsLiteral ? " = " + Convert.ToString(f.GetRawConstantValue(), System.Globalization.CultureInfo.InvariantCulture) : "";
-        return $"{prefix}{Name(f.FieldType)} {f.Name}{value}";
+        return $"{prefix}{Name(f.FieldType, Nullability.Create(f))} {f.Name}{value}";
     }
 
     private static string TypeHeader(Type t)
@@ -200,27 +206,68 @@ internal static class PublicApiListing
     private static string GenericArguments(MethodInfo m) =>
         m.IsGenericMethodDefinition ? "<" + string.Join(", ", m.GetGenericArguments().Select(a => a.Name)) + ">" : "";
 
-    private static string Parameters(MethodBase m) => string.Join(", ", m.GetParameters().Select(p =>
-        (p.IsOut ? "out " : p.ParameterType.IsByRef ? (p.IsIn ? "in " : "ref ") : "")
-        + (p.GetCustomAttributes(typeof(ParamArrayAttribute), false).Length > 0 ? "params " : "")
-        + Name(p.ParameterType) + " " + p.Name
-        + (p.HasDefaultValue ? " = " + (p.DefaultValue is null ? (p.ParameterType.IsValueType && Nullable.GetUnderlyingType(p.ParameterType) is null ? "default" : "null") : Convert.ToString(p.DefaultValue, System.Globalization.CultureInfo.InvariantCulture)) : "")));
-
-    private static string Name(Type t)
+    // Generic constraints of a generic method, e.g. " where T : struct".
+    private static string Constraints(MethodInfo m)
     {
+        if (!m.IsGenericMethodDefinition)
+        {
+            return "";
+        }
+
+        var parts = new List<string>();
+        foreach (Type a in m.GetGenericArguments())
+        {
+            var c = new List<string>();
+            GenericParameterAttributes g = a.GenericParameterAttributes;
+            if ((g & GenericParameterAttributes.NotNullableValueTypeConstraint) != 0)
+            {
+                c.Add("struct");
+            }
+            else if ((g & GenericParameterAttributes.ReferenceTypeConstraint) != 0)
+            {
+                c.Add("class");
+            }
+
+            c.AddRange(a.GetGenericParameterConstraints().Where(t => t != typeof(ValueType)).Select(t => Name(t)));
+            if ((g & GenericParameterAttributes.DefaultConstructorConstraint) != 0 && (g & GenericParameterAttributes.NotNullableValueTypeConstraint) == 0)
+            {
+                c.Add("new()");
+            }
+
+            if (c.Count > 0)
+            {
+                parts.Add($" where {a.Name} : {string.Join(", ", c)}");
+            }
+        }
+
+        return string.Concat(parts);
+    }
+
+    private static string Parameters(MethodBase m) => string.Join(", ", m.GetParameters().Select(p =>
+        (p.Position == 0 && m.IsDefined(typeof(System.Runtime.CompilerServices.ExtensionAttribute), false) ? "this " : "")
+        + (p.IsOut ? "out " : p.ParameterType.IsByRef ? (p.IsIn ? "in " : "ref ") : "")
+        + (p.GetCustomAttributes(typeof(ParamArrayAttribute), false).Length > 0 ? "params " : "")
+        + Name(p.ParameterType, Nullability.Create(p)) + " " + p.Name
+        + (p.HasDefaultValue ? " = " + (p.DefaultValue is null ? (p.ParameterType.IsValueType && Nullable.GetUnderlyingType(p.ParameterType) is null ? "default" : p.ParameterType.IsGenericParameter ? "default" : "null") : Convert.ToString(p.DefaultValue, System.Globalization.CultureInfo.InvariantCulture)) : "")));
+
+    // With nullability (from NullabilityInfoContext): "?" on nullable reference types, also inside
+    // generic arguments and arrays, so that a change of a nullable annotation changes the listing.
+    private static string Name(Type t, NullabilityInfo? nullability = null)
+    {
+        string q = nullability is { ReadState: NullabilityState.Nullable } && !t.IsValueType ? "?" : "";
         if (t.IsByRef)
         {
-            return Name(t.GetElementType()!);
+            return Name(t.GetElementType()!, nullability);
         }
 
         if (t.IsArray)
         {
-            return Name(t.GetElementType()!) + "[]";
+            return Name(t.GetElementType()!, nullability?.ElementType) + "[]" + q;
         }
 
         if (t.IsGenericParameter)
         {
-            return t.Name;
+            return t.Name + q;
         }
 
         string name = t.IsNested ? Name(t.DeclaringType!) + "." + t.Name : (t.Namespace is null ? "" : t.Namespace + ".") + t.Name;
@@ -232,9 +279,11 @@ internal static class PublicApiListing
                 name = name[..tick];
             }
 
-            name += "<" + string.Join(", ", t.GetGenericArguments().Select(Name)) + ">";
+            Type[] arguments = t.GetGenericArguments();
+            NullabilityInfo[] argumentNullability = nullability?.GenericTypeArguments ?? [];
+            name += "<" + string.Join(", ", arguments.Select((a, i) => Name(a, i < argumentNullability.Length ? argumentNullability[i] : null))) + ">";
         }
 
-        return name;
+        return name + q;
     }
 }
