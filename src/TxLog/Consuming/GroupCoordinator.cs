@@ -88,46 +88,57 @@ internal sealed class GroupCoordinator
     {
         lock (_lock)
         {
-            if (batch.IsControl)
-            {
-                foreach (Record record in batch)
-                {
-                    ControlRecordType type = ControlRecord.ReadType(record.Key);
-                    if (_pending.Remove(batch.ProducerId, out var pending) && type == ControlRecordType.Commit)
-                    {
-                        foreach ((var key, long offset) in pending)
-                        {
-                            _committed[key] = offset;
-                        }
-                    }
-                }
+            ApplyBatch(batch, _committed, _pending);
+        }
+    }
 
-                return;
-            }
-
+    /// <summary>
+    /// The replay rule, shared with the read-only inspector: plain records count at once; records of a
+    /// transaction wait in <paramref name="pending"/> (by producer id) for its COMMIT marker and are
+    /// dropped at its ABORT.
+    /// </summary>
+    internal static void ApplyBatch(RecordBatch batch, Dictionary<(string Group, TopicPartition Partition), long> committed,
+        Dictionary<long, List<((string Group, TopicPartition Partition) Key, long Offset)>> pending)
+    {
+        if (batch.IsControl)
+        {
             foreach (Record record in batch)
             {
-                if (!record.HasKey || !record.HasValue)
+                ControlRecordType type = ControlRecord.ReadType(record.Key);
+                if (pending.Remove(batch.ProducerId, out var waiting) && type == ControlRecordType.Commit)
                 {
-                    continue;
-                }
-
-                (string group, TopicPartition tp) = DecodeKey(record.Key);
-                long offset = DecodeValue(record.Value);
-                if (batch.IsTransactional)
-                {
-                    if (!_pending.TryGetValue(batch.ProducerId, out var list))
+                    foreach ((var key, long offset) in waiting)
                     {
-                        list = new();
-                        _pending.Add(batch.ProducerId, list);
+                        committed[key] = offset;
                     }
+                }
+            }
 
-                    list.Add(((group, tp), offset));
-                }
-                else
+            return;
+        }
+
+        foreach (Record record in batch)
+        {
+            if (!record.HasKey || !record.HasValue)
+            {
+                continue;
+            }
+
+            (string group, TopicPartition tp) = DecodeKey(record.Key);
+            long offset = DecodeValue(record.Value);
+            if (batch.IsTransactional)
+            {
+                if (!pending.TryGetValue(batch.ProducerId, out var list))
                 {
-                    _committed[(group, tp)] = offset;
+                    list = new();
+                    pending.Add(batch.ProducerId, list);
                 }
+
+                list.Add(((group, tp), offset));
+            }
+            else
+            {
+                committed[(group, tp)] = offset;
             }
         }
     }
@@ -239,7 +250,8 @@ internal sealed class GroupCoordinator
         return value;
     }
 
-    private static (string Group, TopicPartition Partition) DecodeKey(ReadOnlySpan<byte> key)
+    /// <summary>Decodes a key (version 1: group, topic, partition); <see cref="CorruptRecordException"/> when malformed.</summary>
+    internal static (string Group, TopicPartition Partition) DecodeKey(ReadOnlySpan<byte> key)
     {
         try
         {
@@ -262,7 +274,8 @@ internal sealed class GroupCoordinator
         }
     }
 
-    private static long DecodeValue(ReadOnlySpan<byte> value)
+    /// <summary>Decodes a value (version 1: offset, commit time); <see cref="CorruptRecordException"/> when malformed.</summary>
+    internal static long DecodeValue(ReadOnlySpan<byte> value)
     {
         if (value.Length < 10 || BinaryPrimitives.ReadInt16BigEndian(value) != Version)
         {

@@ -303,7 +303,7 @@ internal sealed class StoreInspection
             {
                 try
                 {
-                    ApplyOffsets(batch, committed, pending);
+                    GroupCoordinator.ApplyBatch(batch, committed, pending);
                 }
                 catch (CorruptRecordException e)
                 {
@@ -331,86 +331,5 @@ internal sealed class StoreInspection
         }
 
         return (list, open);
-    }
-
-    private static void ApplyOffsets(RecordBatch batch, Dictionary<(string, TopicPartition), long> committed,
-        Dictionary<long, List<((string Group, TopicPartition Partition) Key, long Offset)>> pending)
-    {
-        if (batch.IsControl)
-        {
-            foreach (Record record in batch)
-            {
-                ControlRecordType type = ControlRecord.ReadType(record.Key);
-                if (pending.Remove(batch.ProducerId, out var waiting) && type == ControlRecordType.Commit)
-                {
-                    foreach ((var key, long offset) in waiting)
-                    {
-                        committed[key] = offset;
-                    }
-                }
-            }
-
-            return;
-        }
-
-        foreach (Record record in batch)
-        {
-            if (!record.HasKey || !record.HasValue)
-            {
-                continue;
-            }
-
-            (string group, TopicPartition tp) = DecodeOffsetKey(record.Key);
-            long offset = DecodeOffsetValue(record.Value);
-            if (batch.IsTransactional)
-            {
-                if (!pending.TryGetValue(batch.ProducerId, out var list))
-                {
-                    list = new();
-                    pending.Add(batch.ProducerId, list);
-                }
-
-                list.Add(((group, tp), offset));
-            }
-            else
-            {
-                committed[(group, tp)] = offset;
-            }
-        }
-    }
-
-    /// <summary>Decodes a <c>__consumer_offsets</c> key (version 1: group, topic, partition).</summary>
-    public static (string Group, TopicPartition Partition) DecodeOffsetKey(ReadOnlySpan<byte> key)
-    {
-        try
-        {
-            if (BinaryPrimitives.ReadInt16BigEndian(key) != 1)
-            {
-                throw new CorruptRecordException("Unknown consumer offset key version.");
-            }
-
-            int groupLength = BinaryPrimitives.ReadInt16BigEndian(key.Slice(2));
-            string group = Encoding.UTF8.GetString(key.Slice(4, groupLength));
-            int p = 4 + groupLength;
-            int topicLength = BinaryPrimitives.ReadInt16BigEndian(key.Slice(p));
-            string topic = Encoding.ASCII.GetString(key.Slice(p + 2, topicLength));
-            int partition = BinaryPrimitives.ReadInt32BigEndian(key.Slice(p + 2 + topicLength));
-            return (group, new TopicPartition(topic, partition));
-        }
-        catch (ArgumentOutOfRangeException)
-        {
-            throw new CorruptRecordException("Truncated consumer offset key.");
-        }
-    }
-
-    /// <summary>Decodes a <c>__consumer_offsets</c> value (version 1: offset, commit time).</summary>
-    public static long DecodeOffsetValue(ReadOnlySpan<byte> value)
-    {
-        if (value.Length < 10 || BinaryPrimitives.ReadInt16BigEndian(value) != 1)
-        {
-            throw new CorruptRecordException("Malformed consumer offset value.");
-        }
-
-        return BinaryPrimitives.ReadInt64BigEndian(value.Slice(2));
     }
 }

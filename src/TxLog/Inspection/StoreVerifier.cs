@@ -576,8 +576,8 @@ internal sealed class StoreVerifier
 
             try
             {
-                StoreInspection.DecodeOffsetKey(record.Key);
-                StoreInspection.DecodeOffsetValue(record.Value);
+                GroupCoordinator.DecodeKey(record.Key);
+                GroupCoordinator.DecodeValue(record.Value);
             }
             catch (Exception e) when (e is CorruptRecordException or ArgumentException)
             {

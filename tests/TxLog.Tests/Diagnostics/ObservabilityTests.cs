@@ -367,16 +367,7 @@ public sealed class ObservabilityTests
         using var dir = new TempDirectory();
         using LogStore store = LogStore.Open(dir.Path, Options());
         long bytes = 0;
-        using var listener = new System.Diagnostics.Metrics.MeterListener();
-        listener.InstrumentPublished = (instrument, l) =>
-        {
-            if (instrument.Meter == store.Telemetry.Meter && instrument.Name == "txlog.bytes.appended")
-            {
-                l.EnableMeasurementEvents(instrument);
-            }
-        };
-        listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref bytes, value));
-        listener.Start();
+        using System.Diagnostics.Metrics.MeterListener listener = ListenToLongs(store, "txlog.bytes.appended", (_, value, _, _) => Interlocked.Add(ref bytes, value));
         store.CreateTopic("t");
         LogPartition p = store.GetPartition("t", 0);
         long before = p.SizeInBytes;
@@ -390,16 +381,7 @@ public sealed class ObservabilityTests
     {
         using var dir = new TempDirectory();
         using LogStore store = LogStore.Open(dir.Path, Options());
-        using var listener = new System.Diagnostics.Metrics.MeterListener();
-        listener.InstrumentPublished = (instrument, l) =>
-        {
-            if (instrument.Meter == store.Telemetry.Meter)
-            {
-                l.EnableMeasurementEvents(instrument);
-            }
-        };
-        listener.SetMeasurementEventCallback<long>((_, _, _, _) => throw new InvalidOperationException("listener bug"));
-        listener.Start();
+        using System.Diagnostics.Metrics.MeterListener listener = ListenToLongs(store, null, (_, _, _, _) => throw new InvalidOperationException("listener bug"));
         store.CreateTopic("t");
         LogPartition p = store.GetPartition("t", 0);
         AppendResult appended = p.Append(Msg("a"));
@@ -485,5 +467,23 @@ public sealed class ObservabilityTests
         Assert.That(await Task.WhenAny(commit, Task.Delay(TxLog.Tests.Transactions.Tx.Timeout)), Is.SameAs(commit), "the commit completed");
         await commit;
         Assert.That(producer.InTransaction, Is.False);
+    }
+
+    // A listener on one store's long-valued instruments (all of them, or the one named).
+    private static System.Diagnostics.Metrics.MeterListener ListenToLongs(LogStore store, string? instrumentName, System.Diagnostics.Metrics.MeasurementCallback<long> callback)
+    {
+        var listener = new System.Diagnostics.Metrics.MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter == store.Telemetry.Meter && (instrumentName is null || instrument.Name == instrumentName))
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback(callback);
+        listener.Start();
+        return listener;
     }
 }

@@ -3,40 +3,6 @@ using TxLog.Storage;
 
 namespace TxLog.Tests.Storage;
 
-/// <summary>A fresh directory under the temp folder, deleted on dispose.</summary>
-internal sealed class TempDirectory : IDisposable
-{
-    public TempDirectory()
-    {
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "txlog-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(Path);
-    }
-
-    public string Path { get; }
-
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(Path, recursive: true);
-        }
-        catch (IOException)
-        {
-            // Best effort: a test that failed may still hold a file.
-        }
-    }
-}
-
-/// <summary>A clock the test moves by hand (record timestamps, segment age, retention).</summary>
-internal sealed class ManualClock(DateTimeOffset start) : TimeProvider
-{
-    private DateTimeOffset _now = start;
-
-    public override DateTimeOffset GetUtcNow() => _now;
-
-    public void Advance(TimeSpan by) => _now += by;
-}
-
 /// <summary>
 /// Wraps the real file system; while <see cref="BlockSyncs"/> is set, fsyncs of .log files wait
 /// until <see cref="Release"/>. Lets tests see what happens before and after an fsync, without sleeps.
