@@ -316,10 +316,8 @@ public sealed class ObservabilityTests
     {
         using var dir = new TempDirectory();
         using var metrics = new MetricsRecorder(dir.Path);
-        using LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.GroupCommit));
-        store.CreateTopic("t");
-        TransactionEngine engine = store.OpenTransactionEngine(new MvccOptions { CheckpointInterval = null });
-        TransactionalMap<int, int> map = engine.OpenMap("m", Serializers.Int32, Serializers.Int32);
+        (LogStore store, TransactionEngine engine, TransactionalMap<int, int> map) = OpenWithMaps(dir.Path);
+        using LogStore owned = store;
         await using Producer producer = await TransactionalAsync(store, "u");
         await using (StoreTransaction tx = store.BeginTransaction(producer))
         {
@@ -425,10 +423,8 @@ public sealed class ObservabilityTests
     {
         using var dir = new TempDirectory();
         using var metrics = new MetricsRecorder(dir.Path);
-        using LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.GroupCommit));
-        store.CreateTopic("t");
-        TransactionEngine engine = store.OpenTransactionEngine(new MvccOptions { CheckpointInterval = null });
-        TransactionalMap<int, int> map = engine.OpenMap("m", Serializers.Int32, Serializers.Int32);
+        (LogStore store, TransactionEngine engine, TransactionalMap<int, int> map) = OpenWithMaps(dir.Path);
+        using LogStore owned = store;
         await using Producer producer = await TransactionalAsync(store, "u");
         await using (StoreTransaction tx = store.BeginTransaction(producer))
         {
@@ -485,5 +481,14 @@ public sealed class ObservabilityTests
         listener.SetMeasurementEventCallback(callback);
         listener.Start();
         return listener;
+    }
+
+    // A group-commit store with topic "t", an engine without timed checkpoints and an int map "m".
+    private static (LogStore Store, TransactionEngine Engine, TransactionalMap<int, int> Map) OpenWithMaps(string directory)
+    {
+        LogStore store = LogStore.Open(directory, Options(DurabilityMode.GroupCommit));
+        store.CreateTopic("t");
+        TransactionEngine engine = store.OpenTransactionEngine(new MvccOptions { CheckpointInterval = null });
+        return (store, engine, engine.OpenMap("m", Serializers.Int32, Serializers.Int32));
     }
 }
