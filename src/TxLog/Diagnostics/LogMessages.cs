@@ -37,8 +37,8 @@ internal static partial class LogMessages
     public static partial void TransactionAbortedByAdmin(ILogger logger, string transactionalId, long producerId, short epoch);
 
     [LoggerMessage(EventId = 3001, EventName = "CheckpointWritten", Level = LogLevel.Information,
-        Message = "MVCC checkpoint at timestamp {Timestamp} (redo from offset {RedoOffset}) written in {DurationMs:F1} ms")]
-    public static partial void CheckpointWritten(ILogger logger, long timestamp, long redoOffset, double durationMs);
+        Message = "MVCC checkpoint at timestamp {Timestamp} (redo from offset {RedoOffset}): {Entries} entries, {Bytes} bytes, written in {DurationMs:F1} ms")]
+    public static partial void CheckpointWritten(ILogger logger, long timestamp, long redoOffset, long entries, long bytes, double durationMs);
 
     [LoggerMessage(EventId = 3002, EventName = "CheckpointFailed", Level = LogLevel.Error,
         Message = "MVCC checkpoint failed")]

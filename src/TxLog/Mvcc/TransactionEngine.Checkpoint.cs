@@ -61,14 +61,17 @@ public sealed partial class TransactionEngine
             try
             {
                 _redo.Log.Roll(); // so the redo before this point sits in whole segments that can go
-                WriteCheckpoint(ts, redoOffset);
+                (int mapCount, long entryCount, long bytes) = WriteCheckpoint(ts, redoOffset);
                 TrimAfterCheckpoint();
                 CollectGarbage();
                 double ms = StoreTelemetry.ElapsedMs(started);
-                telemetry.CheckpointDuration.Record(ms);
-                LogMessages.CheckpointWritten(telemetry.Logger, ts, redoOffset, ms);
+                StoreTelemetry.Record(telemetry.CheckpointDuration, ms, default);
+                LogMessages.CheckpointWritten(telemetry.Logger, ts, redoOffset, entryCount, bytes, ms);
                 span?.SetTag("txlog.checkpoint.timestamp", ts);
                 span?.SetTag("txlog.checkpoint.redo_offset", redoOffset);
+                span?.SetTag("txlog.checkpoint.maps", mapCount);
+                span?.SetTag("txlog.checkpoint.entries", entryCount);
+                span?.SetTag("txlog.checkpoint.bytes", bytes);
                 span?.SetStatus(ActivityStatusCode.Ok);
             }
             catch (Exception e)
@@ -124,7 +127,8 @@ public sealed partial class TransactionEngine
         });
     }
 
-    private void WriteCheckpoint(long ts, long redoOffset)
+    // Returns what it wrote: maps, entries and the file's size.
+    private (int Maps, long Entries, long Bytes) WriteCheckpoint(long ts, long redoOffset)
     {
         IFileSystem fs = _store.FileSystem;
         string name = string.Create(CultureInfo.InvariantCulture, $"checkpoint-{ts:D20}-{redoOffset:D20}.ckpt");
@@ -137,6 +141,8 @@ public sealed partial class TransactionEngine
         }
 
         maps.Sort(static (a, b) => string.CompareOrdinal(a.Name, b.Name));
+        long totalEntries = 0;
+        long bytes;
         using (var writer = new ChunkWriter(fs.OpenFile(temp, FileOpenMode.OpenOrCreate)))
         {
             writer.Bytes(CheckpointMagic);
@@ -164,6 +170,7 @@ public sealed partial class TransactionEngine
                 writer.Int16((short)map.Name.Length);
                 writer.Bytes(Encoding.ASCII.GetBytes(map.Name));
                 writer.Int64(entries.Count);
+                totalEntries += entries.Count;
                 foreach ((byte[] key, byte[] value) in entries)
                 {
                     writer.Int32(key.Length);
@@ -174,10 +181,12 @@ public sealed partial class TransactionEngine
             }
 
             writer.Finish();
+            bytes = writer.Length;
         }
 
         fs.MoveFile(temp, path);
         fs.SyncDirectory(_checkpointDirectory);
+        return (maps.Count, totalEntries, bytes);
     }
 
     // Keeps the newest checkpoints and the redo the oldest of them needs.
@@ -409,6 +418,9 @@ public sealed partial class TransactionEngine
         private int _used;
         private long _position;
         private uint _crc = 0xFFFF_FFFF;
+
+        /// <summary>Bytes written so far (buffered ones included).</summary>
+        public long Length => _position + _used;
 
         public void Int16(short value)
         {

@@ -307,6 +307,10 @@ public sealed class ObservabilityTests
             Assert.That(checkpoint.Fields["Timestamp"], Is.EqualTo(ts));
             Activity span = spans.Named("txlog.checkpoint").Single();
             Assert.That(span.GetTagItem("txlog.checkpoint.timestamp"), Is.EqualTo(ts));
+            Assert.That(span.GetTagItem("txlog.checkpoint.entries"), Is.EqualTo(1L), "key 1 committed, key 2 rolled back");
+            Assert.That(checkpoint.Fields["Entries"], Is.EqualTo(1L));
+            string file = Directory.GetFiles(dir.Path, "*.ckpt", SearchOption.AllDirectories).Single();
+            Assert.That(span.GetTagItem("txlog.checkpoint.bytes"), Is.EqualTo(new FileInfo(file).Length));
             Assert.That(span.Status, Is.EqualTo(ActivityStatusCode.Ok));
         });
     }
