@@ -24,6 +24,10 @@ internal static partial class LogMessages
         Message = "Opened store {Directory} in {DurationMs:F1} ms (clean shutdown: {Clean}, segments scanned: {ScannedSegments}, bytes truncated: {TruncatedBytes}, indexes rebuilt: {RebuiltIndexes})")]
     public static partial void StoreOpened(ILogger logger, string directory, double durationMs, bool clean, int scannedSegments, long truncatedBytes, int rebuiltIndexes);
 
+    [LoggerMessage(EventId = 1005, EventName = "IndexEntryMismatch", Level = LogLevel.Warning,
+        Message = "An entry of {File} does not match the log; reads of that segment scan from its start until the index is rebuilt (at the next close and open); run `txlog verify`")]
+    public static partial void IndexEntryMismatch(ILogger logger, string file);
+
     [LoggerMessage(EventId = 2001, EventName = "TransactionTimedOut", Level = LogLevel.Warning,
         Message = "Aborted transaction of '{TransactionalId}' (producer {ProducerId}, epoch {Epoch}) after {AgeMs} ms: it outlived its timeout of {TimeoutMs} ms; the producer is fenced")]
     public static partial void TransactionTimedOut(ILogger logger, string transactionalId, long producerId, short epoch, long ageMs, long timeoutMs);

@@ -425,7 +425,65 @@ internal sealed class LogSegment : IDisposable
     /// File position from which to scan for <paramref name="offset"/> (an index lookup); the scan
     /// then skips batches that end before it.
     /// </summary>
-    public int LookupPosition(long offset) => _offsetIndex.Lookup(offset);
+    /// <remarks>
+    /// The entry is checked against the log (the batch at its position must be a batch whose last
+    /// offset is the indexed one): indexes of older segments are trusted at open after cheap checks
+    /// only, and an entry that is well formed but wrong must not make healthy data unreadable. A wrong
+    /// entry makes the lookup fall back to the segment's start (correct, slower) and marks the index
+    /// <see cref="IndexSuspect"/>.
+    /// </remarks>
+    public int LookupPosition(long offset)
+    {
+        int position = _offsetIndex.Lookup(offset, out long entryOffset);
+        if (entryOffset < 0 || BatchAtEndsWith(position, entryOffset))
+        {
+            return position;
+        }
+
+        IndexSuspect = true;
+        return 0;
+    }
+
+    /// <summary>True once a lookup found an offset index entry that does not match the log.</summary>
+    public bool IndexSuspect
+    {
+        get => Volatile.Read(ref _indexSuspect) != 0;
+        private set => Volatile.Write(ref _indexSuspect, value ? 1 : 0);
+    }
+
+    private int _indexSuspect;
+    private int _indexSuspectReported;
+
+    /// <summary>True the first time it is called after the index became suspect (to report it once).</summary>
+    public bool TakeIndexSuspectReport() => IndexSuspect && Interlocked.Exchange(ref _indexSuspectReported, 1) == 0;
+
+    /// <summary>Deletes the index files (derived data), so that the next open rebuilds them from the log.</summary>
+    public void DeleteIndexFiles()
+    {
+        _fileSystem.DeleteFile(IndexPath);
+        _fileSystem.DeleteFile(TimeIndexPath);
+    }
+
+    // Whether the bytes at `position` start a batch whose last offset is `lastOffset`.
+    private bool BatchAtEndsWith(int position, long lastOffset)
+    {
+        Span<byte> header = stackalloc byte[L.HeaderSize];
+        try
+        {
+            if (position < 0 || position + L.HeaderSize > Size || _log.Read(position, header) < header.Length)
+            {
+                return false;
+            }
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+
+        long baseOffset = BinaryPrimitives.ReadInt64BigEndian(header);
+        int lastDelta = BinaryPrimitives.ReadInt32BigEndian(header.Slice(L.LastOffsetDeltaOffset));
+        return header[L.MagicOffset] == L.CurrentMagic && baseOffset + lastDelta == lastOffset;
+    }
 
     /// <summary>Offset from which to scan for the first record at or after <paramref name="timestamp"/>.</summary>
     public long LookupTimestampScanStart(long timestamp) => _timeIndex.LookupScanStart(timestamp);

@@ -11,7 +11,7 @@ namespace TxLog.Storage;
 /// </code>
 /// One entry per ~<c>IndexIntervalBytes</c> of log. After a crash the active segment's index is
 /// rebuilt from the log, so it never needs to be fsynced on the commit path. Not thread-safe: the
-/// owning partition serialises writers; readers use <see cref="Lookup"/> under the same lock or a snapshot.
+/// owning partition serialises writers; readers use <see cref="Lookup(long)"/> under the same lock or a snapshot.
 /// </summary>
 internal sealed class OffsetIndex
 {
@@ -72,7 +72,13 @@ internal sealed class OffsetIndex
     /// Position of the batch from which to scan for <paramref name="targetOffset"/>: the start of the
     /// largest indexed batch whose last offset is below the target (or 0).
     /// </summary>
-    public int Lookup(long targetOffset)
+    public int Lookup(long targetOffset) => Lookup(targetOffset, out _);
+
+    /// <summary>
+    /// <see cref="Lookup(long)"/>, also giving the offset the entry indexes (the last offset of the batch
+    /// at the returned position), or -1 when no entry applies (position 0).
+    /// </summary>
+    public int Lookup(long targetOffset, out long entryOffset)
     {
         long relative = targetOffset - _baseOffset;
         int lo = 0, hi = _count - 1, found = -1;
@@ -90,6 +96,7 @@ internal sealed class OffsetIndex
             }
         }
 
+        entryOffset = found < 0 ? -1 : _baseOffset + _relativeOffsets[found];
         return found < 0 ? 0 : _positions[found];
     }
 

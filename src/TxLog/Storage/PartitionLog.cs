@@ -632,7 +632,13 @@ internal sealed class PartitionLog : IDisposable
             }
         }
 
-        return (segments, lo, segments[lo].LookupPosition(offset));
+        int position = segments[lo].LookupPosition(offset);
+        if (segments[lo].TakeIndexSuspectReport())
+        {
+            LogMessages.IndexEntryMismatch(_config.Telemetry.Logger, segments[lo].IndexPath);
+        }
+
+        return (segments, lo, position);
     }
 
     /// <summary>Throws <see cref="OffsetOutOfRangeException"/> unless start offset ≤ <paramref name="offset"/> ≤ LEO.</summary>
@@ -740,7 +746,19 @@ internal sealed class PartitionLog : IDisposable
                         long started = Stopwatch.GetTimestamp();
                         active.Flush();
                         ObserveFsync(active, started);
-                        active.PersistIndexes();
+                        foreach (LogSegment segment in _segments)
+                        {
+                            if (segment.IndexSuspect)
+                            {
+                                segment.DeleteIndexFiles(); // rebuilt from the log at the next open
+                            }
+                        }
+
+                        if (!active.IndexSuspect)
+                        {
+                            active.PersistIndexes();
+                        }
+
                         AdvanceHighWatermark(_logEndOffset);
                     }
                     catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -34,6 +34,49 @@ public sealed class IndexRecoveryTests
         Zeros,
     }
 
+    [Test]
+    public void An_index_entry_that_is_well_formed_but_points_inside_a_batch_does_not_break_reads()
+    {
+        // Still increasing and inside the log, so the checks at open pass: only reading finds it out.
+        foreach (string file in IndexFiles(".index"))
+        {
+            byte[] bytes = File.ReadAllBytes(file);
+            Assert.That(bytes, Has.Length.GreaterThanOrEqualTo(16), $"precondition: {file} has two entries or more");
+            int position = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(4));
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(4), position + 1);
+            File.WriteAllBytes(file, bytes);
+        }
+
+        var loggers = new Diagnostics.ListLoggerFactory();
+        LogStoreOptions options = SmallSegments();
+        options.LoggerFactory = loggers;
+        using (LogStore store = LogStore.Open(_dir.Path, options))
+        {
+            Assert.That(store.Recovery.RebuiltIndexes, Is.Zero, "precondition: the open did not notice");
+            CheckReads(store.GetPartition(Topic, 0));
+            Assert.That(loggers.WithId(1005), Is.Not.Empty, "the mismatch is reported");
+        }
+
+        using (LogStore store = LogStore.Open(_dir.Path, SmallSegments()))
+        {
+            Assert.That(store.Recovery.RebuiltIndexes, Is.GreaterThan(0), "the suspect indexes were dropped at close and rebuilt");
+            CheckReads(store.GetPartition(Topic, 0));
+        }
+
+        foreach (string file in IndexFiles(".index"))
+        {
+            byte[] bytes = File.ReadAllBytes(file);
+            int position = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(4));
+            using FileStream log = File.OpenRead(Path.ChangeExtension(file, ".log"));
+            var header = new byte[global::TxLog.Records.RecordBatchLayout.HeaderSize];
+            log.Position = position;
+            log.ReadExactly(header);
+            long lastOffset = System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(header) + System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(global::TxLog.Records.RecordBatchLayout.LastOffsetDeltaOffset));
+            long indexed = long.Parse(Path.GetFileNameWithoutExtension(file), System.Globalization.CultureInfo.InvariantCulture) + System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(bytes);
+            Assert.That(lastOffset, Is.EqualTo(indexed), $"{file}: the rebuilt first entry points at its batch");
+        }
+    }
+
     [SetUp]
     public void WriteSeveralSegments()
     {
