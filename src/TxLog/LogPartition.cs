@@ -249,7 +249,7 @@ public sealed class LogPartition
             // partition at once, not only on those the new epoch has written to.
             if (!header.IsControl && _store.Coordinator is { } coordinator && coordinator.IsFenced(header.ProducerId, header.Epoch, out short current))
             {
-                Diagnostics.LogMessages.ProducerFenced(_store.Telemetry.Logger, "partition " + Log.Name, header.ProducerId, header.Epoch, current);
+                _store.Telemetry.ProducerFenced("partition " + Log.Name, header.ProducerId, header.Epoch, current);
                 throw new ProducerFencedException(header.ProducerId, header.Epoch, current);
             }
 

@@ -939,7 +939,7 @@ internal sealed class TransactionCoordinator : IDisposable
             return;
         }
 
-        LogMessages.ProducerFenced(_store.Telemetry.Logger, $"the coordinator (transactional id '{m.TransactionalId}')", producerId, epoch, m.ProducerId == producerId ? m.Epoch : (short)-1);
+        _store.Telemetry.ProducerFenced($"the coordinator (transactional id '{m.TransactionalId}')", producerId, epoch, m.ProducerId == producerId ? m.Epoch : (short)-1);
         if (m.ProducerId == producerId && m.TimedOutEpoch == epoch)
         {
             throw new TransactionTimedOutException(m.TransactionalId, producerId, epoch, m.Epoch, TimeSpan.FromMilliseconds(m.TimeoutMs));

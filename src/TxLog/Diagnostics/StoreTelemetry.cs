@@ -164,6 +164,30 @@ internal sealed class StoreTelemetry : IDisposable
         }
     }
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(long ProducerId, short Epoch), byte> _fencingLogged = new();
+
+    /// <summary>
+    /// Logs event 2002 once per fenced producer epoch: a zombie that keeps retrying is rejected every
+    /// time, but reported once (the set is bounded; after 4096 distinct epochs it starts over).
+    /// </summary>
+    public void ProducerFenced(string where, long producerId, short epoch, short currentEpoch)
+    {
+        if (!Logger.IsEnabled(LogLevel.Warning))
+        {
+            return;
+        }
+
+        if (_fencingLogged.Count >= 4096)
+        {
+            _fencingLogged.Clear();
+        }
+
+        if (_fencingLogged.TryAdd((producerId, epoch), 0))
+        {
+            LogMessages.ProducerFenced(Logger, where, producerId, epoch, currentEpoch);
+        }
+    }
+
     /// <summary>Tag naming what a transaction touched: <c>log</c>, <c>map</c> or <c>unified</c>.</summary>
     public const string KindTag = "txlog.transaction.kind";
 

@@ -107,11 +107,13 @@ public sealed class ObservabilityTests
         await using Producer successor = await TransactionalAsync(store, "tx-z"); // fences the zombie
 
         Assert.ThrowsAsync<ProducerFencedException>(async () => await zombie.CommitTransactionAsync());
+        Assert.ThrowsAsync<ProducerFencedException>(async () => await store.Coordinator.EndTransactionAsync("tx-z", zombie.ProducerId, zombie.Epoch, commit: true));
         Assert.Multiple(() =>
         {
             Assert.That(metrics.Of("txlog.transactions.committed"), Is.Empty);
-            Assert.That(spans.Named("txlog.commit").Single().Status, Is.EqualTo(ActivityStatusCode.Error));
-            Logged fenced = loggers.WithId(2002).First();
+            Assert.That(spans.Named("txlog.commit").Select(a => a.Status), Is.EqualTo(new[] { ActivityStatusCode.Error, ActivityStatusCode.Error }));
+            Assert.That(loggers.WithId(2002), Has.Count.EqualTo(1), "a retrying zombie is reported once");
+            Logged fenced = loggers.WithId(2002).Single();
             Assert.That(fenced.Level, Is.EqualTo(LogLevel.Warning));
             Assert.That(fenced.Fields["ProducerId"], Is.EqualTo(zombie.ProducerId));
             Assert.That(fenced.Fields["Epoch"], Is.EqualTo(zombie.Epoch));
