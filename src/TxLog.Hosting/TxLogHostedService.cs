@@ -19,8 +19,8 @@ public sealed class TxLogHostedService : IHostedService, IAsyncDisposable, IDisp
     private readonly ILoggerFactory? _loggerFactory;
     private LogStore? _store;
     private TransactionEngine? _engine;
-    private readonly object _openLock = new();
-    private bool _stopped;                       // guarded by _openLock
+    private readonly SemaphoreSlim _openGate = new(1, 1); // one open (or close hand-over) at a time
+    private volatile bool _stopped;                       // set first by stop/dispose; an open in progress then closes what it opened
     private Task? _closing;                      // the close StopAsync started
 
     /// <summary>Created by dependency injection.</summary>
@@ -61,7 +61,8 @@ public sealed class TxLogHostedService : IHostedService, IAsyncDisposable, IDisp
 
     private LogStore Open()
     {
-        lock (_openLock)
+        _openGate.Wait();
+        try
         {
             if (_store is { } open)
             {
@@ -102,20 +103,47 @@ public sealed class TxLogHostedService : IHostedService, IAsyncDisposable, IDisp
                 throw;
             }
 
+            if (_stopped)
+            {
+                // The host stopped while recovery ran (StopAsync gave up waiting for it): do not leave it open.
+                store.Dispose();
+                throw new InvalidOperationException("The TxLog store is closed: the host stopped while it was opening.");
+            }
+
             _logger.LogInformation(new EventId(6001, "HostedStoreStarted"), "TxLog store {Directory} is open", store.Directory);
             Volatile.Write(ref _store, store);
             return store;
+        }
+        finally
+        {
+            _openGate.Release();
         }
     }
 
     /// <summary>Flushes every partition and closes the store, waiting at most until <paramref name="cancellationToken"/> fires.</summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        LogStore? store;
-        lock (_openLock)
+        _stopped = true;
+        try
         {
-            _stopped = true;
+            // An open still running recovery holds the gate; the host's shutdown timeout bounds the wait.
+            await _openGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            _logger.LogWarning(new EventId(6003, "HostedStoreStopTimedOut"),
+                "The host's shutdown timeout ran out while TxLog store {Directory} was still opening; it is closed as soon as the open finishes", _options.Directory);
+            return;
+        }
+
+        LogStore? store;
+        try
+        {
             store = Interlocked.Exchange(ref _store, null);
+        }
+        finally
+        {
+            _openGate.Release();
         }
 
         if (store is null)
@@ -155,11 +183,19 @@ public sealed class TxLogHostedService : IHostedService, IAsyncDisposable, IDisp
     /// </summary>
     public async ValueTask DisposeAsync()
     {
-        LogStore? open;
-        lock (_openLock)
+        _stopped = true;
+        TimeSpan bound = _options.Store.CloseTimeout + TimeSpan.FromSeconds(1);
+        LogStore? open = null;
+        if (await _openGate.WaitAsync(bound).ConfigureAwait(false))
         {
-            _stopped = true;
-            open = Interlocked.Exchange(ref _store, null);
+            try
+            {
+                open = Interlocked.Exchange(ref _store, null);
+            }
+            finally
+            {
+                _openGate.Release();
+            }
         }
 
         Task? closing = open is { } store ? Task.Run(store.Dispose) : _closing;
@@ -170,7 +206,7 @@ public sealed class TxLogHostedService : IHostedService, IAsyncDisposable, IDisp
 
         try
         {
-            await closing.WaitAsync(_options.Store.CloseTimeout + TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+            await closing.WaitAsync(bound).ConfigureAwait(false);
         }
         catch (Exception e)
         {

@@ -206,4 +206,54 @@ public sealed class HostingTests
         Assert.That(options.Directory, Is.EqualTo("a"));
         Assert.That(options.Topics["t"], Is.EqualTo(1));
     }
+
+    [Test]
+    public async Task Stop_while_the_store_is_still_opening_returns_in_time_and_the_open_closes_itself()
+    {
+        using var dir = new TempDirectory();
+        var fs = new BlockingListFileSystem();
+        var loggers = new ListLoggerFactory();
+        using IHost host = Build(dir.Path, o => o.Store.FileSystem = fs, loggers);
+        fs.Block();
+        Task start = host.StartAsync(); // recovery blocks in the file system
+        Assert.That(fs.WaitUntilBlocked(TimeSpan.FromSeconds(20)), Is.True, "the open is in progress");
+
+        var stopwatch = System.Diagnostics.Stopwatch.StartNew();
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(200)))
+        {
+            await host.Services.GetRequiredService<TxLogHostedService>().StopAsync(timeout.Token);
+        }
+
+        Assert.That(stopwatch.Elapsed, Is.LessThan(TimeSpan.FromSeconds(15)), "StopAsync did not wait for the open");
+        Assert.That(loggers.WithId(6003), Has.Count.EqualTo(1));
+
+        fs.Release();
+        Assert.ThrowsAsync<InvalidOperationException>(() => start, "the open noticed the stop and closed what it opened");
+        using LogStore reopened = LogStore.Open(dir.Path); // the lock is free
+        Assert.That(reopened.Recovery.CleanShutdown, Is.True);
+    }
+
+    /// <summary>Blocks directory listings (done at open) while armed.</summary>
+    private sealed class BlockingListFileSystem : DelegatingFileSystem
+    {
+        private readonly ManualResetEventSlim _released = new(true);
+        private readonly ManualResetEventSlim _blocked = new(false);
+
+        public void Block() => _released.Reset();
+
+        public void Release() => _released.Set();
+
+        public bool WaitUntilBlocked(TimeSpan timeout) => _blocked.Wait(timeout);
+
+        public override string[] GetFiles(string directory, string searchPattern)
+        {
+            if (!_released.IsSet)
+            {
+                _blocked.Set();
+                _released.Wait(TimeSpan.FromSeconds(30));
+            }
+
+            return base.GetFiles(directory, searchPattern);
+        }
+    }
 }
