@@ -124,38 +124,45 @@ public sealed class TxLogHostedService : IHostedService, IAsyncDisposable, IDisp
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         _stopped = true;
-        try
+
+        // An open still running recovery holds the gate; the host's shutdown timeout bounds the wait. A
+        // free gate is taken at once even when the token is already cancelled (the host often leaves
+        // the last hosted service no time at all): the close is then started and runs on.
+        if (!_openGate.Wait(0))
         {
-            // An open still running recovery holds the gate; the host's shutdown timeout bounds the wait.
-            await _openGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            _logger.LogWarning(new EventId(6003, "HostedStoreStopTimedOut"),
-                "The host's shutdown timeout ran out while TxLog store {Directory} was still opening; it is closed as soon as the open finishes", _options.Directory);
-            return;
+            try
+            {
+                await _openGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                _logger.LogWarning(new EventId(6003, "HostedStoreStopTimedOut"),
+                    "The host's shutdown timeout ran out while TxLog store {Directory} was still opening; it is closed as soon as the open finishes", _options.Directory);
+                return;
+            }
         }
 
         LogStore? store;
+        Task closing;
         try
         {
             store = Interlocked.Exchange(ref _store, null);
+            if (store is null)
+            {
+                return;
+            }
+
+            // LogStore.Dispose flushes every partition and closes (bounded by LogStoreOptions.CloseTimeout).
+            // On a pool thread: it blocks in fsyncs, and a hung fsync must not keep StopAsync from
+            // honouring the host's shutdown timeout. Published under the gate, so DisposeAsync sees it.
+            closing = Task.Run(store.Dispose, CancellationToken.None);
+            _closing = closing;
         }
         finally
         {
             _openGate.Release();
         }
 
-        if (store is null)
-        {
-            return;
-        }
-
-        // LogStore.Dispose flushes every partition and closes (bounded by LogStoreOptions.CloseTimeout).
-        // On a pool thread: it blocks in fsyncs, and a hung fsync must not keep StopAsync from honouring
-        // the host's shutdown timeout.
-        Task closing = Task.Run(store.Dispose, CancellationToken.None);
-        _closing = closing;
         try
         {
             await closing.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -186,11 +193,13 @@ public sealed class TxLogHostedService : IHostedService, IAsyncDisposable, IDisp
         _stopped = true;
         TimeSpan bound = _options.Store.CloseTimeout + TimeSpan.FromSeconds(1);
         LogStore? open = null;
+        Task? closing = null;
         if (await _openGate.WaitAsync(bound).ConfigureAwait(false))
         {
             try
             {
                 open = Interlocked.Exchange(ref _store, null);
+                closing = open is { } store ? Task.Run(store.Dispose) : _closing;
             }
             finally
             {
@@ -198,7 +207,6 @@ public sealed class TxLogHostedService : IHostedService, IAsyncDisposable, IDisp
             }
         }
 
-        Task? closing = open is { } store ? Task.Run(store.Dispose) : _closing;
         if (closing is null)
         {
             return;

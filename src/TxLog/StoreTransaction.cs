@@ -69,10 +69,10 @@ public sealed class StoreTransaction : IAsyncDisposable
         {
             commitTs = _engine.PrepareUnified(Maps, messages => Producer.AppendToTransaction(redo, redoPartition, messages));
         }
-        catch
+        catch (Exception e)
         {
             await AbortProducerQuietlyAsync().ConfigureAwait(false);
-            CountAbort();
+            CountAbort(e);
             throw;
         }
 
@@ -90,15 +90,24 @@ public sealed class StoreTransaction : IAsyncDisposable
                 },
                 cancellationToken).ConfigureAwait(false);
         }
-        catch
+        catch (Exception e)
         {
-            // Thrown only before the decision: nothing of the transaction takes effect.
+            // Thrown before the decision (or with an unknown outcome after a failed fsync, which only
+            // recovery settles: the store must reopen, and then maps and records agree). In memory,
+            // nothing of the transaction takes effect.
             if (!Maps.IsCommitted)
             {
                 _engine.AbortUnified(Maps, commitTs);
             }
 
-            CountAbort();
+            if (Producer.InTransaction)
+            {
+                // E.g. cancelled before the coordinator saw the commit: do not leave the log side open
+                // until its timeout.
+                await AbortProducerQuietlyAsync().ConfigureAwait(false);
+            }
+
+            CountAbort(e);
             throw;
         }
 
@@ -109,7 +118,14 @@ public sealed class StoreTransaction : IAsyncDisposable
         _store.Telemetry.TransactionEnded("unified", committed: true, started);
     }
 
-    private void CountAbort() => _store.Telemetry.TransactionEnded("unified", committed: false, 0);
+    // A transaction the coordinator timed out was already counted (as a timed-out log abort).
+    private void CountAbort(Exception? failure = null)
+    {
+        if (failure is not TransactionTimedOutException)
+        {
+            _store.Telemetry.TransactionEnded("unified", committed: false, 0);
+        }
+    }
 
     /// <summary>Aborts: map writes are undone, records and offsets are aborted.</summary>
     public async Task AbortAsync(CancellationToken cancellationToken = default)

@@ -497,7 +497,7 @@ internal sealed class TransactionCoordinator : IDisposable
                             StepHook?.Invoke("marker:" + markers.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));
                         }
                     }
-                    catch (Exception e) when (e is TxLogException or IOException or ObjectDisposedException)
+                    catch (Exception e)
                     {
                         // The decision is durable, so the transaction IS committed: the commit succeeds. A
                         // partition that could not take its marker has failed (it refuses writes until the
@@ -520,14 +520,16 @@ internal sealed class TransactionCoordinator : IDisposable
             }
 
         }
-        catch
+        catch (Exception e)
         {
             // Failed before its outcome (a failed data or decision fsync, a marker write on a failed
-            // partition): whoever completes it next (InitTransactions, the timeout, recovery at the next
-            // open) must not find it still claimed by this caller.
+            // partition). It stays claimed: completing it in memory now could commit it on the healthy
+            // partitions while the failed one lost its data, and aborting it could contradict a decision
+            // that did reach the disk. Only recovery can tell (a failed partition needs a reopen anyway);
+            // until then InitTransactions of the id says so (see AbortOrCompleteOpenTransaction).
             lock (m)
             {
-                m.Completing = false;
+                m.FailedBeforeOutcome = e;
             }
 
             throw;
@@ -850,7 +852,13 @@ internal sealed class TransactionCoordinator : IDisposable
             {
                 if (timedOut)
                 {
-                    return false; // its committer is finishing it
+                    return false; // its committer (or another completer) is finishing it
+                }
+
+                if (m.FailedBeforeOutcome is { } failure)
+                {
+                    throw new InvalidTransactionStateException(
+                        $"The last commit or abort of transactional id '{m.TransactionalId}' failed before its outcome was known ({failure.Message}); reopen the store to let recovery decide it.", failure);
                 }
 
                 throw new InvalidTransactionStateException($"Transactional id '{m.TransactionalId}' is committing or aborting a transaction right now; retry InitTransactions when it is done.");
@@ -889,11 +897,28 @@ internal sealed class TransactionCoordinator : IDisposable
             parts = new List<TopicPartition>(m.Partitions.Keys);
             producerId = m.ProducerId;
             epoch = m.Epoch;
+            m.Completing = true; // claimed: a second completer (timeout, Init, admin abort) backs off
         }
 
-        WriteMarkers(producerId, epoch, parts, outcome);
+        try
+        {
+            WriteMarkers(producerId, epoch, parts, outcome);
+        }
+        catch
+        {
+            // The outcome record is written (PrepareAbort, or the durable PrepareCommit): whoever comes
+            // next may finish it, and recovery will if nobody does.
+            lock (m)
+            {
+                m.Completing = false;
+            }
+
+            throw;
+        }
+
         lock (m)
         {
+            m.Completing = false;
             m.TransitionTo(outcome == ControlRecordType.Commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort);
             m.Partitions.Clear();
             m.StartMs = -1;

@@ -34,6 +34,13 @@ internal sealed class TransactionMetadata
     /// <summary>True while an EndTransaction of this id is between its Prepare and Complete states.</summary>
     public bool Completing { get; set; }
 
+    /// <summary>
+    /// Why the last commit or abort stopped before its outcome (a failed data or decision fsync, a
+    /// marker write on a failed partition). The transaction then stays claimed (<see cref="Completing"/>)
+    /// until the store reopens: only recovery can tell from the disk whether it was decided.
+    /// </summary>
+    public Exception? FailedBeforeOutcome { get; set; }
+
     /// <summary>The epoch whose transaction the coordinator aborted on timeout (-1 when none).</summary>
     public short TimedOutEpoch { get; set; } = -1;
 

@@ -52,6 +52,9 @@ public class InvalidTransactionStateException : TxLogException
 {
     /// <summary>Creates the exception.</summary>
     public InvalidTransactionStateException(string message) : base(message) { }
+
+    /// <summary>Creates the exception with the failure that caused it.</summary>
+    public InvalidTransactionStateException(string message, Exception innerException) : base(message, innerException) { }
 }
 
 /// <summary>

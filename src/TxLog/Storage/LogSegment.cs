@@ -475,9 +475,9 @@ internal sealed class LogSegment : IDisposable
                 return false;
             }
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
         {
-            return false;
+            return true; // cannot check: not evidence against the index (the read that follows reports the error)
         }
 
         long baseOffset = BinaryPrimitives.ReadInt64BigEndian(header);

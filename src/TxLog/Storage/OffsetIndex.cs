@@ -65,7 +65,7 @@ internal sealed class OffsetIndex
 
         _relativeOffsets[_count] = relative;
         _positions[_count] = position;
-        _count++;
+        Volatile.Write(ref _count, _count + 1); // published after the entry (lock-free readers, see Lookup)
     }
 
     /// <summary>
@@ -80,12 +80,18 @@ internal sealed class OffsetIndex
     /// </summary>
     public int Lookup(long targetOffset, out long entryOffset)
     {
+        // Readers of the active segment run beside Append: read the count first (published after its
+        // entries), then the arrays (a resize only ever replaces them with longer copies).
+        int count = Volatile.Read(ref _count);
+        int[] relativeOffsets = _relativeOffsets;
+        int[] positions = _positions;
+        count = Math.Min(count, Math.Min(relativeOffsets.Length, positions.Length));
         long relative = targetOffset - _baseOffset;
-        int lo = 0, hi = _count - 1, found = -1;
+        int lo = 0, hi = count - 1, found = -1;
         while (lo <= hi)
         {
             int mid = (lo + hi) >>> 1;
-            if (_relativeOffsets[mid] < relative)
+            if (relativeOffsets[mid] < relative)
             {
                 found = mid;
                 lo = mid + 1;
@@ -96,8 +102,8 @@ internal sealed class OffsetIndex
             }
         }
 
-        entryOffset = found < 0 ? -1 : _baseOffset + _relativeOffsets[found];
-        return found < 0 ? 0 : _positions[found];
+        entryOffset = found < 0 ? -1 : _baseOffset + relativeOffsets[found];
+        return found < 0 ? 0 : positions[found];
     }
 
     /// <summary>Drops entries at or beyond <paramref name="position"/> (after a log truncation).</summary>

@@ -287,7 +287,14 @@ internal sealed class PartitionLog : IDisposable
             long started = Stopwatch.GetTimestamp();
             old.Flush();
             ObserveFsync(old, started);
-            old.PersistIndexes();
+            if (old.IndexSuspect)
+            {
+                old.DeleteIndexFiles(); // never persist an index known to be wrong: the next open rebuilds it
+            }
+            else
+            {
+                old.PersistIndexes();
+            }
             created = LogSegment.Create(_fileSystem, Directory, baseOffset, _config);
             _fileSystem.SyncDirectory(Directory);
         }
@@ -632,13 +639,35 @@ internal sealed class PartitionLog : IDisposable
             }
         }
 
-        int position = segments[lo].LookupPosition(offset);
-        if (segments[lo].TakeIndexSuspectReport())
+        return (segments, lo, LookupPosition(segments[lo], offset));
+    }
+
+    // An index lookup; when it finds the segment's offset index wrong (LogSegment.LookupPosition), the
+    // problem is logged once, and the index files of an immutable segment are deleted at once, so that
+    // even after a crash the next open rebuilds them (the active segment's are dropped at close).
+    private int LookupPosition(LogSegment segment, long offset)
+    {
+        int position = segment.LookupPosition(offset);
+        if (segment.TakeIndexSuspectReport())
         {
-            LogMessages.IndexEntryMismatch(_config.Telemetry.Logger, segments[lo].IndexPath);
+            LogMessages.IndexEntryMismatch(_config.Telemetry.Logger, segment.IndexPath);
+            lock (_lock)
+            {
+                if (!_disposed && Array.IndexOf(_segments, segment) is int i && i >= 0 && i < _segments.Length - 1)
+                {
+                    try
+                    {
+                        segment.DeleteIndexFiles();
+                    }
+                    catch (IOException)
+                    {
+                        // Best effort: the in-memory fallback keeps reads correct meanwhile.
+                    }
+                }
+            }
         }
 
-        return (segments, lo, position);
+        return position;
     }
 
     /// <summary>Throws <see cref="OffsetOutOfRangeException"/> unless start offset ≤ <paramref name="offset"/> ≤ LEO.</summary>
@@ -667,7 +696,7 @@ internal sealed class PartitionLog : IDisposable
             }
 
             long scanFrom = segment.LookupTimestampScanStart(timestamp);
-            int position = segment.LookupPosition(scanFrom);
+            int position = LookupPosition(segment, scanFrom);
             using var reader = new BatchFileReader(segment.File, position, segment.Size, _config.ReadBufferBytes, _config.MaxBatchBytes);
             while (reader.Next(out ReadOnlySpan<byte> bytes) == BatchReadStatus.Batch)
             {

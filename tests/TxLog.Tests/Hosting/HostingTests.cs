@@ -233,6 +233,19 @@ public sealed class HostingTests
         Assert.That(reopened.Recovery.CleanShutdown, Is.True);
     }
 
+    [Test]
+    public async Task Stop_with_an_already_cancelled_token_still_starts_the_close()
+    {
+        // Regression: a cancelled token made the gate wait fail at once, so the store was never closed.
+        using var dir = new TempDirectory();
+        using IHost host = Build(dir.Path);
+        await host.StartAsync();
+        TxLogHostedService service = host.Services.GetRequiredService<TxLogHostedService>();
+        await service.StopAsync(new CancellationToken(canceled: true));
+        await service.DisposeAsync(); // waits (bounded) for the close that StopAsync started
+        Assert.That(File.Exists(Path.Combine(dir.Path, LogStore.CleanShutdownFileName)), Is.True, "closed cleanly");
+    }
+
     /// <summary>Blocks directory listings (done at open) while armed.</summary>
     private sealed class BlockingListFileSystem : DelegatingFileSystem
     {

@@ -55,6 +55,12 @@ public sealed class IndexRecoveryTests
             Assert.That(store.Recovery.RebuiltIndexes, Is.Zero, "precondition: the open did not notice");
             CheckReads(store.GetPartition(Topic, 0));
             Assert.That(loggers.WithId(1005), Is.Not.Empty, "the mismatch is reported");
+            string[] logs = Directory.GetFiles(PartitionDirectory(_dir.Path), "*.log").Order(StringComparer.Ordinal).ToArray();
+            foreach (string log in logs[..^1])
+            {
+                // Deleted at once (not only at a clean close), so a crash now cannot keep them.
+                Assert.That(File.Exists(Path.ChangeExtension(log, ".index")), Is.False, $"{log}: its wrong index is gone while the store is still open");
+            }
         }
 
         using (LogStore store = LogStore.Open(_dir.Path, SmallSegments()))

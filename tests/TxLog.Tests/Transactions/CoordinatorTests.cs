@@ -138,10 +138,12 @@ public class CoordinatorTests
     }
 
     [Test]
-    public async Task A_commit_that_failed_before_its_decision_does_not_stay_claimed_by_its_caller()
+    public async Task A_commit_that_failed_before_its_decision_is_never_completed_in_memory_and_says_why()
     {
-        // Regression: the transaction stayed marked "completing" after the failure, so every later
-        // InitTransactions of the id said "committing right now; retry" until the store reopened.
+        // Regression (two bugs): (1) the transaction stayed claimed with a misleading "committing right
+        // now; retry" for every later InitTransactions; (2) the first fix released the claim, and a
+        // successor's InitTransactions then completed the PrepareCommit: COMMIT on the healthy partition
+        // while the failed partition's data may be lost — a half-visible transaction.
         using var dir = new TempDirectory();
         var fs = new FaultyFileSystem
         {
@@ -150,20 +152,31 @@ public class CoordinatorTests
         var options = Options(DurabilityMode.GroupCommit);
         options.FileSystem = fs;
         options.PreallocateBytes = 0;
-        using LogStore store = LogStore.Open(dir.Path, options);
-        store.CreateTopic("a");
-        store.CreateTopic("b");
-        await using Producer p = await TransactionalAsync(store, "tx");
-        p.BeginTransaction();
-        await p.ProduceAsync(new TopicPartition("a", 0), Msg("x"));
-        await p.ProduceAsync(new TopicPartition("b", 0), Msg("y"));
-        fs.FailSync();
-        Assert.ThrowsAsync<LogWriteException>(() => p.CommitTransactionAsync());
+        using (LogStore store = LogStore.Open(dir.Path, options))
+        {
+            store.CreateTopic("a");
+            store.CreateTopic("b");
+            await using Producer p = await TransactionalAsync(store, "tx");
+            p.BeginTransaction();
+            await p.ProduceAsync(new TopicPartition("a", 0), Msg("x"));
+            await p.ProduceAsync(new TopicPartition("b", 0), Msg("y"));
+            fs.FailSync();
+            Assert.ThrowsAsync<LogWriteException>(() => p.CommitTransactionAsync());
 
-        // A new instance takes over: it must get the real problem (partition b failed), not a claim.
-        await using Producer successor = await store.CreateProducerAsync(new ProducerOptions { TransactionalId = "tx" });
-        Exception? e = Assert.CatchAsync(async () => await successor.InitTransactionsAsync());
-        Assert.That(e, Is.Not.InstanceOf<InvalidTransactionStateException>());
-        Assert.That(e, Is.InstanceOf<LogWriteException>());
+            await using Producer successor = await store.CreateProducerAsync(new ProducerOptions { TransactionalId = "tx" });
+            var e = Assert.ThrowsAsync<InvalidTransactionStateException>(async () => await successor.InitTransactionsAsync());
+            Assert.That(e!.Message, Does.Contain("reopen"));
+            Assert.That(e.InnerException, Is.InstanceOf<LogWriteException>(), "the cause is named");
+            LogPartition a = store.GetPartition("a", 0);
+            Assert.That(Values(a, IsolationLevel.ReadCommitted), Is.Empty, "nothing of it became visible on the healthy partition");
+            Assert.That(store.Coordinator.AbortExpiredTransactions(), Is.Zero);
+        }
+
+        using LogStore reopened = LogStore.Open(dir.Path, Options());
+        List<string> ra = Values(reopened.GetPartition("a", 0), IsolationLevel.ReadCommitted);
+        List<string> rb = Values(reopened.GetPartition("b", 0), IsolationLevel.ReadCommitted);
+        Assert.That(ra.Count, Is.EqualTo(rb.Count), "recovery decides all or nothing");
+        await using Producer after = await TransactionalAsync(reopened, "tx"); // usable again after the reopen
+        Assert.That(after.Epoch, Is.GreaterThan((short)0));
     }
 }
