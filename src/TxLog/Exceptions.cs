@@ -122,3 +122,33 @@ public class LogWriteException : TxLogException
     /// <summary>Creates the exception with the I/O error that caused it.</summary>
     public LogWriteException(string message, Exception? innerException) : base(message, innerException) { }
 }
+
+/// <summary>
+/// A segment holds a valid batch larger than <see cref="LogStoreOptions.MaxBatchBytes"/>: it was
+/// written by a store opened with a larger limit. Recovery does not cut it (it is data, not a torn
+/// write); open the store with <c>MaxBatchBytes</c> at least <see cref="BatchSize"/>.
+/// </summary>
+public class BatchTooLargeForConfigurationException : TxLogException
+{
+    /// <summary>Creates the exception.</summary>
+    /// <param name="filePath">The segment file.</param>
+    /// <param name="position">The batch's position in it.</param>
+    /// <param name="batchSize">The batch's size, header included.</param>
+    /// <param name="maxBatchBytes">The configured limit.</param>
+    public BatchTooLargeForConfigurationException(string filePath, long position, int batchSize, int maxBatchBytes)
+        : base($"'{filePath}' holds a valid batch of {batchSize} bytes at position {position}, larger than LogStoreOptions.MaxBatchBytes ({maxBatchBytes}); open the store with MaxBatchBytes >= {batchSize}. The segment was left as it is.")
+    {
+        FilePath = filePath;
+        Position = position;
+        BatchSize = batchSize;
+    }
+
+    /// <summary>The segment file.</summary>
+    public string FilePath { get; }
+
+    /// <summary>Position of the batch in the file.</summary>
+    public long Position { get; }
+
+    /// <summary>Size of the batch, header included.</summary>
+    public int BatchSize { get; }
+}

@@ -287,6 +287,13 @@ internal sealed class LogSegment : IDisposable
                 }
             }
 
+            // A whole batch with a valid CRC that is only larger than this store's MaxBatchBytes was
+            // written under a larger limit: it is data, not a torn tail. Never cut it; say what to do.
+            if (reader.LastCheck == BatchCheck.BadLength && IsValidOversizedBatch(position, out int oversize))
+            {
+                throw new BatchTooLargeForConfigurationException(LogPath, position, oversize, _config.MaxBatchBytes);
+            }
+
             // An invalid batch. It is a torn tail unless a valid batch follows it.
             if (!truncateTornTail || ValidBatchFollows(position, expectedOffset))
             {
@@ -305,6 +312,36 @@ internal sealed class LogSegment : IDisposable
         FirstBatchTimestamp = firstBatchTimestamp;
         _indexesDirty = true;
         return fileSize - _size;
+    }
+
+    // True when the bytes at `position` are a complete batch with a valid CRC whose size exceeds the
+    // configured MaxBatchBytes (it fits in the file). `size` is its size with the log overhead.
+    private bool IsValidOversizedBatch(long position, out int size)
+    {
+        size = 0;
+        Span<byte> header = stackalloc byte[L.HeaderSize];
+        if (position + L.HeaderSize > _size || _log.Read(position, header) < header.Length || header[L.MagicOffset] != L.CurrentMagic)
+        {
+            return false;
+        }
+
+        int length = BinaryPrimitives.ReadInt32BigEndian(header.Slice(L.LengthOffset));
+        if (length < L.MinBatchLength || position + L.LogOverhead + (long)length > _size || length > int.MaxValue - L.LogOverhead)
+        {
+            return false;
+        }
+
+        size = length + L.LogOverhead;
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(size);
+        try
+        {
+            Span<byte> batch = buffer.AsSpan(0, size);
+            return _log.Read(position, batch) == size && RecordBatch.Check(batch, size, out _) == BatchCheck.Valid;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     // True when a valid batch with an offset at or after `expectedOffset` starts after the bad batch
