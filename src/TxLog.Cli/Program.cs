@@ -97,6 +97,12 @@ public static class Program
             context.Error.WriteLine("error: " + e.Message);
             return ExitProblem;
         }
+        catch (Exception e)
+        {
+            // Never a stack trace and exit 134: the documented exit codes hold for the unexpected too.
+            context.Error.WriteLine($"error: internal: {e.GetType().Name}: {e.Message}");
+            return ExitProblem;
+        }
     }
 
     private static (RootCommand Root, Option<int> MaxBatchBytes) BuildCommands(CliContext context)

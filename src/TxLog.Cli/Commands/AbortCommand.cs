@@ -130,5 +130,5 @@ internal static class AbortCommand
         t.Partitions.Count == 0 ? "no partitions" : string.Join(", ", t.Partitions.Select(p => p.FirstOffset is { } first ? $"{p.Partition} (from offset {Num(first)})" : p.Partition.ToString()));
 
     private static string Age(TransactionInfo t, long now) =>
-        t.StartedMs is { } started ? $", open for {FormatAge(TimeSpan.FromMilliseconds(now - started))}" : "";
+        t.StartedMs is { } started ? $", open for {FormatAge(CliSupport.Age(now, started))}" : "";
 }

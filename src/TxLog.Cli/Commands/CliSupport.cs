@@ -73,6 +73,17 @@ internal static class CliSupport
         return DateTimeOffset.FromUnixTimeMilliseconds(ms).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
     }
 
+    /// <summary>
+    /// <paramref name="nowMs"/> − <paramref name="sinceMs"/> as a TimeSpan, clamped to ±1000 years:
+    /// timestamps come from records and are not validated (microseconds, garbage).
+    /// </summary>
+    public static TimeSpan Age(long nowMs, long sinceMs)
+    {
+        double ms = (double)nowMs - sinceMs;
+        double limit = TimeSpan.FromDays(365.0 * 1000).TotalMilliseconds;
+        return TimeSpan.FromMilliseconds(Math.Clamp(ms, -limit, limit));
+    }
+
     /// <summary>A duration as "45s", "12m 05s", "2h 05m" or "3d 04h".</summary>
     public static string FormatAge(TimeSpan age)
     {

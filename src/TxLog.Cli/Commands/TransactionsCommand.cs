@@ -76,8 +76,8 @@ internal static class TransactionsCommand
                 new Text(t.State.ToString()),
                 new Text(partitions.Length == 0 ? "-" : partitions),
                 new Text(t.IsOpen && t.StartedMs is { } s ? FormatTimestamp(s) : "-"),
-                new Text(t.IsOpen && t.StartedMs is { } s2 ? FormatAge(TimeSpan.FromMilliseconds(now - s2)) : "-"),
-                new Text(t.TimeoutMs >= 0 ? FormatAge(TimeSpan.FromMilliseconds(t.TimeoutMs)) : "-"),
+                new Text(t.IsOpen && t.StartedMs is { } s2 ? FormatAge(CliSupport.Age(now, s2)) : "-"),
+                new Text(t.TimeoutMs >= 0 ? FormatAge(CliSupport.Age(t.TimeoutMs, 0)) : "-"),
                 new Text(t.IsOpen ? Outcome(t) : "-"));
         }
 

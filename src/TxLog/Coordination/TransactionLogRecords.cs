@@ -104,9 +104,10 @@ internal static class TransactionLogRecords
 
             return m;
         }
-        catch (ArgumentOutOfRangeException)
+        catch (Exception e) when (e is ArgumentException or IndexOutOfRangeException)
         {
-            throw new CorruptRecordException($"Truncated transaction state record for '{transactionalId}'.");
+            // A record too short for its fields (or with a bad topic name) under a valid CRC.
+            throw new CorruptRecordException($"Truncated or malformed transaction state record for '{transactionalId}'.");
         }
     }
 

@@ -62,8 +62,20 @@ internal sealed class DataDirectory
         Directory.Exists(Path)
         && (File.Exists(MetadataPath) || Directory.GetDirectories(Path).Any(d => IsPartitionDirectoryName(System.IO.Path.GetFileName(d), out _, out _)));
 
-    /// <summary>Reads the topic list (internal topics included); throws <see cref="CorruptIndexException"/> when it is corrupt.</summary>
-    public List<TopicDescription> ReadTopics() => StoreMetadata.Read(OsFileSystem.Instance, Path);
+    /// <summary>
+    /// Reads the topic list (internal topics included); throws <see cref="CorruptIndexException"/> when
+    /// it is corrupt, or missing while partition directories exist (a store without its topic list is
+    /// damaged, not empty).
+    /// </summary>
+    public List<TopicDescription> ReadTopics()
+    {
+        if (!File.Exists(MetadataPath) && Directory.GetDirectories(Path).Any(d => IsPartitionDirectoryName(System.IO.Path.GetFileName(d), out _, out _)))
+        {
+            throw new CorruptIndexException($"{StoreMetadata.FileName} is missing but the directory holds partition directories: the topic list is lost", MetadataPath);
+        }
+
+        return StoreMetadata.Read(OsFileSystem.Instance, Path);
+    }
 
     /// <summary>The directory of a partition.</summary>
     public string PartitionDirectory(string topic, int partition) =>

@@ -250,7 +250,7 @@ internal sealed class StoreVerifier
             }
         }
 
-        var transactions = new TransactionTracker();
+        var transactions = new TransactionTracker { LogStartOffset = segments.Count == 0 ? 0 : segments[0].BaseOffset };
         RecordChecker? records = topic switch
         {
             TransactionCoordinator.TopicName => CheckTransactionStateRecords,
@@ -314,6 +314,7 @@ internal sealed class StoreVerifier
         long maxTimestamp = -1;
         long validEnd = 0;
         bool afterInvalidRegion = false;
+        (long Position, string Message)? pendingBadCrc = null; // lenient segment: a torn write unless a valid batch follows
         using (var scanner = new SegmentScanner(file, _maxBatchBytes))
         {
             _report.LogBytes += scanner.Length;
@@ -369,8 +370,16 @@ internal sealed class StoreVerifier
                         if (!valid)
                         {
                             uint computed = Crc32C.Compute(item.Bytes.Span.Slice(L.AttributesOffset));
-                            Add(FindingSeverity.Error, file, item.Position,
-                                $"CRC mismatch in the batch at base offset {batch.BaseOffset} ({item.Length} bytes): stored 0x{batch.Crc:x8}, computed 0x{computed:x8}");
+                            string crcMessage = $"CRC mismatch in the batch at base offset {batch.BaseOffset} ({item.Length} bytes): stored 0x{batch.Crc:x8}, computed 0x{computed:x8}";
+                            if (lenient)
+                            {
+                                // Recovery's rule: a bad batch is a torn write unless a valid batch follows.
+                                pendingBadCrc ??= (item.Position, crcMessage);
+                            }
+                            else
+                            {
+                                Add(FindingSeverity.Error, file, item.Position, crcMessage);
+                            }
                             if (batch.BaseOffset == next && batch.LastOffsetDelta >= 0)
                             {
                                 // Keep following the offsets after a damaged batch whose header looks right;
@@ -389,6 +398,12 @@ internal sealed class StoreVerifier
                         }
                         else
                         {
+                            if (pendingBadCrc is { } bad)
+                            {
+                                Add(FindingSeverity.Error, file, bad.Position, bad.Message + $"; a valid batch follows at position {item.Position}, so this is damage inside the data");
+                                pendingBadCrc = null;
+                            }
+
                             CheckBatch(batch, file, item.Position, next, records);
                             transactions.Observe(batch);
                             maxTimestamp = Math.Max(maxTimestamp, batch.MaxTimestamp);
@@ -453,6 +468,11 @@ internal sealed class StoreVerifier
 
                 Progress(item);
             }
+        }
+
+        if (pendingBadCrc is { } torn)
+        {
+            Add(FindingSeverity.Warning, file, torn.Position, "torn write: " + torn.Message + "; nothing valid follows, so recovery truncates it at the next open");
         }
 
         if (offsetIndex is not null && offsetIndexOrdered)
@@ -712,8 +732,10 @@ internal sealed class StoreVerifier
                 {
                     Add(severity, path, i, $"entry {n} names producer {pid}, but the ABORT marker at offset {lastOffset} is producer {m.Producer}'s");
                 }
-                else if (m.First is { } realFirst && realFirst != first)
+                else if (m.First is { } realFirst && realFirst != first && !(first < transactions.LogStartOffset && realFirst >= transactions.LogStartOffset))
                 {
+                    // (An entry whose transaction started below the log start is fine: retention removed
+                    // its first records, and the log shows the transaction only from later on.)
                     Add(severity, path, i, $"entry {n} says producer {pid}'s aborted transaction starts at offset {first}; the log says {realFirst}");
                 }
             }
@@ -759,7 +781,15 @@ internal sealed class StoreVerifier
 
             if (offset > logEnd)
             {
-                Add(FindingSeverity.Warning, file, null, $"snapshot at offset {offset} is beyond the log end offset {logEnd}; the store deletes it at the next open");
+                if (_clean)
+                {
+                    // After a clean close the log ended at least where this snapshot was taken.
+                    Add(FindingSeverity.Error, file, null, $"snapshot at offset {offset} is beyond the log end offset {logEnd}: offsets {logEnd}..{offset - 1} are missing from a cleanly closed store");
+                }
+                else
+                {
+                    Add(FindingSeverity.Warning, file, null, $"snapshot at offset {offset} is beyond the log end offset {logEnd}; the store deletes it at the next open");
+                }
             }
 
             foreach ((long pid, short _, long first) in state.OngoingTransactions())
@@ -865,6 +895,9 @@ internal sealed class StoreVerifier
     private sealed class TransactionTracker
     {
         private readonly Dictionary<long, long> _open = new();
+
+        /// <summary>The partition's log start offset (retention may have removed a transaction's first records).</summary>
+        public long LogStartOffset { get; init; }
 
         public List<(long Producer, long? First, long Marker)> Aborted { get; } = new();
 

@@ -78,17 +78,31 @@ internal sealed class OsFileSystem : IFileSystem
         }
     }
 
+    private const int LockAttempts = 10;
+    private const int LockRetryDelayMs = 20;
+
+    /// <inheritdoc/>
     public IDisposable? TryLock(string path)
     {
-        try
+        // On Unix, .NET maps FileShare.None to an exclusive flock(2), which also conflicts with a
+        // second open in the same process (a new open file description). A read-only probe (the txlog
+        // tool checking whether the store is open) holds a shared lock for an instant: retry briefly
+        // so that it cannot make a real open fail. A store that has the directory open holds the lock
+        // for good, so the retries only delay the answer.
+        for (int attempt = 0; ; attempt++)
         {
-            // On Unix, .NET maps FileShare.None to an exclusive flock(2), which also conflicts with a
-            // second open in the same process (a new open file description).
-            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-        }
-        catch (IOException)
-        {
-            return null;
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (attempt < LockAttempts - 1)
+            {
+                Thread.Sleep(LockRetryDelayMs);
+            }
+            catch (IOException)
+            {
+                return null;
+            }
         }
     }
 
