@@ -22,6 +22,33 @@ public sealed class DirectoryLockTests
     public void DeleteDirectory() => _dir.Dispose();
 
     [Test]
+    public void A_read_only_probe_holding_the_lock_for_an_instant_does_not_make_an_open_fail()
+    {
+        // Regression: the txlog tool checks whether a store is open by taking a shared lock on .lock for
+        // an instant; an open at that instant got LogDirectoryLockedException (9 of 100 in a loop).
+        using (LogStore.Open(_dir.Path))
+        {
+        }
+
+        string lockFile = Path.Combine(_dir.Path, LogStore.LockFileName);
+        using var held = new ManualResetEventSlim(false);
+        var probe = Task.Run(() =>
+        {
+            using SafeFileHandleHolder handle = new(File.OpenHandle(lockFile, FileMode.Open, FileAccess.Read, FileShare.ReadWrite));
+            held.Set();
+            Thread.Sleep(60);
+        });
+        Assert.That(held.Wait(Limit), Is.True);
+        using LogStore store = LogStore.Open(_dir.Path); // retries while the probe holds its shared lock
+        Assert.That(probe.Wait(Limit), Is.True);
+    }
+
+    private sealed class SafeFileHandleHolder(Microsoft.Win32.SafeHandles.SafeFileHandle handle) : IDisposable
+    {
+        public void Dispose() => handle.Dispose();
+    }
+
+    [Test]
     public void ASecondOpenInTheSameProcessIsRefusedUntilTheFirstStoreCloses()
     {
         using (LogStore first = LogStore.Open(_dir.Path))
