@@ -12,18 +12,7 @@ public sealed class OversizedBatchTests
         // Regression: MaxBatchBytes is a setting, not stored on disk. After a crash, an open with a
         // smaller limit took a committed 2 MiB batch for a torn tail and truncated it.
         using var dir = new TempDirectory();
-        var big = new LogStoreOptions { Durability = DurabilityMode.GroupCommit, MaxBatchBytes = 4 << 20, PreallocateBytes = 0 };
-        using (LogStore store = LogStore.Open(dir.Path, big))
-        {
-            store.CreateTopic("big");
-            LogPartition p = store.GetPartition("big", 0);
-            p.Append(new Message(new byte[100]));
-            p.Append(new Message(new byte[2 << 20]));
-            p.FlushAsync().AsTask().Wait();
-        }
-
-        File.Delete(Path.Combine(dir.Path, LogStore.CleanShutdownFileName)); // as after a crash
-        string segment = Directory.GetFiles(Path.Combine(dir.Path, "big-0"), "*.log").Single();
+        string segment = WriteSmallAndBigBatchThenCrash(dir.Path, out LogStoreOptions big);
         long length = new FileInfo(segment).Length;
 
         var e = Assert.Throws<BatchTooLargeForConfigurationException>(() => LogStore.Open(dir.Path, new LogStoreOptions { PreallocateBytes = 0 }));
@@ -46,17 +35,7 @@ public sealed class OversizedBatchTests
     public void A_torn_large_batch_is_still_cut_as_a_torn_tail()
     {
         using var dir = new TempDirectory();
-        var big = new LogStoreOptions { Durability = DurabilityMode.GroupCommit, MaxBatchBytes = 4 << 20, PreallocateBytes = 0 };
-        using (LogStore store = LogStore.Open(dir.Path, big))
-        {
-            store.CreateTopic("big");
-            LogPartition p = store.GetPartition("big", 0);
-            p.Append(new Message(new byte[100]));
-            p.Append(new Message(new byte[2 << 20]));
-        }
-
-        File.Delete(Path.Combine(dir.Path, LogStore.CleanShutdownFileName));
-        string segment = Directory.GetFiles(Path.Combine(dir.Path, "big-0"), "*.log").Single();
+        string segment = WriteSmallAndBigBatchThenCrash(dir.Path, out _);
         long full = new FileInfo(segment).Length;
         using (FileStream f = new(segment, FileMode.Open))
         {
@@ -66,5 +45,23 @@ public sealed class OversizedBatchTests
         using LogStore reopened = LogStore.Open(dir.Path, new LogStoreOptions { PreallocateBytes = 0 });
         Assert.That(reopened.GetPartition("big", 0).LogEndOffset, Is.EqualTo(1), "the torn batch was cut, the first kept");
         Assert.That(reopened.Recovery.TruncatedBytes, Is.GreaterThan(0));
+    }
+
+    // Under MaxBatchBytes = 4 MiB: a 100-byte batch, then a 2 MiB one, flushed; then the clean-shutdown
+    // marker is removed, as after a crash. Returns the segment file.
+    private static string WriteSmallAndBigBatchThenCrash(string directory, out LogStoreOptions big)
+    {
+        big = new LogStoreOptions { Durability = DurabilityMode.GroupCommit, MaxBatchBytes = 4 << 20, PreallocateBytes = 0 };
+        using (LogStore store = LogStore.Open(directory, big))
+        {
+            store.CreateTopic("big");
+            LogPartition p = store.GetPartition("big", 0);
+            p.Append(new Message(new byte[100]));
+            p.Append(new Message(new byte[2 << 20]));
+            p.FlushAsync().AsTask().Wait();
+        }
+
+        File.Delete(Path.Combine(directory, LogStore.CleanShutdownFileName));
+        return Directory.GetFiles(Path.Combine(directory, "big-0"), "*.log").Single();
     }
 }

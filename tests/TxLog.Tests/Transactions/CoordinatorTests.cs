@@ -111,21 +111,9 @@ public class CoordinatorTests
     public async Task A_failed_fsync_at_the_decision_fails_the_commit_and_reopening_shows_all_or_nothing(string failingPartition)
     {
         using var dir = new TempDirectory();
-        var fs = new FaultyFileSystem
+        using (LogStore store = LogStore.Open(dir.Path, FailingSyncOptions(failingPartition, out FaultyFileSystem fs)))
         {
-            Targets = path => path.Contains(Path.DirectorySeparatorChar + failingPartition + Path.DirectorySeparatorChar, StringComparison.Ordinal) && path.EndsWith(".log", StringComparison.Ordinal),
-        };
-        var options = Options(DurabilityMode.GroupCommit);
-        options.FileSystem = fs;
-        options.PreallocateBytes = 0;
-        using (LogStore store = LogStore.Open(dir.Path, options))
-        {
-            store.CreateTopic("a");
-            store.CreateTopic("b");
-            await using Producer p = await TransactionalAsync(store, "tx");
-            p.BeginTransaction();
-            await p.ProduceAsync(new TopicPartition("a", 0), Msg("x"));
-            await p.ProduceAsync(new TopicPartition("b", 0), Msg("y"));
+            await using Producer p = await BeginOverAAndBAsync(store);
             fs.FailSync();
             Assert.ThrowsAsync<LogWriteException>(() => p.CommitTransactionAsync(), "the commit is not acknowledged");
         }
@@ -145,21 +133,9 @@ public class CoordinatorTests
         // successor's InitTransactions then completed the PrepareCommit: COMMIT on the healthy partition
         // while the failed partition's data may be lost — a half-visible transaction.
         using var dir = new TempDirectory();
-        var fs = new FaultyFileSystem
+        using (LogStore store = LogStore.Open(dir.Path, FailingSyncOptions("b-0", out FaultyFileSystem fs)))
         {
-            Targets = path => path.Contains(Path.DirectorySeparatorChar + "b-0" + Path.DirectorySeparatorChar, StringComparison.Ordinal) && path.EndsWith(".log", StringComparison.Ordinal),
-        };
-        var options = Options(DurabilityMode.GroupCommit);
-        options.FileSystem = fs;
-        options.PreallocateBytes = 0;
-        using (LogStore store = LogStore.Open(dir.Path, options))
-        {
-            store.CreateTopic("a");
-            store.CreateTopic("b");
-            await using Producer p = await TransactionalAsync(store, "tx");
-            p.BeginTransaction();
-            await p.ProduceAsync(new TopicPartition("a", 0), Msg("x"));
-            await p.ProduceAsync(new TopicPartition("b", 0), Msg("y"));
+            await using Producer p = await BeginOverAAndBAsync(store);
             fs.FailSync();
             Assert.ThrowsAsync<LogWriteException>(() => p.CommitTransactionAsync());
 
@@ -178,5 +154,30 @@ public class CoordinatorTests
         Assert.That(ra.Count, Is.EqualTo(rb.Count), "recovery decides all or nothing");
         await using Producer after = await TransactionalAsync(reopened, "tx"); // usable again after the reopen
         Assert.That(after.Epoch, Is.GreaterThan((short)0));
+    }
+
+    // Group commit without preallocation, with a file system whose FailSync targets one partition's .log files.
+    private static LogStoreOptions FailingSyncOptions(string partitionDirectory, out FaultyFileSystem fs)
+    {
+        fs = new FaultyFileSystem
+        {
+            Targets = path => path.Contains(Path.DirectorySeparatorChar + partitionDirectory + Path.DirectorySeparatorChar, StringComparison.Ordinal) && path.EndsWith(".log", StringComparison.Ordinal),
+        };
+        LogStoreOptions options = Options(DurabilityMode.GroupCommit);
+        options.FileSystem = fs;
+        options.PreallocateBytes = 0;
+        return options;
+    }
+
+    // Topics a and b, and a producer "tx" with an open transaction holding x on a-0 and y on b-0.
+    private static async Task<Producer> BeginOverAAndBAsync(LogStore store)
+    {
+        store.CreateTopic("a");
+        store.CreateTopic("b");
+        Producer p = await TransactionalAsync(store, "tx");
+        p.BeginTransaction();
+        await p.ProduceAsync(new TopicPartition("a", 0), Msg("x"));
+        await p.ProduceAsync(new TopicPartition("b", 0), Msg("y"));
+        return p;
     }
 }
