@@ -123,6 +123,28 @@ public sealed class ReviewRegressionTests
         Assert.That(r.Error, Does.Contain("topic list is lost"));
     }
 
+    [Test]
+    public void Dump_warns_when_the_store_is_open()
+    {
+        using var dir = new TempDirectory();
+        using LogStore store = LogStore.Open(dir.Path);
+        store.CreateTopic("t");
+        store.GetPartition("t", 0).Append(new Message(new byte[10]));
+        CliResult r = Cli.Run("dump", Path.Combine(dir.Path, "t-0"));
+        Assert.That(r.Error, Does.Contain("the store is open by another process"), r.ToString());
+    }
+
+    [Test]
+    public void A_file_given_as_the_data_directory_is_named_as_a_file()
+    {
+        using var dir = new TempDirectory();
+        string file = Path.Combine(dir.Path, "not-a-dir");
+        File.WriteAllText(file, "x");
+        CliResult r = Cli.Run("verify", file);
+        Assert.That(r.ExitCode, Is.EqualTo(2), r.ToString());
+        Assert.That(r.Error, Does.Contain("is a file"));
+    }
+
     private static void CopyDirectory(string from, string to)
     {
         Directory.CreateDirectory(to);

@@ -28,6 +28,11 @@ internal static class CliSupport
     /// <summary>The data directory at <paramref name="path"/>; a usage error when it does not exist or holds no store.</summary>
     public static DataDirectory RequireDataDirectory(string path)
     {
+        if (File.Exists(path))
+        {
+            throw new UsageException($"'{path}' is a file; give the data directory (the folder that holds topics.meta and the partition directories)");
+        }
+
         if (!Directory.Exists(path))
         {
             throw new UsageException($"data directory '{path}' does not exist");

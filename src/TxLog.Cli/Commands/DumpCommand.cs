@@ -46,6 +46,14 @@ internal static class DumpCommand
 
     private static int Run(CliContext context, string path, bool records, BytesFormat format, int maxBatchBytes)
     {
+        // The store directory is the partition directory's parent (a segment file's grandparent).
+        string full = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar);
+        string? storeDirectory = Directory.Exists(full) ? Path.GetDirectoryName(full) : Path.GetDirectoryName(Path.GetDirectoryName(full));
+        if (storeDirectory is not null && File.Exists(Path.Combine(storeDirectory, LogStore.LockFileName)))
+        {
+            CliSupport.WarnIfOpen(context, new DataDirectory(storeDirectory));
+        }
+
         if (Directory.Exists(path))
         {
             List<SegmentFile> segments = DataDirectory.ListSegments(path);
