@@ -63,7 +63,13 @@ public sealed class LogPartition
     /// The last stable offset: the first offset of the earliest open transaction, or the high
     /// watermark when none is open (never above it). Read-committed readers see records below it.
     /// </summary>
-    public long LastStableOffset => Math.Min(Math.Min(ProducerState.FirstUnstableOffset, Log.HighWatermark), FirstHeldOffset());
+    public long LastStableOffset =>
+        Math.Min(Math.Min(Math.Min(ProducerState.FirstUnstableOffset, Volatile.Read(ref _appendingUnstable)), Log.HighWatermark), FirstHeldOffset());
+
+    // While a transactional batch is being appended: its first offset (long.MaxValue otherwise). The
+    // batch becomes readable (log end, and the HW in mode None or by a concurrent fsync) before the
+    // producer state records its open transaction; this keeps the LSO below it in between.
+    private long _appendingUnstable = long.MaxValue;
 
     private (long Offset, VisibilityHold Hold)[] _holds = [];   // copy-on-write; guarded by _appendLock for writers
 
@@ -264,13 +270,30 @@ public sealed class LogPartition
                 return null;
             }
 
-            info = Log.Append(batch, builder.Count, builder.MaxTimestamp);
-            if (info.Rolled)
+            bool mayOpenTransaction = header.IsTransactional && !header.IsControl;
+            if (mayOpenTransaction)
             {
-                SnapshotProducerStateUnsynchronized(info.BaseOffset);
+                Volatile.Write(ref _appendingUnstable, Log.LogEndOffset); // the base offset it gets (appends hold _appendLock)
             }
 
-            aborted = ProducerState.Update(header, info.BaseOffset, info.LastOffset, Log.HighWatermark);
+            try
+            {
+                info = Log.Append(batch, builder.Count, builder.MaxTimestamp);
+                if (info.Rolled)
+                {
+                    SnapshotProducerStateUnsynchronized(info.BaseOffset);
+                }
+
+                aborted = ProducerState.Update(header, info.BaseOffset, info.LastOffset, Log.HighWatermark);
+            }
+            finally
+            {
+                if (mayOpenTransaction)
+                {
+                    Volatile.Write(ref _appendingUnstable, long.MaxValue);
+                }
+            }
+
             Observer?.Invoke(new RecordBatch(batch.Span));
             if (aborted is { } entry)
             {

@@ -258,13 +258,16 @@ internal sealed class ProducerStateManager
             {
                 _ongoing.Remove(txnFirst);
                 entry.CurrentTransactionFirstOffset = -1;
-                PublishFirstUnstable();
                 if (batch.MarkerType == ControlRecordType.Abort)
                 {
-                    long lso = Math.Min(FirstUnstableOffset, lastOffset + 1);
+                    // Listed as aborted BEFORE the LSO may move past it: a lock-free reader that sees the
+                    // new LSO must also see the entry, or it returns the aborted records.
+                    long lso = Math.Min(FirstOngoingOffset(), lastOffset + 1);
                     aborted = new AbortedTransaction(batch.ProducerId, txnFirst, lastOffset, Math.Min(lso, Math.Max(highWatermarkHint, txnFirst)));
                     AddAborted(aborted.Value);
                 }
+
+                PublishFirstUnstable();
             }
 
             return aborted;
@@ -348,7 +351,9 @@ internal sealed class ProducerStateManager
         Volatile.Write(ref _abortedView, new AbortedView(_abortedItems, count));
     }
 
-    private void PublishFirstUnstable()
+    private void PublishFirstUnstable() => Volatile.Write(ref _firstUnstableOffset, FirstOngoingOffset());
+
+    private long FirstOngoingOffset()
     {
         long first = long.MaxValue;
         foreach (long offset in _ongoing.Keys)
@@ -357,7 +362,7 @@ internal sealed class ProducerStateManager
             break;
         }
 
-        Volatile.Write(ref _firstUnstableOffset, first);
+        return first;
     }
 
     /// <summary>The snapshot file name for an offset.</summary>
