@@ -494,6 +494,24 @@ internal sealed class LogSegment : IDisposable
     /// <summary>True the first time it is called after the index became suspect (to report it once).</summary>
     public bool TakeIndexSuspectReport() => IndexSuspect && Interlocked.Exchange(ref _indexSuspectReported, 1) == 0;
 
+    /// <summary>
+    /// fsyncs the segment's <c>.txnindex</c>, if it has one. Its entries are appended to the page cache
+    /// as ABORT markers land; a rolled segment's are not rebuilt after a crash (only the segments from
+    /// the newest producer snapshot on are replayed), so they must be durable once the segment rolls,
+    /// and the active segment's at a clean close (which is trusted at the next open).
+    /// </summary>
+    public void SyncTransactionIndex()
+    {
+        string path = Path.ChangeExtension(LogPath, ".txnindex");
+        if (!_fileSystem.FileExists(path))
+        {
+            return;
+        }
+
+        using IStorageFile file = _fileSystem.OpenFile(path, FileOpenMode.OpenExisting);
+        file.Sync();
+    }
+
     /// <summary>Deletes the index files (derived data), so that the next open rebuilds them from the log.</summary>
     public void DeleteIndexFiles()
     {

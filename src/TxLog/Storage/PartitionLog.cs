@@ -287,6 +287,7 @@ internal sealed class PartitionLog : IDisposable
             long started = Stopwatch.GetTimestamp();
             old.Flush();
             ObserveFsync(old, started);
+            old.SyncTransactionIndex(); // its file entry is made durable by the directory fsync below
             if (old.IndexSuspect)
             {
                 old.DeleteIndexFiles(); // never persist an index known to be wrong: the next open rebuilds it
@@ -775,6 +776,8 @@ internal sealed class PartitionLog : IDisposable
                         long started = Stopwatch.GetTimestamp();
                         active.Flush();
                         ObserveFsync(active, started);
+                        active.SyncTransactionIndex();
+                        _fileSystem.SyncDirectory(Directory); // a .txnindex created since the last roll
                         foreach (LogSegment segment in _segments)
                         {
                             if (segment.IndexSuspect)
