@@ -119,7 +119,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
             {
                 string dir = PartitionDirectory(topic.Name, p);
                 known.Add(dir);
-                PartitionLog log = PartitionLog.Open(_fileSystem, dir, topic.Name, p, ConfigFor(topic.Options), Options.TimeProvider,
+                PartitionLog log = PartitionLog.Open(_fileSystem, dir, topic.Name, p, ConfigFor(topic.Name, topic.Options), Options.TimeProvider,
                     Options.Durability == DurabilityMode.None, trustTail: clean, Recovery);
                 var partition = new LogPartition(this, log);
                 state.Partitions[p] = partition;
@@ -169,14 +169,16 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
     private string PartitionDirectory(string topic, int partition) =>
         Path.Combine(Directory, topic + "-" + partition.ToString(CultureInfo.InvariantCulture));
 
-    private LogConfig ConfigFor(TopicOptions topic) => new()
+    // Internal topics never take the store's retention: their data is deleted only by their owners
+    // (MVCC checkpoints trim __mvcc_redo; the coordinator restates its log), never by size or age.
+    private LogConfig ConfigFor(string name, TopicOptions topic) => new()
     {
         SegmentBytes = topic.SegmentBytes ?? Options.SegmentBytes,
         SegmentAge = topic.SegmentAge ?? Options.SegmentAge,
         MaxIndexBytes = Options.MaxIndexBytes,
         IndexIntervalBytes = Options.IndexIntervalBytes,
-        RetentionBytes = topic.RetentionBytes ?? Options.RetentionBytes,
-        RetentionTime = topic.RetentionTime ?? Options.RetentionTime,
+        RetentionBytes = IsInternalTopic(name) ? null : topic.RetentionBytes ?? Options.RetentionBytes,
+        RetentionTime = IsInternalTopic(name) ? null : topic.RetentionTime ?? Options.RetentionTime,
         MaxBatchBytes = Options.MaxBatchBytes,
         PreallocateBytes = Options.PreallocateBytes,
         Telemetry = Telemetry,
@@ -225,7 +227,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
             {
                 for (int p = 0; p < partitions; p++)
                 {
-                    PartitionLog log = PartitionLog.Open(_fileSystem, PartitionDirectory(name, p), name, p, ConfigFor(options), Options.TimeProvider,
+                    PartitionLog log = PartitionLog.Open(_fileSystem, PartitionDirectory(name, p), name, p, ConfigFor(name, options), Options.TimeProvider,
                         Options.Durability == DurabilityMode.None, trustTail: false, new RecoveryReport());
                     state.Partitions[p] = new LogPartition(this, log);
                 }

@@ -292,6 +292,7 @@ public sealed partial class TransactionEngine
         }
 
         long last = checkpointTs;
+        long highestSeen = checkpointTs; // dropped transactions' timestamps too: a new commit must not reuse one
         int replayed = 0;
         if (_redo.LogEndOffset > redoStart)
         {
@@ -326,6 +327,7 @@ public sealed partial class TransactionEngine
                 {
                     long ts = BinaryPrimitives.ReadInt64BigEndian(record.Value);
                     bool final = (record.Value[12] & FinalBatchFlag) != 0;
+                    highestSeen = Math.Max(highestSeen, ts);
                     if (ts != currentTs)
                     {
                         Apply(); // the previous transaction (dropped unless its last batch arrived)
@@ -345,6 +347,10 @@ public sealed partial class TransactionEngine
             Apply();
         }
 
+        // Timestamps of dropped transactions (cut before their last batch) are used up: otherwise the
+        // next commit would reuse one, and the next recovery would complete the dropped transaction's
+        // batches with that commit's final batch (it groups redo by timestamp).
+        last = Math.Max(last, highestSeen);
         _lastCommitTs = last;
         _visibleTs = last;
         _committedView = new System.Runtime.CompilerServices.StrongBox<Snapshot>(new Snapshot(last, []));

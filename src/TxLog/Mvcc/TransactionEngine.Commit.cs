@@ -42,8 +42,8 @@ public sealed partial class TransactionEngine
                 }
 
                 commitTs = _lastCommitTs + 1;
+                _lastCommitTs = commitTs; // consumed even if the redo append fails half-way: never reused
                 lastRedoOffset = AppendRedo(tx, commitTs, out long firstRedoOffset, out long redoBytes);
-                _lastCommitTs = commitTs;
                 tx.CommitTs = commitTs;
                 _installing.Add(commitTs);
                 _redoOffsets.Enqueue((commitTs, firstRedoOffset));
@@ -118,8 +118,8 @@ public sealed partial class TransactionEngine
                 }
 
                 long commitTs = _lastCommitTs + 1;
+                _lastCommitTs = commitTs; // consumed even if the redo append fails half-way: never reused
                 AppendRedo(tx, commitTs, out long firstRedoOffset, out long redoBytes, appendRedo);
-                _lastCommitTs = commitTs;
                 tx.CommitTs = commitTs;
                 _installing.Add(commitTs);
                 _redoOffsets.Enqueue((commitTs, firstRedoOffset));
@@ -449,6 +449,15 @@ public sealed partial class TransactionEngine
                 row.Key.CopyTo(scratch, 2 + map.Name.Length);
                 builder.Add(now, scratch.AsSpan(0, keyLength), true, value, value is not null, null);
                 remaining -= size;
+            }
+
+            if (!final)
+            {
+                // The flag was decided from an over-estimate of what remained, and the real encoding fit
+                // after all: close the transaction with a header-only final batch, or recovery would
+                // take it for one cut short and drop it.
+                last = FinishRedoBatch(builder, ref firstOffset, ref bytes);
+                StartRedoBatch(builder, commitTs, tx.WriteSet.Count, remaining: 0, maxBatch, now);
             }
 
             return FinishRedoBatch(builder, ref firstOffset, ref bytes);
