@@ -97,7 +97,10 @@ public sealed class StoreTransaction : IAsyncDisposable
             // nothing of the transaction takes effect.
             if (!Maps.IsCommitted)
             {
-                _engine.AbortUnified(Maps, commitTs);
+                // Fenced, timed out, cancelled or refused before the coordinator decided: aborted. Any
+                // other failure (an fsync, a closing store) may have left the decision on disk.
+                bool known = e is ProducerFencedException or InvalidTransactionStateException or OperationCanceledException;
+                _engine.AbortUnified(Maps, commitTs, outcomeUnknown: !known);
             }
 
             if (Producer.InTransaction)

@@ -185,7 +185,15 @@ public sealed partial class TransactionEngine
     }
 
     /// <summary>Undoes a unified transaction that did not commit: removes its pre-installed versions and rolls back.</summary>
-    internal void AbortUnified(MvccTransaction tx, long commitTs)
+    /// <param name="tx">The map side.</param>
+    /// <param name="commitTs">Its commit timestamp (0: it wrote nothing).</param>
+    /// <param name="outcomeUnknown">
+    /// The commit failed in a way only recovery can settle (a failed fsync: the decision may be on
+    /// disk). The versions are removed from memory, but the timestamp stays in flight until the store
+    /// reopens: the visible timestamp, checkpoints and redo trimming stay below it, so a checkpoint can
+    /// never pass it and drop its redo while the log side may still be committed by recovery.
+    /// </param>
+    internal void AbortUnified(MvccTransaction tx, long commitTs, bool outcomeUnknown = false)
     {
         if (commitTs != 0)
         {
@@ -201,7 +209,10 @@ public sealed partial class TransactionEngine
             }
 
             // Its redo entry stays queued: it only makes a checkpoint keep slightly more redo (safe).
-            FinishInstall(commitTs);
+            if (!outcomeUnknown)
+            {
+                FinishInstall(commitTs);
+            }
         }
 
         Rollback(tx);
