@@ -30,7 +30,8 @@ internal sealed class GroupCoordinator
     private readonly LogPartition _log;
     private readonly object _lock = new();
     private readonly Dictionary<(string Group, TopicPartition Partition), long> _committed = new();
-    private readonly Dictionary<long, List<((string Group, TopicPartition Partition) Key, long Offset)>> _pending = new();
+    private readonly Dictionary<(string Group, TopicPartition Partition), long> _committedAt = new(); // log offset of the record that set it
+    private readonly Dictionary<long, List<((string Group, TopicPartition Partition) Key, long Offset, long RecordOffset)>> _pending = new();
 
     private GroupCoordinator(LogStore store, LogPartition log)
     {
@@ -88,17 +89,20 @@ internal sealed class GroupCoordinator
     {
         lock (_lock)
         {
-            ApplyBatch(batch, _committed, _pending);
+            ApplyBatch(batch, _committed, _committedAt, _pending);
         }
     }
 
     /// <summary>
     /// The replay rule, shared with the read-only inspector: plain records count at once; records of a
     /// transaction wait in <paramref name="pending"/> (by producer id) for its COMMIT marker and are
-    /// dropped at its ABORT.
+    /// dropped at its ABORT. At the COMMIT, a transactional offset is applied only if no later record
+    /// (a plain commit written after it) already set that group's offset — Kafka's rule: the newest
+    /// write in the offsets log wins (<paramref name="committedAt"/> holds each offset's record position).
     /// </summary>
     internal static void ApplyBatch(RecordBatch batch, Dictionary<(string Group, TopicPartition Partition), long> committed,
-        Dictionary<long, List<((string Group, TopicPartition Partition) Key, long Offset)>> pending)
+        Dictionary<(string Group, TopicPartition Partition), long> committedAt,
+        Dictionary<long, List<((string Group, TopicPartition Partition) Key, long Offset, long RecordOffset)>> pending)
     {
         if (batch.IsControl)
         {
@@ -107,9 +111,13 @@ internal sealed class GroupCoordinator
                 ControlRecordType type = ControlRecord.ReadType(record.Key);
                 if (pending.Remove(batch.ProducerId, out var waiting) && type == ControlRecordType.Commit)
                 {
-                    foreach ((var key, long offset) in waiting)
+                    foreach ((var key, long offset, long recordOffset) in waiting)
                     {
-                        committed[key] = offset;
+                        if (!committedAt.TryGetValue(key, out long at) || recordOffset > at)
+                        {
+                            committed[key] = offset;
+                            committedAt[key] = recordOffset;
+                        }
                     }
                 }
             }
@@ -134,11 +142,12 @@ internal sealed class GroupCoordinator
                     pending.Add(batch.ProducerId, list);
                 }
 
-                list.Add(((group, tp), offset));
+                list.Add(((group, tp), offset, record.Offset));
             }
             else
             {
                 committed[(group, tp)] = offset;
+                committedAt[(group, tp)] = record.Offset;
             }
         }
     }

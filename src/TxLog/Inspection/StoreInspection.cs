@@ -295,7 +295,8 @@ internal sealed class StoreInspection
     public (List<CommittedOffset> Committed, List<PendingOffset> Pending) ReplayConsumerOffsets()
     {
         var committed = new Dictionary<(string, TopicPartition), long>();
-        var pending = new Dictionary<long, List<((string Group, TopicPartition Partition) Key, long Offset)>>();
+        var committedAt = new Dictionary<(string, TopicPartition), long>();
+        var pending = new Dictionary<long, List<((string Group, TopicPartition Partition) Key, long Offset, long RecordOffset)>>();
         PartitionInspector? log = Partition(GroupCoordinator.TopicName, 0);
         if (log is not null && log.LogEndOffset > log.LogStartOffset)
         {
@@ -303,7 +304,7 @@ internal sealed class StoreInspection
             {
                 try
                 {
-                    GroupCoordinator.ApplyBatch(batch, committed, pending);
+                    GroupCoordinator.ApplyBatch(batch, committed, committedAt, pending);
                 }
                 catch (CorruptRecordException e)
                 {
@@ -324,7 +325,7 @@ internal sealed class StoreInspection
         var open = new List<PendingOffset>();
         foreach ((long pid, var entries) in pending)
         {
-            foreach (((string group, TopicPartition tp), long offset) in entries)
+            foreach (((string group, TopicPartition tp), long offset, long _) in entries)
             {
                 open.Add(new PendingOffset(pid, group, tp, offset));
             }
