@@ -141,7 +141,18 @@ public sealed class LogReader : IDisposable
 
             LogSegment segment = _segments[_segmentIndex];
             _file!.ExtendEnd(segment.Size);
-            BatchReadStatus status = _file.Next(out ReadOnlySpan<byte> bytes);
+            BatchReadStatus status;
+            ReadOnlySpan<byte> bytes;
+            try
+            {
+                status = _file.Next(out bytes);
+            }
+            catch (ObjectDisposedException) when (_log.LogStartOffset > _nextOffset)
+            {
+                // Retention deleted (and closed) the segment under this reader: the documented error.
+                throw new OffsetOutOfRangeException(_log.Name, _nextOffset, _log.LogStartOffset, _log.LogEndOffset);
+            }
+
             if (status == BatchReadStatus.End)
             {
                 if (!AdvanceSegment())
