@@ -57,6 +57,7 @@ internal sealed class TransactionCoordinator : IDisposable
     private readonly ConcurrentDictionary<long, short> _epochs = new(); // producer id -> current epoch (fencing at partitions)
     private long _nextProducerId;
     private long _blockEnd;
+    private long _blockRecord = -1;   // offset of the record of the current producer-id block (-1: replayed, durable)
     private ITimer? _timer;
 
     private TransactionCoordinator(LogStore store, LogPartition log)
@@ -237,22 +238,26 @@ internal sealed class TransactionCoordinator : IDisposable
     public async ValueTask<long> AllocateProducerIdAsync()
     {
         long id;
-        long blockRecord = -1;
+        long blockRecord;
         lock (_lock)
         {
             if (_nextProducerId >= _blockEnd)
             {
                 _blockEnd = _nextProducerId + ProducerIdBlockSize;
-                blockRecord = _log.Append(new Message(TransactionLogRecords.ProducerIdBlockKey(), TransactionLogRecords.ProducerIdBlockValue(_blockEnd))).LastOffset;
+                _blockRecord = _log.Append(new Message(TransactionLogRecords.ProducerIdBlockKey(), TransactionLogRecords.ProducerIdBlockValue(_blockEnd))).LastOffset;
             }
 
             id = _nextProducerId++;
             _epochs[id] = 0;
+            blockRecord = _blockRecord;
         }
 
+        // Every caller, not only the one that wrote it, waits until the record of the block its id comes
+        // from is durable (at once when it already is): always, whatever the mode. Otherwise a crash
+        // could lose the block and hand the same id out again, and a reused producer id corrupts
+        // duplicate detection (the new producer's records are taken for the old one's retries).
         if (blockRecord >= 0)
         {
-            // Always durable, whatever the mode: a reused producer id would corrupt duplicate detection.
             await _log.WaitForDurableAsync(blockRecord).ConfigureAwait(false);
         }
 
