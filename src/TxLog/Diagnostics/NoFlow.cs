@@ -8,30 +8,23 @@ namespace TxLog.Diagnostics;
 internal static class NoFlow
 {
     /// <summary><see cref="TimeProvider.CreateTimer"/> with the execution context not captured.</summary>
-    public static ITimer CreateTimer(TimeProvider time, TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
-    {
-        if (ExecutionContext.IsFlowSuppressed())
-        {
-            return time.CreateTimer(callback, state, dueTime, period);
-        }
-
-        using (ExecutionContext.SuppressFlow())
-        {
-            return time.CreateTimer(callback, state, dueTime, period);
-        }
-    }
+    public static ITimer CreateTimer(TimeProvider time, TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+        WithoutFlow(() => time.CreateTimer(callback, state, dueTime, period));
 
     /// <summary><see cref="Task.Run(Func{Task})"/> with the execution context not captured.</summary>
-    public static Task Run(Func<Task> work)
+    public static Task Run(Func<Task> work) => WithoutFlow(() => Task.Run(work));
+
+    // Runs `start` with flow suppressed (SuppressFlow throws when it already is).
+    private static T WithoutFlow<T>(Func<T> start)
     {
         if (ExecutionContext.IsFlowSuppressed())
         {
-            return Task.Run(work);
+            return start();
         }
 
         using (ExecutionContext.SuppressFlow())
         {
-            return Task.Run(work);
+            return start();
         }
     }
 }

@@ -654,7 +654,8 @@ internal sealed class PartitionLog : IDisposable
             LogMessages.IndexEntryMismatch(_config.Telemetry.Logger, segment.IndexPath);
             lock (_lock)
             {
-                if (!_disposed && Array.IndexOf(_segments, segment) is int i && i >= 0 && i < _segments.Length - 1)
+                int index = Array.IndexOf(_segments, segment);
+                if (!_disposed && index >= 0 && index < _segments.Length - 1) // an immutable segment still in the log
                 {
                     try
                     {

@@ -35,6 +35,25 @@ internal sealed class EngineFixture : IDisposable
 
     public MvccTransaction Begin(TransactionIsolation isolation) => Engine.BeginTransaction(isolation);
 
+    /// <summary>Commits key → key * factor for every key in [from, to), in one ReadCommitted transaction.</summary>
+    public void PutAll(int from, int to, int factor)
+    {
+        using MvccTransaction tx = Begin(TransactionIsolation.ReadCommitted);
+        for (int k = from; k < to; k++)
+        {
+            Map.Put(tx, k, k * factor);
+        }
+
+        tx.Commit();
+    }
+
+    /// <summary>Every entry of <see cref="Map"/> as a RepeatableRead snapshot sees it.</summary>
+    public Dictionary<int, int> ReadAll()
+    {
+        using MvccTransaction tx = Begin(TransactionIsolation.RepeatableRead);
+        return Map.Scan(tx).ToDictionary(p => p.Key, p => p.Value);
+    }
+
     /// <summary>Hermitage's setup: rows (1, 10) and (2, 20).</summary>
     public void Seed()
     {
@@ -54,5 +73,29 @@ internal sealed class EngineFixture : IDisposable
     {
         Store.Dispose();
         _ownedDirectory?.Dispose();
+    }
+}
+
+/// <summary>Raw views of redo segment files for crash-image tests.</summary>
+internal static class RedoFiles
+{
+    /// <summary>
+    /// Walks the batch length fields (bytes 8..11 of each batch) to the last batch: its start and end
+    /// (the file may end in preallocated zeros).
+    /// </summary>
+    public static (long Start, long End) LastBatch(byte[] log)
+    {
+        long position = 0;
+        while (true)
+        {
+            int length = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(log.AsSpan((int)position + 8));
+            long next = position + 12 + length;
+            if (length < 49 || next >= log.Length || next + 17 > log.Length || log[(int)next + 16] != 2)
+            {
+                return (position, next);
+            }
+
+            position = next;
+        }
     }
 }

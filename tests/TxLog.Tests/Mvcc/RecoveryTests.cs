@@ -9,30 +9,13 @@ public class RecoveryTests
 {
     private static MvccOptions Opts(LogSyncMode mode = LogSyncMode.Instant) => new() { SyncMode = mode, CheckpointInterval = null, LockTimeout = TimeSpan.FromSeconds(1) };
 
-    private static void PutAll(EngineFixture f, int from, int to, int factor)
-    {
-        using MvccTransaction tx = f.Begin(TransactionIsolation.ReadCommitted);
-        for (int k = from; k < to; k++)
-        {
-            f.Map.Put(tx, k, k * factor);
-        }
-
-        tx.Commit();
-    }
-
-    private static Dictionary<int, int> ReadAll(EngineFixture f)
-    {
-        using MvccTransaction tx = f.Begin(TransactionIsolation.RepeatableRead);
-        return f.Map.Scan(tx).ToDictionary(p => p.Key, p => p.Value);
-    }
-
     [Test]
     public void Committed_data_survives_a_clean_reopen_and_rolled_back_data_does_not()
     {
         using var dir = new TempDirectory();
         using (var f = new EngineFixture(Opts(), dir.Path))
         {
-            PutAll(f, 0, 100, 2);
+            f.PutAll(0, 100, 2);
             using MvccTransaction rolledBack = f.Begin(TransactionIsolation.ReadCommitted);
             f.Map.Put(rolledBack, 1000, 1);
             rolledBack.Rollback();
@@ -42,7 +25,7 @@ public class RecoveryTests
         }
 
         using var reopened = new EngineFixture(Opts(), dir.Path);
-        Dictionary<int, int> all = ReadAll(reopened);
+        Dictionary<int, int> all = reopened.ReadAll();
         Assert.That(all, Has.Count.EqualTo(99));
         Assert.That(all.ContainsKey(5) || all.ContainsKey(1000), Is.False);
         Assert.That(all[42], Is.EqualTo(84));
@@ -70,7 +53,7 @@ public class RecoveryTests
         using var image = new TempDirectory();
         TestRecords.CopyImage(dir.Path, image.Path);
         string redo = Directory.GetFiles(Path.Combine(image.Path, TransactionEngine.RedoTopic + "-0"), "*.log").Order().Last();
-        (long lastBatch, long _) = LastBatch(File.ReadAllBytes(redo));
+        (long lastBatch, long _) = RedoFiles.LastBatch(File.ReadAllBytes(redo));
         File.Delete(Path.Combine(image.Path, LogStore.CleanShutdownFileName));
         using (var s = new FileStream(redo, FileMode.Open))
         {
@@ -98,13 +81,13 @@ public class RecoveryTests
         {
             for (int round = 0; round < 5; round++)
             {
-                PutAll(f, round * 100, (round + 1) * 100, 3);
+                f.PutAll(round * 100, (round + 1) * 100, 3);
             }
 
             await f.Engine.CheckpointAsync();
-            PutAll(f, 1000, 1010, 3); // after the first checkpoint
+            f.PutAll(1000, 1010, 3); // after the first checkpoint
             await f.Engine.CheckpointAsync();
-            PutAll(f, 2000, 2005, 3); // only in the redo
+            f.PutAll(2000, 2005, 3); // only in the redo
             Assert.That(f.Store.GetPartition(TransactionEngine.RedoTopic, 0).LogStartOffset, Is.GreaterThan(0), "redo before the older kept checkpoint is gone");
         }
 
@@ -112,7 +95,7 @@ public class RecoveryTests
         using var reopened = new EngineFixture(Opts(), dir.Path);
         Assert.That(reopened.Engine.RecoverySummary, Does.StartWith("checkpoint at ts"));
         Assert.That(reopened.Engine.RecoverySummary, Does.Contain("replayed 1 committed transactions"));
-        Dictionary<int, int> all = ReadAll(reopened);
+        Dictionary<int, int> all = reopened.ReadAll();
         Assert.That(all, Has.Count.EqualTo(515));
         Assert.That(all[2004], Is.EqualTo(6012));
         Assert.That(all[1009], Is.EqualTo(3027));
@@ -124,11 +107,11 @@ public class RecoveryTests
         using var dir = new TempDirectory();
         using (var f = new EngineFixture(Opts(), dir.Path))
         {
-            PutAll(f, 0, 50, 1);
+            f.PutAll(0, 50, 1);
             await f.Engine.CheckpointAsync();
-            PutAll(f, 50, 100, 1);
+            f.PutAll(50, 100, 1);
             await f.Engine.CheckpointAsync();
-            PutAll(f, 100, 110, 1);
+            f.PutAll(100, 110, 1);
         }
 
         string newest = Directory.GetFiles(Path.Combine(dir.Path, "mvcc"), "*.ckpt").Order().Last();
@@ -138,7 +121,7 @@ public class RecoveryTests
 
         using var reopened = new EngineFixture(Opts(), dir.Path);
         Assert.That(reopened.Engine.RecoverySummary, Does.Contain("skipped corrupt"));
-        Assert.That(ReadAll(reopened), Has.Count.EqualTo(110));
+        Assert.That(reopened.ReadAll(), Has.Count.EqualTo(110));
     }
 
     [Test]
@@ -148,14 +131,14 @@ public class RecoveryTests
         using var image = new TempDirectory();
         using (var f = new EngineFixture(Opts(), dir.Path))
         {
-            PutAll(f, 0, 10, 1);
-            PutAll(f, 10, 20, 1);
+            f.PutAll(0, 10, 1);
+            f.PutAll(10, 20, 1);
             CopyImage(dir.Path, image.Path);
         }
 
         // Cut the last redo batch in half, as a crash during its write would.
         string redo = Directory.GetFiles(Path.Combine(image.Path, TransactionEngine.RedoTopic + "-0"), "*.log").Order().Last();
-        (long lastBatch, long lastEnd) = LastBatch(File.ReadAllBytes(redo));
+        (long lastBatch, long lastEnd) = RedoFiles.LastBatch(File.ReadAllBytes(redo));
         File.Delete(Path.Combine(image.Path, LogStore.CleanShutdownFileName));
         using (var s = new FileStream(redo, FileMode.Open))
         {
@@ -166,7 +149,7 @@ public class RecoveryTests
         using var second = new TempDirectory();
         using (var recovered = new EngineFixture(Opts(), image.Path))
         {
-            first = ReadAll(recovered);
+            first = recovered.ReadAll();
             Assert.That(first.Keys.Order(), Is.EqualTo(Enumerable.Range(0, 10)), "the torn transaction is all gone");
 
             // Crash again right after recovery (no clean close) and recover again: same state.
@@ -174,36 +157,19 @@ public class RecoveryTests
         }
 
         using var again = new EngineFixture(Opts(), second.Path);
-        Assert.That(ReadAll(again), Is.EqualTo(first));
-    }
-
-    // Walks the batch length fields (bytes 8..11 of each batch) to the last batch (the file may end in preallocated zeros).
-    private static (long Start, long End) LastBatch(byte[] log)
-    {
-        long position = 0;
-        while (true)
-        {
-            int length = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(log.AsSpan((int)position + 8));
-            long next = position + 12 + length;
-            if (length < 49 || next >= log.Length || next + 17 > log.Length || log[(int)next + 16] != 2)
-            {
-                return (position, next);
-            }
-
-            position = next;
-        }
+        Assert.That(again.ReadAll(), Is.EqualTo(first));
     }
 
     [Test]
     public async Task A_long_repeatable_read_transaction_keeps_its_snapshot_through_checkpoint_and_garbage_collection()
     {
         using var f = new EngineFixture(Opts(LogSyncMode.NoSync));
-        PutAll(f, 0, 10, 1);
+        f.PutAll(0, 10, 1);
         using MvccTransaction longReader = f.Begin(TransactionIsolation.RepeatableRead);
         Assert.That(f.Map.Get(longReader, 3), Is.EqualTo(3));
         for (int round = 2; round < 6; round++)
         {
-            PutAll(f, 0, 10, round);
+            f.PutAll(0, 10, round);
         }
 
         using (MvccTransaction delete = f.Begin(TransactionIsolation.ReadCommitted))

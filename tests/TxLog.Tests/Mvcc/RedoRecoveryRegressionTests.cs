@@ -12,39 +12,6 @@ public class RedoRecoveryRegressionTests
 {
     private static MvccOptions Opts(LogSyncMode mode = LogSyncMode.Instant) => new() { SyncMode = mode, CheckpointInterval = null, LockTimeout = TimeSpan.FromMilliseconds(300) };
 
-    private static void PutAll(EngineFixture f, int from, int to, int factor)
-    {
-        using MvccTransaction tx = f.Begin(TransactionIsolation.ReadCommitted);
-        for (int k = from; k < to; k++)
-        {
-            f.Map.Put(tx, k, k * factor);
-        }
-
-        tx.Commit();
-    }
-
-    private static Dictionary<int, int> ReadAll(EngineFixture f)
-    {
-        using MvccTransaction tx = f.Begin(TransactionIsolation.RepeatableRead);
-        return f.Map.Scan(tx).ToDictionary(p => p.Key, p => p.Value);
-    }
-
-    private static (long Start, long End) LastBatch(byte[] log)
-    {
-        long position = 0;
-        while (true)
-        {
-            int length = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(log.AsSpan((int)position + 8));
-            long next = position + 12 + length;
-            if (length < 49 || next >= log.Length || next + 17 > log.Length || log[(int)next + 16] != 2)
-            {
-                return (position, next);
-            }
-
-            position = next;
-        }
-    }
-
     // Was: a multi-batch transaction cut before its last batch is dropped, but its commit ts is reused
     // by the next commit after reopen; the second recovery merges the two by ts and resurrects it.
     [Test]
@@ -65,7 +32,7 @@ public class RedoRecoveryRegressionTests
 
         // Crash between the transaction's batch appends: its last batch never reached the file.
         string redo = Directory.GetFiles(Path.Combine(dir.Path, TransactionEngine.RedoTopic + "-0"), "*.log").Order().Last();
-        (long lastBatch, long _) = LastBatch(File.ReadAllBytes(redo));
+        (long lastBatch, long _) = RedoFiles.LastBatch(File.ReadAllBytes(redo));
         File.Delete(Path.Combine(dir.Path, LogStore.CleanShutdownFileName));
         using (var s = new FileStream(redo, FileMode.Open))
         {
@@ -80,14 +47,14 @@ public class RedoRecoveryRegressionTests
                 Assert.That(big.Count(check), Is.Zero, "dropped at the first recovery");
             }
 
-            PutAll(f, 0, 1, 1); // an unrelated small commit
+            f.PutAll(0, 1, 1); // an unrelated small commit
         }
 
         using var again = new EngineFixture(Opts(), dir.Path);
         var big2 = again.Engine.OpenMap("big", Serializers.Int32, Serializers.Bytes);
         using MvccTransaction check2 = again.Begin(TransactionIsolation.RepeatableRead);
         Assert.That(big2.Count(check2), Is.Zero, "the torn transaction must never reappear: " + again.Engine.RecoverySummary);
-        Assert.That(ReadAll(again), Has.Count.EqualTo(1));
+        Assert.That(again.ReadAll(), Has.Count.EqualTo(1));
     }
 
     // Was: store-wide retention applied to the internal redo partition and deleted committed data.
