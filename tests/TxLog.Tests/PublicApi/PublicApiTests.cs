@@ -1,5 +1,4 @@
 using System.Reflection;
-using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace TxLog.Tests.PublicApi;
@@ -62,7 +61,23 @@ public sealed class PublicApiTests
 
     public static IEnumerable<string> Assemblies() => Shipped.Select(a => a.GetName().Name!);
 
-    private static string SourceDirectory([CallerFilePath] string path = "") => Path.GetDirectoryName(path)!;
+    /// <summary>
+    /// The checked-in listings live next to this file. The path is found by walking up from the test
+    /// binaries to the solution, not through [CallerFilePath]: a CI build (ContinuousIntegrationBuild)
+    /// maps source paths to "/_/", which points nowhere at run time.
+    /// </summary>
+    private static string SourceDirectory()
+    {
+        for (DirectoryInfo? dir = new(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "TxLog.sln")))
+            {
+                return Path.Combine(dir.FullName, "tests", "TxLog.Tests", "PublicApi");
+            }
+        }
+
+        throw new InvalidOperationException("TxLog.sln not found above " + AppContext.BaseDirectory);
+    }
 
 #pragma warning disable CA1822, IDE0060 // shapes for the listing test
     public sealed class Sample1
