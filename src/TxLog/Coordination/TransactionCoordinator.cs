@@ -146,6 +146,33 @@ internal sealed class TransactionCoordinator : IDisposable
             _epochs[m.ProducerId] = m.Epoch;
         }
 
+        // Committed transactions whose markers a power loss may have taken (the record that names them
+        // survived, the marker did not): the data left open below the recorded last offset is theirs.
+        foreach (TransactionMetadata m in _transactions.Values)
+        {
+            foreach (UnconfirmedCommit c in m.UnconfirmedCommits)
+            {
+                foreach ((TopicPartition tp, long lastOffset) in c.Parts)
+                {
+                    if (!_store.TryGetPartitionInternal(tp, out LogPartition? p))
+                    {
+                        continue;
+                    }
+
+                    foreach ((long pid, short epoch, long first) in p!.ProducerState.OngoingTransactions())
+                    {
+                        if (pid == c.ProducerId && first <= lastOffset)
+                        {
+                            WriteMarker(p, pid, Math.Max(epoch, _epochs.TryGetValue(pid, out short known) ? known : c.Epoch), ControlRecordType.Commit);
+                            report.Add($"{p}: wrote the lost COMMIT marker of '{m.TransactionalId}' (producer {pid}, epoch {c.Epoch}) for its data from offset {first}");
+                        }
+                    }
+                }
+            }
+
+            m.UnconfirmedCommits.Clear(); // durable with the partitions' sync below, before any new record
+        }
+
         foreach (TransactionMetadata m in _transactions.Values)
         {
             switch (m.State)
@@ -227,8 +254,11 @@ internal sealed class TransactionCoordinator : IDisposable
         log.DeleteSegmentsBefore(start);
     }
 
-    private long AppendRecord(TransactionMetadata m) =>
-        _log.Append(new Message(TransactionLogRecords.MetadataKey(m.TransactionalId), TransactionLogRecords.MetadataValue(m))).LastOffset;
+    private long AppendRecord(TransactionMetadata m)
+    {
+        m.PruneConfirmedCommits();
+        return _log.Append(new Message(TransactionLogRecords.MetadataKey(m.TransactionalId), TransactionLogRecords.MetadataValue(m))).LastOffset;
+    }
 
     /// <summary>True when <paramref name="epoch"/> is older than the producer's current epoch.</summary>
     public bool IsFenced(long producerId, short epoch, out short current) =>
@@ -546,6 +576,17 @@ internal sealed class TransactionCoordinator : IDisposable
             m.Completing = false;
             if (markerFailure is null)
             {
+                if (commit && pendingVisibility is not null && markers.Count > 0)
+                {
+                    // The completion record replaces the decision at replay and may reach the disk before
+                    // these markers do: it (and every later record of the id) names this commit until
+                    // its markers are known durable, so recovery commits what a lost marker left open.
+                    var unconfirmed = new UnconfirmedCommit(producerId, epoch);
+                    unconfirmed.Parts.AddRange(parts);
+                    unconfirmed.Markers.AddRange(markers);
+                    m.UnconfirmedCommits.Add(unconfirmed);
+                }
+
                 m.TransitionTo(commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort);
                 m.Partitions.Clear();
                 m.StartMs = -1;

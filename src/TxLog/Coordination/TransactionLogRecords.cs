@@ -7,18 +7,24 @@ namespace TxLog.Coordination;
 /// Records of the internal <c>__transaction_state</c> partition (ordinary RecordBatch v2 records):
 /// <code>
 /// Key   => Type int8 (0 = transaction metadata, 1 = producer id block), TransactionalId (UTF-8, type 0 only)
-/// Value (type 0) => Version int16 (= 0), ProducerId int64, Epoch int16, TimeoutMs int32, State int8,
-///                   StartMs int64, UpdateMs int64, PartitionCount int32,
-///                   Partition* (TopicLength int16, Topic (ASCII), Partition int32, LastOffset int64)
+/// Value (type 0) => Version int16 (0 or 1), ProducerId int64, Epoch int16, TimeoutMs int32, State int8,
+///                   StartMs int64, UpdateMs int64, PartitionCount int32, Partition*,
+///                   [version 1:] UnconfirmedCount int32,
+///                   Unconfirmed* (ProducerId int64, Epoch int16, PartitionCount int32, Partition*)
+///   Partition => TopicLength int16, Topic (ASCII), Partition int32, LastOffset int64
 /// Value (type 1) => Version int16 (= 0), NextProducerId int64   (ids below it may have been handed out)
 /// </code>
-/// The latest record of a key wins when the partition is replayed.
+/// The latest record of a key wins when the partition is replayed. The unconfirmed list (version 1)
+/// names the id's committed transactions whose COMMIT markers were not yet known durable when the
+/// record was written (see <see cref="TransactionMetadata.UnconfirmedCommits"/>); version 0 records,
+/// written before it existed, are read as having none.
 /// </summary>
 internal static class TransactionLogRecords
 {
     public const byte MetadataType = 0;
     public const byte ProducerIdBlockType = 1;
     private const short Version = 0;
+    private const short MetadataVersion = 1;
 
     public static byte[] MetadataKey(string transactionalId)
     {
@@ -32,24 +38,51 @@ internal static class TransactionLogRecords
 
     public static byte[] MetadataValue(TransactionMetadata m)
     {
-        int size = 2 + 8 + 2 + 4 + 1 + 8 + 8 + 4;
-        foreach (TopicPartition tp in m.Partitions.Keys)
+        int size = 2 + 8 + 2 + 4 + 1 + 8 + 8 + 4 + PartitionsSize(m.Partitions) + 4;
+        foreach (UnconfirmedCommit c in m.UnconfirmedCommits)
         {
-            size += 2 + tp.Topic.Length + 4 + 8;
+            size += 8 + 2 + 4 + PartitionsSize(c.Parts);
         }
 
         byte[] v = new byte[size];
         Span<byte> s = v;
-        BinaryPrimitives.WriteInt16BigEndian(s, Version);
+        BinaryPrimitives.WriteInt16BigEndian(s, MetadataVersion);
         BinaryPrimitives.WriteInt64BigEndian(s.Slice(2), m.ProducerId);
         BinaryPrimitives.WriteInt16BigEndian(s.Slice(10), m.Epoch);
         BinaryPrimitives.WriteInt32BigEndian(s.Slice(12), m.TimeoutMs);
         s[16] = (byte)m.State;
         BinaryPrimitives.WriteInt64BigEndian(s.Slice(17), m.StartMs);
         BinaryPrimitives.WriteInt64BigEndian(s.Slice(25), m.UpdateMs);
-        BinaryPrimitives.WriteInt32BigEndian(s.Slice(33), m.Partitions.Count);
-        int p = 37;
-        foreach ((TopicPartition tp, long lastOffset) in m.Partitions)
+        int p = WritePartitions(s, 33, m.Partitions);
+        BinaryPrimitives.WriteInt32BigEndian(s.Slice(p), m.UnconfirmedCommits.Count);
+        p += 4;
+        foreach (UnconfirmedCommit c in m.UnconfirmedCommits)
+        {
+            BinaryPrimitives.WriteInt64BigEndian(s.Slice(p), c.ProducerId);
+            BinaryPrimitives.WriteInt16BigEndian(s.Slice(p + 8), c.Epoch);
+            p = WritePartitions(s, p + 10, c.Parts);
+        }
+
+        return v;
+    }
+
+    private static int PartitionsSize(IEnumerable<KeyValuePair<TopicPartition, long>> partitions)
+    {
+        int size = 0;
+        foreach (KeyValuePair<TopicPartition, long> part in partitions)
+        {
+            size += 2 + part.Key.Topic.Length + 4 + 8;
+        }
+
+        return size;
+    }
+
+    // Count int32, then (TopicLength int16, Topic, Partition int32, LastOffset int64) each.
+    private static int WritePartitions(Span<byte> s, int p, ICollection<KeyValuePair<TopicPartition, long>> partitions)
+    {
+        BinaryPrimitives.WriteInt32BigEndian(s.Slice(p), partitions.Count);
+        p += 4;
+        foreach ((TopicPartition tp, long lastOffset) in partitions)
         {
             BinaryPrimitives.WriteInt16BigEndian(s.Slice(p), (short)tp.Topic.Length);
             p += 2;
@@ -59,7 +92,28 @@ internal static class TransactionLogRecords
             p += 12;
         }
 
-        return v;
+        return p;
+    }
+
+    private static int ReadPartitions(ReadOnlySpan<byte> v, int p, ICollection<KeyValuePair<TopicPartition, long>> into)
+    {
+        int count = BinaryPrimitives.ReadInt32BigEndian(v.Slice(p));
+        p += 4;
+        if (count < 0)
+        {
+            throw new ArgumentException("negative partition count");
+        }
+
+        for (int i = 0; i < count; i++)
+        {
+            int topicLength = BinaryPrimitives.ReadInt16BigEndian(v.Slice(p));
+            string topic = Encoding.ASCII.GetString(v.Slice(p + 2, topicLength));
+            p += 2 + topicLength;
+            into.Add(new KeyValuePair<TopicPartition, long>(new TopicPartition(topic, BinaryPrimitives.ReadInt32BigEndian(v.Slice(p))), BinaryPrimitives.ReadInt64BigEndian(v.Slice(p + 4))));
+            p += 12;
+        }
+
+        return p;
     }
 
     public static byte[] ProducerIdBlockValue(long nextProducerId)
@@ -75,9 +129,10 @@ internal static class TransactionLogRecords
     {
         try
         {
-            if (BinaryPrimitives.ReadInt16BigEndian(v) != Version)
+            short version = BinaryPrimitives.ReadInt16BigEndian(v);
+            if (version is < 0 or > MetadataVersion)
             {
-                throw new CorruptRecordException($"Unknown transaction state record version for '{transactionalId}'.");
+                throw new CorruptRecordException($"Unknown transaction state record version {version} for '{transactionalId}'.");
             }
 
             var m = new TransactionMetadata(transactionalId, BinaryPrimitives.ReadInt64BigEndian(v.Slice(2)),
@@ -91,15 +146,27 @@ internal static class TransactionLogRecords
             m.Restore((TransactionState)state);
             m.StartMs = BinaryPrimitives.ReadInt64BigEndian(v.Slice(17));
             m.UpdateMs = BinaryPrimitives.ReadInt64BigEndian(v.Slice(25));
-            int count = BinaryPrimitives.ReadInt32BigEndian(v.Slice(33));
-            int p = 37;
-            for (int i = 0; i < count; i++)
+            int p = ReadPartitions(v, 33, m.Partitions);
+            if (version >= 1)
             {
-                int topicLength = BinaryPrimitives.ReadInt16BigEndian(v.Slice(p));
-                string topic = Encoding.ASCII.GetString(v.Slice(p + 2, topicLength));
-                p += 2 + topicLength;
-                m.Partitions[new TopicPartition(topic, BinaryPrimitives.ReadInt32BigEndian(v.Slice(p)))] = BinaryPrimitives.ReadInt64BigEndian(v.Slice(p + 4));
-                p += 12;
+                int unconfirmed = BinaryPrimitives.ReadInt32BigEndian(v.Slice(p));
+                p += 4;
+                if (unconfirmed < 0)
+                {
+                    throw new ArgumentException("negative count");
+                }
+
+                for (int i = 0; i < unconfirmed; i++)
+                {
+                    var c = new UnconfirmedCommit(BinaryPrimitives.ReadInt64BigEndian(v.Slice(p)), BinaryPrimitives.ReadInt16BigEndian(v.Slice(p + 8)));
+                    p = ReadPartitions(v, p + 10, c.Parts);
+                    m.UnconfirmedCommits.Add(c);
+                }
+            }
+
+            if (p != v.Length)
+            {
+                throw new ArgumentException("trailing bytes");
             }
 
             return m;

@@ -44,6 +44,20 @@ internal sealed class TransactionMetadata
     /// <summary>The epoch whose transaction the coordinator aborted on timeout (-1 when none).</summary>
     public short TimedOutEpoch { get; set; } = -1;
 
+    /// <summary>
+    /// Committed transactions of this id whose COMMIT markers may not all be durable yet. Every record
+    /// of the id carries them, because a later record of the id (its completion, the next transaction's
+    /// decision, an epoch bump) replaces the decision at replay and may reach the disk before the
+    /// markers do; recovery then still knows to commit, not abort, the data left without its marker.
+    /// </summary>
+    public List<UnconfirmedCommit> UnconfirmedCommits { get; } = new();
+
+    /// <summary>Drops the entries whose markers are all durable (nothing left for recovery to finish).</summary>
+    public void PruneConfirmedCommits()
+    {
+        UnconfirmedCommits.RemoveAll(static c => c.MarkersDurable());
+    }
+
     /// <summary>Moves to <paramref name="next"/>; throws <see cref="InvalidOperationException"/> on a transition the state machine forbids.</summary>
     public void TransitionTo(TransactionState next)
     {
@@ -57,4 +71,37 @@ internal sealed class TransactionMetadata
 
     /// <summary>Sets the state read back from the log, without the transition check.</summary>
     public void Restore(TransactionState state) => State = state;
+}
+
+/// <summary>A committed transaction whose markers may still be only in the page cache.</summary>
+internal sealed class UnconfirmedCommit(long producerId, short epoch)
+{
+    public long ProducerId { get; } = producerId;
+
+    public short Epoch { get; } = epoch;
+
+    /// <summary>Per partition: the last offset of the transaction's data there (recorded).</summary>
+    public List<KeyValuePair<TopicPartition, long>> Parts { get; } = new();
+
+    /// <summary>Where its markers were written (this process only; empty after a replay).</summary>
+    public List<(LogPartition Partition, long Offset)> Markers { get; } = new();
+
+    /// <summary>True once every marker written in this process is durable.</summary>
+    public bool MarkersDurable()
+    {
+        if (Markers.Count == 0)
+        {
+            return false;
+        }
+
+        foreach ((LogPartition partition, long offset) in Markers)
+        {
+            if (partition.Log.DurableOffset <= offset)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 }
