@@ -21,6 +21,26 @@ public sealed class VerifyTests : ScenarioTest
     }
 
     [Test]
+    public void Findings_beyond_the_per_file_limit_are_counted_not_dropped()
+    {
+        // 25 records of an unknown type in the coordinator's log: 25 warnings for one file.
+        using (LogStore store = LogStore.Open(DataDir))
+        {
+            LogPartition state = store.GetPartition("__transaction_state", 0);
+            for (int i = 0; i < 25; i++)
+            {
+                state.Append(new TxLog.Records.Message(new byte[] { 9 }, new byte[] { 1 }));
+            }
+        }
+
+        CliResult r = Cli.Run("verify", DataDir);
+        Assert.That(r.ExitCode, Is.EqualTo(0), "warnings only: " + r);
+        string[] warnings = Lines(r.Out, "warning:").Where(l => l.Contains("__transaction_state", StringComparison.Ordinal)).ToArray();
+        Assert.That(warnings.Count(l => l.Contains("has unknown type 9", StringComparison.Ordinal)), Is.EqualTo(20), r.ToString());
+        Assert.That(warnings, Has.Some.Contains("5 more problems in this file are not listed (0 errors, 5 warnings"), r.ToString());
+    }
+
+    [Test]
     public void A_flipped_byte_inside_a_batch_in_the_middle_of_a_segment_fails_with_its_file_and_position()
     {
         string segment = Segments(Scenario.Topic, 0)[0];

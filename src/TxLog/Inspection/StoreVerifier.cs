@@ -72,6 +72,7 @@ internal sealed class StoreVerifier
     private readonly bool _storeOpen;
     private readonly bool _clean;
     private readonly Dictionary<string, int> _perFile = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (int Errors, int Warnings)> _unlisted = new(StringComparer.Ordinal);
     private readonly VerifyReport _report = new();
     private Action<long>? _progress;
     private long _bytesDone;
@@ -170,6 +171,7 @@ internal sealed class StoreVerifier
         }
 
         VerifyCheckpoints(redoLogStart);
+        AddUnlistedSummaries();
         _report.Findings.Sort(static (a, b) =>
         {
             int c = string.CompareOrdinal(a.File, b.File);
@@ -878,10 +880,21 @@ internal sealed class StoreVerifier
         if (count <= MaxFindingsPerFile)
         {
             _report.Findings.Add(new VerifyFinding(severity, file, position, message));
+            return;
         }
-        else if (severity == FindingSeverity.Error && !_report.Findings.Any(f => f.File == file && f.Message.StartsWith("more problems", StringComparison.Ordinal)))
+
+        (int errors, int warnings) = _unlisted.GetValueOrDefault(file);
+        _unlisted[file] = severity == FindingSeverity.Error ? (errors + 1, warnings) : (errors, warnings + 1);
+    }
+
+    // One finding per file that hit the limit, counting what was left out; an error if any left-out
+    // finding was one (the exit code must not depend on the limit).
+    private void AddUnlistedSummaries()
+    {
+        foreach ((string file, (int errors, int warnings)) in _unlisted)
         {
-            _report.Findings.Add(new VerifyFinding(FindingSeverity.Error, file, null, $"more problems in this file are not listed (limit {MaxFindingsPerFile})"));
+            _report.Findings.Add(new VerifyFinding(errors > 0 ? FindingSeverity.Error : FindingSeverity.Warning, file, null,
+                $"{errors + warnings} more problems in this file are not listed ({errors} errors, {warnings} warnings; the limit is {MaxFindingsPerFile} per file)"));
         }
     }
 
