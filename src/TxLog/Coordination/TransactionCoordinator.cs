@@ -576,15 +576,9 @@ internal sealed class TransactionCoordinator : IDisposable
             m.Completing = false;
             if (markerFailure is null)
             {
-                if (commit && pendingVisibility is not null && markers.Count > 0)
+                if (commit && pendingVisibility is not null)
                 {
-                    // The completion record replaces the decision at replay and may reach the disk before
-                    // these markers do: it (and every later record of the id) names this commit until
-                    // its markers are known durable, so recovery commits what a lost marker left open.
-                    var unconfirmed = new UnconfirmedCommit(producerId, epoch);
-                    unconfirmed.Parts.AddRange(parts);
-                    unconfirmed.Markers.AddRange(markers);
-                    m.UnconfirmedCommits.Add(unconfirmed);
+                    RememberUnconfirmedCommit(m, producerId, epoch, parts, markers);
                 }
 
                 m.TransitionTo(commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort);
@@ -889,6 +883,7 @@ internal sealed class TransactionCoordinator : IDisposable
     private bool AbortOrCompleteOpenTransaction(TransactionMetadata m, bool timedOut)
     {
         List<TopicPartition> parts;
+        List<KeyValuePair<TopicPartition, long>> lastOffsets;
         long producerId;
         short epoch;
         ControlRecordType outcome;
@@ -941,14 +936,16 @@ internal sealed class TransactionCoordinator : IDisposable
             m.UpdateMs = NowMs;
             AppendRecord(m);
             parts = new List<TopicPartition>(m.Partitions.Keys);
+            lastOffsets = new List<KeyValuePair<TopicPartition, long>>(m.Partitions);
             producerId = m.ProducerId;
             epoch = m.Epoch;
             m.Completing = true; // claimed: a second completer (timeout, Init, admin abort) backs off
         }
 
+        List<(LogPartition Partition, long Offset)> markers;
         try
         {
-            WriteMarkers(producerId, epoch, parts, outcome);
+            markers = WriteMarkers(producerId, epoch, parts, outcome);
         }
         catch
         {
@@ -965,6 +962,11 @@ internal sealed class TransactionCoordinator : IDisposable
         lock (m)
         {
             m.Completing = false;
+            if (outcome == ControlRecordType.Commit)
+            {
+                RememberUnconfirmedCommit(m, producerId, epoch, lastOffsets, markers);
+            }
+
             m.TransitionTo(outcome == ControlRecordType.Commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort);
             m.Partitions.Clear();
             m.StartMs = -1;
@@ -976,15 +978,36 @@ internal sealed class TransactionCoordinator : IDisposable
         return outcome == ControlRecordType.Abort;
     }
 
-    private void WriteMarkers(long producerId, short epoch, IEnumerable<TopicPartition> partitions, ControlRecordType type)
+    private List<(LogPartition Partition, long Offset)> WriteMarkers(long producerId, short epoch, IEnumerable<TopicPartition> partitions, ControlRecordType type)
     {
+        var markers = new List<(LogPartition, long)>();
         foreach (TopicPartition tp in partitions)
         {
             if (_store.TryGetPartitionInternal(tp, out LogPartition? p) && WriteMarker(p!, producerId, epoch, type) is { } written)
             {
+                markers.Add((p!, written.LastOffset));
                 FlushInBackground(p!, written.LastOffset);
             }
         }
+
+        return markers;
+    }
+
+    // The completion record replaces the decision at replay and may reach the disk before the COMMIT
+    // markers do: it (and every later record of the id) names this commit until its markers are known
+    // durable, so recovery commits what a lost marker left open. Caller holds m's lock.
+    private static void RememberUnconfirmedCommit(TransactionMetadata m, long producerId, short epoch,
+        IEnumerable<KeyValuePair<TopicPartition, long>> parts, List<(LogPartition Partition, long Offset)> markers)
+    {
+        if (markers.Count == 0)
+        {
+            return;
+        }
+
+        var unconfirmed = new UnconfirmedCommit(producerId, epoch);
+        unconfirmed.Parts.AddRange(parts);
+        unconfirmed.Markers.AddRange(markers);
+        m.UnconfirmedCommits.Add(unconfirmed);
     }
 
     private AppendResult? WriteMarker(LogPartition partition, long producerId, short epoch, ControlRecordType type)
