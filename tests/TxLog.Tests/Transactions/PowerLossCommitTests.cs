@@ -147,4 +147,63 @@ public class PowerLossCommitTests
             Assert.That(Values(part, IsolationLevel.ReadCommitted), Is.EqualTo(new[] { $"t1-{tp}", $"t2-{tp}" }));
         }
     }
+
+    [Test]
+    public async Task An_epoch_bump_after_a_commit_does_not_make_its_lost_marker_an_abort()
+    {
+        using var dir = new TempDirectory();
+        using var image = new TempDirectory();
+        var fs = new PowerLossFileSystem();
+        LogStoreOptions options = Options(DurabilityMode.GroupCommit);
+        options.FileSystem = fs;
+        using (LogStore store = LogStore.Open(dir.Path, options))
+        {
+            store.CreateTopic("a", 1);
+            store.CreateTopic("b", 2);
+            Producer first = await TransactionalAsync(store, "tx");
+            await store.FlushAsync();
+            store.Coordinator.StepHook = s =>
+            {
+                if (s == "marker:1")
+                {
+                    fs.HoldSyncs(path => path.Contains($"{Path.DirectorySeparatorChar}a-0{Path.DirectorySeparatorChar}", StringComparison.Ordinal));
+                }
+            };
+            try
+            {
+                first.BeginTransaction();
+                foreach (TopicPartition tp in Targets)
+                {
+                    await first.ProduceAsync(tp, Msg($"t1-{tp}"));
+                }
+
+                await first.CommitTransactionAsync();
+                store.Coordinator.StepHook = null;
+
+                // A new instance of the same id: its epoch record is durable before InitTransactions returns.
+                await using Producer second = await TransactionalAsync(store, "tx");
+                fs.CopyDurableImage(dir.Path, image.Path);
+            }
+            finally
+            {
+                fs.ReleaseSyncs();
+                await first.DisposeAsync();
+            }
+        }
+
+        using LogStore recovered = LogStore.Open(image.Path, Options(DurabilityMode.GroupCommit));
+        foreach (TopicPartition tp in Targets)
+        {
+            LogPartition part = recovered.GetPartition(tp.Topic, tp.Partition);
+            await part.FlushAsync();
+            Assert.That(Values(part, IsolationLevel.ReadCommitted), Is.EqualTo(new[] { $"t1-{tp}" }), $"{tp}: the acknowledged T1 survives");
+            Assert.That(part.LastStableOffset, Is.EqualTo(part.HighWatermark));
+        }
+
+        // The id still works, with an epoch above both instances'.
+        await using Producer again = await TransactionalAsync(recovered, "tx");
+        again.BeginTransaction();
+        await again.ProduceAsync(Targets[0], Msg("t3"));
+        await again.CommitTransactionAsync();
+    }
 }
