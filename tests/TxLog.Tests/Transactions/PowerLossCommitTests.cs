@@ -16,6 +16,38 @@ public class PowerLossCommitTests
 {
     private static readonly TopicPartition[] Targets = [new("a", 0), new("b", 0), new("b", 1)];
 
+    private static LogStore OpenStore(string path, PowerLossFileSystem fs)
+    {
+        LogStoreOptions options = Options(DurabilityMode.GroupCommit);
+        options.FileSystem = fs;
+        LogStore store = LogStore.Open(path, options);
+        store.CreateTopic("a", 1);
+        store.CreateTopic("b", 2);
+        return store;
+    }
+
+    // Commits T1 over every target; a-0 takes T1's COMMIT marker (the first one written) but no fsync
+    // of a-0 runs after it until the test releases them.
+    private static async Task CommitHoldingTheFirstMarkerAsync(LogStore store, PowerLossFileSystem fs, Producer p)
+    {
+        await store.FlushAsync();
+        store.Coordinator.StepHook = s =>
+        {
+            if (s == "marker:1")
+            {
+                fs.HoldSyncs(path => path.Contains($"{Path.DirectorySeparatorChar}a-0{Path.DirectorySeparatorChar}", StringComparison.Ordinal));
+            }
+        };
+        p.BeginTransaction();
+        foreach (TopicPartition tp in Targets)
+        {
+            await p.ProduceAsync(tp, Msg($"t1-{tp}"));
+        }
+
+        await p.CommitTransactionAsync();
+        store.Coordinator.StepHook = null;
+    }
+
     [TestCase("prepare", false, false)]
     [TestCase("decided", true, false)]
     [TestCase("marker:2", true, false)]
@@ -88,32 +120,12 @@ public class PowerLossCommitTests
         using var dir = new TempDirectory();
         using var image = new TempDirectory();
         var fs = new PowerLossFileSystem();
-        LogStoreOptions options = Options(DurabilityMode.GroupCommit);
-        options.FileSystem = fs;
-        using (LogStore store = LogStore.Open(dir.Path, options))
+        using (LogStore store = OpenStore(dir.Path, fs))
         {
-            store.CreateTopic("a", 1);
-            store.CreateTopic("b", 2);
             await using Producer p = await TransactionalAsync(store, "tx");
-            await store.FlushAsync();
-
-            // a-0 takes T1's COMMIT marker (the first one written) but cannot fsync it before the power loss.
-            store.Coordinator.StepHook = s =>
-            {
-                if (s == "marker:1")
-                {
-                    fs.HoldSyncs(path => path.Contains($"{Path.DirectorySeparatorChar}a-0{Path.DirectorySeparatorChar}", StringComparison.Ordinal));
-                }
-            };
             try
             {
-                p.BeginTransaction();
-                foreach (TopicPartition tp in Targets)
-                {
-                    await p.ProduceAsync(tp, Msg($"t1-{tp}"));
-                }
-
-                await p.CommitTransactionAsync();
+                await CommitHoldingTheFirstMarkerAsync(store, fs, p);
 
                 // T2 of the same id touches only b: its decision (durable) replaces T1's records at replay.
                 store.Coordinator.StepHook = s =>
@@ -154,31 +166,12 @@ public class PowerLossCommitTests
         using var dir = new TempDirectory();
         using var image = new TempDirectory();
         var fs = new PowerLossFileSystem();
-        LogStoreOptions options = Options(DurabilityMode.GroupCommit);
-        options.FileSystem = fs;
-        using (LogStore store = LogStore.Open(dir.Path, options))
+        using (LogStore store = OpenStore(dir.Path, fs))
         {
-            store.CreateTopic("a", 1);
-            store.CreateTopic("b", 2);
             Producer first = await TransactionalAsync(store, "tx");
-            await store.FlushAsync();
-            store.Coordinator.StepHook = s =>
-            {
-                if (s == "marker:1")
-                {
-                    fs.HoldSyncs(path => path.Contains($"{Path.DirectorySeparatorChar}a-0{Path.DirectorySeparatorChar}", StringComparison.Ordinal));
-                }
-            };
             try
             {
-                first.BeginTransaction();
-                foreach (TopicPartition tp in Targets)
-                {
-                    await first.ProduceAsync(tp, Msg($"t1-{tp}"));
-                }
-
-                await first.CommitTransactionAsync();
-                store.Coordinator.StepHook = null;
+                await CommitHoldingTheFirstMarkerAsync(store, fs, first);
 
                 // A new instance of the same id: its epoch record is durable before InitTransactions returns.
                 await using Producer second = await TransactionalAsync(store, "tx");
