@@ -309,6 +309,20 @@ public sealed class LogPartition
         return new AppendResult(info.BaseOffset, info.LastOffset);
     }
 
+    /// <summary>
+    /// Starts a new segment at the log end (when the active one has data), ordered with appends: an
+    /// ABORT marker's aborted-transaction index entry is written after the marker under the append
+    /// lock, so a roll taken without it could leave the entry in a segment whose index was already
+    /// fsynced for the last time (a power loss would then lose it).
+    /// </summary>
+    internal void Roll()
+    {
+        lock (_appendLock)
+        {
+            Log.Roll();
+        }
+    }
+
     private void SnapshotProducerStateUnsynchronized(long offset)
     {
         try

@@ -181,7 +181,10 @@ internal sealed class TransactionCoordinator : IDisposable
                     bool complete = true;
                     foreach ((TopicPartition tp, long lastOffset) in m.Partitions)
                     {
-                        if (!_store.TryGetPartitionInternal(tp, out LogPartition? p) || p!.LogEndOffset <= lastOffset)
+                        // A partition that is gone belongs to a deleted topic (topics.meta changes before
+                        // any directory is removed): nothing to decide there. One whose data is missing
+                        // means the decision was made without it: abort everywhere.
+                        if (_store.TryGetPartitionInternal(tp, out LogPartition? p) && p!.LogEndOffset <= lastOffset)
                         {
                             complete = false;
                         }
@@ -508,8 +511,12 @@ internal sealed class TransactionCoordinator : IDisposable
                     {
                         foreach (KeyValuePair<TopicPartition, long> part in parts)
                         {
-                            LogPartition p = Partition(part.Key);
-                            long first = p.HoldVisibility(producerId, hold);
+                            if (!_store.TryGetPartitionInternal(part.Key, out LogPartition? p))
+                            {
+                                continue; // its topic was deleted after the decision: nothing to show there
+                            }
+
+                            long first = p!.HoldVisibility(producerId, hold);
                             if (first >= 0)
                             {
                                 pendingVisibility.Parts.Add((p, first, Math.Max(first, part.Value)));
@@ -523,10 +530,10 @@ internal sealed class TransactionCoordinator : IDisposable
                     {
                         foreach (KeyValuePair<TopicPartition, long> part in parts)
                         {
-                            LogPartition p = Partition(part.Key);
-                            if (WriteMarker(p, producerId, epoch, ControlRecordType.Commit) is { } written)
+                            if (_store.TryGetPartitionInternal(part.Key, out LogPartition? p)
+                                && WriteMarker(p!, producerId, epoch, ControlRecordType.Commit) is { } written)
                             {
-                                markers.Add((p, written.LastOffset));
+                                markers.Add((p!, written.LastOffset));
                             }
 
                             StepHook?.Invoke("marker:" + markers.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));

@@ -60,7 +60,7 @@ public sealed partial class TransactionEngine
 
             try
             {
-                _redo.Log.Roll(); // so the redo before this point sits in whole segments that can go
+                _redo.Roll(); // so the redo before this point sits in whole segments that can go
                 (int mapCount, long entryCount, long bytes) = WriteCheckpoint(ts, redoOffset);
                 TrimAfterCheckpoint();
                 CollectGarbage();

@@ -193,15 +193,17 @@ internal sealed class PowerLossFileSystem(IFileSystem? inner = null) : Delegatin
 
         public override void Sync()
         {
-            if (fs._held is { } held && held(Path))
-            {
-                fs._syncGate.Wait();
-            }
-
+            // What this fsync covers is fixed when it starts: a held fsync released later still covers
+            // only the writes made before it was called.
             int covered;
             lock (fs._gate)
             {
                 covered = fs.PendingFor(Path).Count;
+            }
+
+            if (fs._held is { } held && held(Path))
+            {
+                fs._syncGate.Wait();
             }
 
             Inner.Sync();

@@ -20,20 +20,21 @@ public class PowerLossCommitTests
     {
         LogStoreOptions options = Options(DurabilityMode.GroupCommit);
         options.FileSystem = fs;
+        options.PreallocateBytes = 0; // no background zero-fill fsync that could carry a held write by chance
         LogStore store = LogStore.Open(path, options);
         store.CreateTopic("a", 1);
         store.CreateTopic("b", 2);
         return store;
     }
 
-    // Commits T1 over every target; a-0 takes T1's COMMIT marker (the first one written) but no fsync
-    // of a-0 runs after it until the test releases them.
+    // Commits T1 over every target; a-0 takes T1's COMMIT marker, but no fsync of a-0 starts after the
+    // decision (before any marker is written) until the test releases them.
     private static async Task CommitHoldingTheFirstMarkerAsync(LogStore store, PowerLossFileSystem fs, Producer p)
     {
         await store.FlushAsync();
         store.Coordinator.StepHook = s =>
         {
-            if (s == "marker:1")
+            if (s == "decided")
             {
                 fs.HoldSyncs(path => path.Contains($"{Path.DirectorySeparatorChar}a-0{Path.DirectorySeparatorChar}", StringComparison.Ordinal));
             }
@@ -58,12 +59,8 @@ public class PowerLossCommitTests
         using var dir = new TempDirectory();
         using var image = new TempDirectory();
         var fs = new PowerLossFileSystem();
-        LogStoreOptions options = Options(DurabilityMode.GroupCommit);
-        options.FileSystem = fs;
-        using (LogStore store = LogStore.Open(dir.Path, options))
+        using (LogStore store = OpenStore(dir.Path, fs))
         {
-            store.CreateTopic("a", 1);
-            store.CreateTopic("b", 2);
             await using Producer p = await TransactionalAsync(store, "tx");
             p.BeginTransaction();
             foreach (TopicPartition tp in Targets)

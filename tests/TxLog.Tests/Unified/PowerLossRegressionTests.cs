@@ -1,0 +1,198 @@
+using TxLog.Consuming;
+using TxLog.Durability;
+using TxLog.Mvcc;
+using TxLog.Producers;
+using TxLog.Storage;
+using TxLog.Tests.Faults;
+using TxLog.Tests.Storage;
+using static TxLog.Tests.Transactions.Tx;
+
+namespace TxLog.Tests.Unified;
+
+/// <summary>Power-loss regressions (images of only the fsynced bytes, see PowerLossFileSystem).</summary>
+public class PowerLossRegressionTests
+{
+    /// <summary>Runs an action once, when a file matching a predicate is first opened (before its caller writes it).</summary>
+    private sealed class FirstOpenHook(IFileSystem inner) : DelegatingFileSystem(inner)
+    {
+        private Func<string, bool>? _match;
+        private Action? _action;
+
+        public bool Fired { get; private set; }
+
+        public void Arm(Func<string, bool> match, Action action) => (_match, _action) = (match, action);
+
+        protected override IStorageFile WrapFile(string path, IStorageFile file)
+        {
+            if (_match is { } match && match(path) && _action is { } action)
+            {
+                (_match, _action) = (null, null);
+                Fired = true;
+                action();
+            }
+
+            return file;
+        }
+    }
+
+    [Test]
+    public async Task An_abort_marker_that_races_a_checkpoint_roll_of_the_redo_log_stays_aborted_after_a_power_loss()
+    {
+        using var dir = new TempDirectory();
+        using var image = new TempDirectory();
+        var powerLoss = new PowerLossFileSystem();
+        var fs = new FirstOpenHook(powerLoss);
+        LogStoreOptions options = Options(DurabilityMode.GroupCommit);
+        options.PreallocateBytes = 0;
+        options.SegmentBytes = 2048; // the redo log rolls by size too (a producer snapshot at each such roll)
+        options.FileSystem = fs;
+        var mvcc = new MvccOptions { SyncMode = LogSyncMode.Instant, CheckpointInterval = null, CheckpointRedoBytes = long.MaxValue / 2, LockTimeout = TimeSpan.FromMilliseconds(200) };
+        using (LogStore store = LogStore.Open(dir.Path, options))
+        {
+            store.CreateTopic("events");
+            TransactionEngine engine = store.OpenTransactionEngine(mvcc);
+            TransactionalMap<int, string> map = engine.OpenMap("m", Serializers.Int32, Serializers.String);
+            using (MvccTransaction tx = engine.BeginTransaction())
+            {
+                map.Put(tx, 0, "base");
+                await tx.CommitAsync();
+            }
+
+            // A unified transaction whose redo is written (PrepareUnified) and which is then aborted: a
+            // second producer with the same transactional id fences it just before its commit.
+            await using Producer doomed = await TransactionalAsync(store, "tx");
+            StoreTransaction u = store.BeginTransaction(doomed);
+            map.Put(u.Maps, 1, "ABORTED");
+            await u.ProduceAsync(new TopicPartition("events", 0), Msg("aborted event"));
+            string redoDir = Path.DirectorySeparatorChar + TransactionEngine.RedoTopic + "-0" + Path.DirectorySeparatorChar;
+            Producer? fencer = null;
+            Task? checkpoint = null;
+            store.Coordinator.StepHook = step =>
+            {
+                if (step != "prepare" || fencer is not null)
+                {
+                    return;
+                }
+
+                // The fencer's ABORT marker lands in the redo log; before its .txnindex entry is written
+                // (after the marker), a checkpoint on another thread rolls the redo log. Before the fix
+                // the roll went ahead at once and fsynced the segment's .txnindex for the last time
+                // without the entry; now it waits for the append to finish (the wait below times out).
+                fs.Arm(p => p.Contains(redoDir, StringComparison.Ordinal) && p.EndsWith(".txnindex", StringComparison.Ordinal),
+                    () =>
+                    {
+                        checkpoint = Task.Run(async () => await engine.CheckpointAsync());
+                        checkpoint.Wait(TimeSpan.FromMilliseconds(500));
+                    });
+                fencer = TransactionalAsync(store, "tx").GetAwaiter().GetResult();
+            };
+            Assert.ThrowsAsync<ProducerFencedException>(() => u.CommitAsync());
+            store.Coordinator.StepHook = null;
+            Assert.That(fs.Fired, Is.True, "a checkpoint raced the ABORT marker and its index entry");
+            await checkpoint!;
+
+            for (int i = 0; i < 30; i++)
+            {
+                using MvccTransaction tx = engine.BeginTransaction();
+                map.Put(tx, 100 + i, new string('x', 400));
+                await tx.CommitAsync();
+            }
+
+            using (MvccTransaction live = engine.BeginTransaction(TransactionIsolation.ReadCommitted))
+            {
+                Assert.That(map.ContainsKey(live, 1), Is.False, "live: aborted");
+            }
+
+            await store.FlushAsync();
+            powerLoss.CopyDurableImage(dir.Path, image.Path); // a plain copy (kill -9) passes
+            await fencer!.DisposeAsync();
+        }
+
+        using LogStore recovered = LogStore.Open(image.Path, Options(DurabilityMode.GroupCommit));
+        TransactionEngine e2 = recovered.OpenTransactionEngine(mvcc);
+        TransactionalMap<int, string> m2 = e2.OpenMap("m", Serializers.Int32, Serializers.String);
+        using MvccTransaction read = e2.BeginTransaction(TransactionIsolation.ReadCommitted);
+        Assert.That(m2.Get(read, 0), Is.EqualTo("base"));
+        Assert.That(m2.ContainsKey(read, 1), Is.False, "the aborted unified transaction's map write reappeared; " + e2.RecoverySummary);
+    }
+
+    [Test]
+    public async Task Deleting_one_topic_of_an_acknowledged_commit_does_not_abort_it_on_the_others_after_a_power_loss()
+    {
+        using var dir = new TempDirectory();
+        using var image = new TempDirectory();
+        var fs = new PowerLossFileSystem();
+        LogStoreOptions options = Options(DurabilityMode.GroupCommit);
+        options.FileSystem = fs;
+        options.PreallocateBytes = 0; // no background zero-fill fsync that could carry the held marker by chance
+        char sep = Path.DirectorySeparatorChar;
+        using (LogStore store = LogStore.Open(dir.Path, options))
+        {
+            store.CreateTopic("a");
+            store.CreateTopic("b");
+            await using Producer p = await TransactionalAsync(store, "tx");
+            await store.FlushAsync();
+            store.Coordinator.StepHook = s =>
+            {
+                if (s == "decided")
+                {
+                    // After the decision: b's COMMIT marker and the CompleteCommit record stay in the page cache
+                    // (their fsyncs are deferred and not waited for; here they have not run yet).
+                    fs.HoldSyncs(path => path.Contains($"{sep}b-0{sep}", StringComparison.Ordinal)
+                        || path.Contains($"{sep}__transaction_state-0{sep}", StringComparison.Ordinal));
+                }
+            };
+            try
+            {
+                p.BeginTransaction();
+                await p.ProduceAsync(new TopicPartition("a", 0), Msg("a1"));
+                await p.ProduceAsync(new TopicPartition("b", 0), Msg("b1"));
+                await p.CommitTransactionAsync(); // acknowledged: data of a and b and the PrepareCommit are durable
+                store.Coordinator.StepHook = null;
+                store.DeleteTopic("a");
+                fs.CopyDurableImage(dir.Path, image.Path);
+            }
+            finally
+            {
+                fs.ReleaseSyncs();
+            }
+        }
+
+        using LogStore recovered = LogStore.Open(image.Path, Options(DurabilityMode.GroupCommit));
+        LogPartition b = recovered.GetPartition("b", 0);
+        await b.FlushAsync();
+        Assert.That(Values(b, IsolationLevel.ReadCommitted), Is.EqualTo(new[] { "b1" }),
+            "the acknowledged commit survives on b; recovery: " + string.Join(" | ", recovered.Recovery.Actions));
+    }
+
+    [Test]
+    public async Task A_topic_deleted_after_the_decision_does_not_fail_the_commit()
+    {
+        using var dir = new TempDirectory();
+        using LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.GroupCommit));
+        store.CreateTopic("a");
+        store.CreateTopic("b");
+        await using Producer p = await TransactionalAsync(store, "tx");
+        store.Coordinator.StepHook = s =>
+        {
+            if (s == "decided")
+            {
+                store.DeleteTopic("a");
+            }
+        };
+        p.BeginTransaction();
+        await p.ProduceAsync(new TopicPartition("a", 0), Msg("a1"));
+        await p.ProduceAsync(new TopicPartition("b", 0), Msg("b1"));
+        await p.CommitTransactionAsync(); // decided before the delete: committed, and said so
+        store.Coordinator.StepHook = null;
+
+        LogPartition b = store.GetPartition("b", 0);
+        await b.FlushAsync();
+        Assert.That(Values(b, IsolationLevel.ReadCommitted), Is.EqualTo(new[] { "b1" }));
+        p.BeginTransaction();
+        await p.ProduceAsync(new TopicPartition("b", 0), Msg("b2"));
+        await p.CommitTransactionAsync();
+        await b.FlushAsync();
+        Assert.That(Values(b, IsolationLevel.ReadCommitted), Is.EqualTo(new[] { "b1", "b2" }), "the id goes on normally");
+    }
+}
