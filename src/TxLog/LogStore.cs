@@ -109,6 +109,16 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
         string marker = Path.Combine(Directory, CleanShutdownFileName);
         bool clean = _fileSystem.FileExists(marker);
         Recovery.CleanShutdown = clean;
+        if (clean)
+        {
+            // Before anything is written (recovery itself writes: markers of transactions the last
+            // session left open, restated internal logs): a crash from here on must be detected as
+            // unclean, or the next open would trust files (a .txnindex entry, an index) that were
+            // written but never fsynced.
+            _fileSystem.DeleteFile(marker);
+            _fileSystem.SyncDirectory(Directory);
+        }
+
         List<TopicDescription> topics = StoreMetadata.Read(_fileSystem, Directory);
         var known = new HashSet<string>(StringComparer.Ordinal);
         foreach (TopicDescription topic in topics)
@@ -148,13 +158,6 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
 
         Coordinator = TransactionCoordinator.Open(this, Recovery);
         Groups = GroupCoordinator.Open(this, Recovery);
-
-        // From here on a crash must be detected as unclean.
-        if (clean)
-        {
-            _fileSystem.DeleteFile(marker);
-            _fileSystem.SyncDirectory(Directory);
-        }
 
         _background = NoFlow.Run(() => BackgroundLoopAsync(_stopping.Token));
     }
@@ -271,8 +274,12 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
         }
     }
 
-    /// <summary>Deletes a topic and all its data.</summary>
+    /// <summary>
+    /// Deletes a topic and all its data. Transactions that wrote to it must be finished first; the
+    /// coordinator's records of finished ones are made durable before the topic goes.
+    /// </summary>
     /// <exception cref="TopicNotFoundException">No such topic.</exception>
+    /// <exception cref="Producers.InvalidTransactionStateException">A transaction that wrote to the topic is still open or completing; commit or abort it first.</exception>
     public void DeleteTopic(string name)
     {
         TopicName.Validate(name, nameof(name));
@@ -289,6 +296,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
                 throw new ArgumentException($"'{name}' is an internal topic of the store and cannot be deleted.", nameof(name));
             }
 
+            Coordinator.PrepareTopicDeletion(name);
             var list = new List<TopicDescription>(_topics.Count);
             foreach (TopicState t in _topics.Values)
             {

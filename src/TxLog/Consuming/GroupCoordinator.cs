@@ -69,10 +69,25 @@ internal sealed class GroupCoordinator
 
         raw.Roll();
         long start = raw.LogEndOffset;
-        var messages = new List<Message>(_committed.Count);
+        // As many batches as it takes: one batch of every offset could exceed MaxBatchBytes (and then
+        // every open would fail). Half the limit leaves room for the per-record framing.
+        int budget = Math.Max(1, raw.Config.MaxBatchBytes / 2);
+        var messages = new List<Message>();
+        int bytes = 0;
         foreach (((string group, TopicPartition tp), long offset) in _committed)
         {
-            messages.Add(new Message(EncodeKey(group, tp), EncodeValue(offset, _store.NowMs())));
+            byte[] key = EncodeKey(group, tp);
+            byte[] value = EncodeValue(offset, _store.NowMs());
+            int size = key.Length + value.Length + 32;
+            if (messages.Count > 0 && bytes + size > budget)
+            {
+                _log.Append(messages.ToArray());
+                messages.Clear();
+                bytes = 0;
+            }
+
+            messages.Add(new Message(key, value));
+            bytes += size;
         }
 
         if (messages.Count > 0)

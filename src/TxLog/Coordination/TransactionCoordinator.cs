@@ -161,7 +161,7 @@ internal sealed class TransactionCoordinator : IDisposable
 
                     foreach ((long pid, short epoch, long first) in p!.ProducerState.OngoingTransactions())
                     {
-                        if (pid == c.ProducerId && first <= lastOffset)
+                        if (pid == c.ProducerId && epoch == c.Epoch && first <= lastOffset)
                         {
                             WriteMarker(p, pid, Math.Max(epoch, _epochs.TryGetValue(pid, out short known) ? known : c.Epoch), ControlRecordType.Commit);
                             report.Add($"{p}: wrote the lost COMMIT marker of '{m.TransactionalId}' (producer {pid}, epoch {c.Epoch}) for its data from offset {first}");
@@ -190,12 +190,12 @@ internal sealed class TransactionCoordinator : IDisposable
                         }
                     }
 
-                    WriteMarkers(m.ProducerId, m.Epoch, m.Partitions.Keys, complete ? ControlRecordType.Commit : ControlRecordType.Abort);
+                    WriteRecoveryMarkers(m.ProducerId, m.Epoch, m.Partitions.Keys, complete ? ControlRecordType.Commit : ControlRecordType.Abort);
                     m.Restore(complete ? TransactionState.CompleteCommit : TransactionState.CompleteAbort);
                     report.Add($"{TopicName}: completed the {(complete ? "commit" : "abort (data missing after the crash)")} of '{m.TransactionalId}' (producer {m.ProducerId}, epoch {m.Epoch})");
                     break;
                 case TransactionState.PrepareAbort or TransactionState.PrepareEpochFence:
-                    WriteMarkers(m.ProducerId, m.Epoch, m.Partitions.Keys, ControlRecordType.Abort);
+                    WriteRecoveryMarkers(m.ProducerId, m.Epoch, m.Partitions.Keys, ControlRecordType.Abort);
                     m.Restore(TransactionState.CompleteAbort);
                     report.Add($"{TopicName}: completed the abort of '{m.TransactionalId}'");
                     break;
@@ -985,6 +985,22 @@ internal sealed class TransactionCoordinator : IDisposable
         return outcome == ControlRecordType.Abort;
     }
 
+    // Recovery writes a decided outcome's marker only where the producer still has a transaction open:
+    // where the marker already reached the disk there is nothing to finish, and where the data never
+    // did (a decision made durable in parallel with data lost in the crash) a marker would contradict
+    // the producer's previous outcome there and refuse the open.
+    private void WriteRecoveryMarkers(long producerId, short epoch, IEnumerable<TopicPartition> partitions, ControlRecordType type)
+    {
+        foreach (TopicPartition tp in partitions)
+        {
+            if (_store.TryGetPartitionInternal(tp, out LogPartition? p)
+                && p!.ProducerState.Get(producerId) is { CurrentTransactionFirstOffset: >= 0 })
+            {
+                WriteMarker(p, producerId, epoch, type);
+            }
+        }
+    }
+
     private List<(LogPartition Partition, long Offset)> WriteMarkers(long producerId, short epoch, IEnumerable<TopicPartition> partitions, ControlRecordType type)
     {
         var markers = new List<(LogPartition, long)>();
@@ -1062,6 +1078,88 @@ internal sealed class TransactionCoordinator : IDisposable
     private LogPartition Partition(TopicPartition tp) => _store.GetPartition(tp.Topic, tp.Partition);
 
     /// <summary>The transactional ids and their states.</summary>
+    /// <summary>
+    /// Runs before <see cref="LogStore.DeleteTopic"/> removes <paramref name="topic"/>: refuses while a
+    /// transaction that wrote to it is open or completing, and makes every finished commit that touched
+    /// it durable down to its markers, with a record of its id that no longer lists it and the whole
+    /// coordinator log fsynced. Recovery then never reads a record about the deleted partitions as
+    /// unfinished work: a topic created again under the same name has the same partition names and
+    /// offsets that start again at 0, and recovery would have confused the two.
+    /// </summary>
+    /// <exception cref="InvalidTransactionStateException">A transaction on the topic is open or completing.</exception>
+    internal void PrepareTopicDeletion(string topic)
+    {
+        List<TransactionMetadata> all;
+        lock (_lock)
+        {
+            all = new List<TransactionMetadata>(_transactions.Values);
+        }
+
+        var unconfirmed = new List<TransactionMetadata>();
+        foreach (TransactionMetadata m in all)
+        {
+            lock (m)
+            {
+                bool open = m.Completing || m.State is TransactionState.Ongoing or TransactionState.PrepareCommit
+                    or TransactionState.PrepareAbort or TransactionState.PrepareEpochFence;
+                if (open && Touches(m.Partitions, topic))
+                {
+                    throw new InvalidTransactionStateException(
+                        $"Topic '{topic}' has an open transaction (transactional id '{m.TransactionalId}', {m.State}); commit or abort it before deleting the topic.");
+                }
+
+                foreach (UnconfirmedCommit c in m.UnconfirmedCommits)
+                {
+                    if (Touches(c.Parts, topic))
+                    {
+                        unconfirmed.Add(m);
+                        break;
+                    }
+                }
+            }
+        }
+
+        foreach (TransactionMetadata m in unconfirmed)
+        {
+            var markers = new List<(LogPartition Partition, long Offset)>();
+            lock (m)
+            {
+                foreach (UnconfirmedCommit c in m.UnconfirmedCommits)
+                {
+                    markers.AddRange(c.Markers);
+                }
+            }
+
+            foreach ((LogPartition partition, long offset) in markers)
+            {
+                if (partition.Log.DurableOffset <= offset)
+                {
+                    partition.Log.Sync();
+                }
+            }
+
+            lock (m)
+            {
+                AppendRecord(m); // prunes the commits whose markers are now durable
+            }
+        }
+
+        _log.Log.Sync();
+    }
+
+    private static bool Touches(IEnumerable<KeyValuePair<TopicPartition, long>> partitions, string topic)
+    {
+        foreach (KeyValuePair<TopicPartition, long> part in partitions)
+        {
+            if (part.Key.Topic == topic)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     public IReadOnlyList<TransactionDescription> ListTransactions()
     {
         List<TransactionMetadata> all;

@@ -107,6 +107,22 @@ internal sealed class PowerLossFileSystem(IFileSystem? inner = null) : Delegatin
         }
     }
 
+    public override void DeleteDirectory(string path)
+    {
+        lock (_gate)
+        {
+            base.DeleteDirectory(path);
+            string prefix = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
+            foreach (string file in new List<string>(_pending.Keys))
+            {
+                if (Path.GetFullPath(file).StartsWith(prefix, StringComparison.Ordinal))
+                {
+                    _pending.Remove(file); // a file created later at the same path starts clean
+                }
+            }
+        }
+    }
+
     public override void MoveFile(string source, string destination)
     {
         lock (_gate)

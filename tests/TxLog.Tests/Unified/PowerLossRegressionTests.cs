@@ -122,40 +122,24 @@ public class PowerLossRegressionTests
         using var dir = new TempDirectory();
         using var image = new TempDirectory();
         var fs = new PowerLossFileSystem();
-        LogStoreOptions options = Options(DurabilityMode.GroupCommit);
+        // Periodic with an interval longer than the test: nothing fsyncs the commit's markers or its
+        // completion record after it is acknowledged (no held fsync for DeleteTopic to wait behind).
+        LogStoreOptions options = Options(DurabilityMode.Periodic);
+        options.FlushInterval = TimeSpan.FromHours(1);
         options.FileSystem = fs;
-        options.PreallocateBytes = 0; // no background zero-fill fsync that could carry the held marker by chance
-        char sep = Path.DirectorySeparatorChar;
+        options.PreallocateBytes = 0;
         using (LogStore store = LogStore.Open(dir.Path, options))
         {
             store.CreateTopic("a");
             store.CreateTopic("b");
             await using Producer p = await TransactionalAsync(store, "tx");
             await store.FlushAsync();
-            store.Coordinator.StepHook = s =>
-            {
-                if (s == "decided")
-                {
-                    // After the decision: b's COMMIT marker and the CompleteCommit record stay in the page cache
-                    // (their fsyncs are deferred and not waited for; here they have not run yet).
-                    fs.HoldSyncs(path => path.Contains($"{sep}b-0{sep}", StringComparison.Ordinal)
-                        || path.Contains($"{sep}__transaction_state-0{sep}", StringComparison.Ordinal));
-                }
-            };
-            try
-            {
-                p.BeginTransaction();
-                await p.ProduceAsync(new TopicPartition("a", 0), Msg("a1"));
-                await p.ProduceAsync(new TopicPartition("b", 0), Msg("b1"));
-                await p.CommitTransactionAsync(); // acknowledged: data of a and b and the PrepareCommit are durable
-                store.Coordinator.StepHook = null;
-                store.DeleteTopic("a");
-                fs.CopyDurableImage(dir.Path, image.Path);
-            }
-            finally
-            {
-                fs.ReleaseSyncs();
-            }
+            p.BeginTransaction();
+            await p.ProduceAsync(new TopicPartition("a", 0), Msg("a1"));
+            await p.ProduceAsync(new TopicPartition("b", 0), Msg("b1"));
+            await p.CommitTransactionAsync(); // acknowledged: data of a and b and the PrepareCommit are durable
+            store.DeleteTopic("a");
+            fs.CopyDurableImage(dir.Path, image.Path);
         }
 
         using LogStore recovered = LogStore.Open(image.Path, Options(DurabilityMode.GroupCommit));
@@ -166,25 +150,34 @@ public class PowerLossRegressionTests
     }
 
     [Test]
-    public async Task A_topic_deleted_after_the_decision_does_not_fail_the_commit()
+    public async Task A_topic_cannot_be_deleted_while_a_transaction_on_it_is_completing_and_the_commit_still_succeeds()
     {
         using var dir = new TempDirectory();
         using LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.GroupCommit));
         store.CreateTopic("a");
         store.CreateTopic("b");
         await using Producer p = await TransactionalAsync(store, "tx");
+        Exception? refused = null;
         store.Coordinator.StepHook = s =>
         {
             if (s == "decided")
             {
-                store.DeleteTopic("a");
+                refused = Assert.Catch(() => store.DeleteTopic("a"));
             }
         };
         p.BeginTransaction();
         await p.ProduceAsync(new TopicPartition("a", 0), Msg("a1"));
         await p.ProduceAsync(new TopicPartition("b", 0), Msg("b1"));
-        await p.CommitTransactionAsync(); // decided before the delete: committed, and said so
+        await p.CommitTransactionAsync();
         store.Coordinator.StepHook = null;
+        Assert.That(refused, Is.InstanceOf<InvalidTransactionStateException>().And.Message.Contains("'a'"));
+
+        // Open (not yet committed) is refused too; once finished, the topic can go.
+        p.BeginTransaction();
+        await p.ProduceAsync(new TopicPartition("a", 0), Msg("a2"));
+        Assert.Throws<InvalidTransactionStateException>(() => store.DeleteTopic("a"));
+        await p.AbortTransactionAsync();
+        store.DeleteTopic("a");
 
         LogPartition b = store.GetPartition("b", 0);
         await b.FlushAsync();
