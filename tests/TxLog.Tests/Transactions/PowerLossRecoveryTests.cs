@@ -141,6 +141,20 @@ public class PowerLossRecoveryTests
         return options;
     }
 
+    // Topics a and b; one acknowledged transaction "tx" over both (a1, b1).
+    private static async Task<Producer> CommitA1B1Async(LogStore store)
+    {
+        store.CreateTopic("a");
+        store.CreateTopic("b");
+        Producer p = await Tx.TransactionalAsync(store, "tx");
+        await store.FlushAsync();
+        p.BeginTransaction();
+        await p.ProduceAsync(new TopicPartition("a", 0), Tx.Msg("a1"));
+        await p.ProduceAsync(new TopicPartition("b", 0), Tx.Msg("b1"));
+        await p.CommitTransactionAsync();
+        return p;
+    }
+
     // 3a. Recovery matched a PrepareCommit's partitions by name: a topic deleted and created again
     //     looked like "data missing", and the acknowledged commit was aborted on the other partitions.
     [Test]
@@ -151,14 +165,7 @@ public class PowerLossRecoveryTests
         var fs = new PowerLossFileSystem();
         using (LogStore store = LogStore.Open(dir.Path, NoBackgroundFlushes(fs)))
         {
-            store.CreateTopic("a");
-            store.CreateTopic("b");
-            await using Producer p = await Tx.TransactionalAsync(store, "tx");
-            await store.FlushAsync();
-            p.BeginTransaction();
-            await p.ProduceAsync(new TopicPartition("a", 0), Tx.Msg("a1"));
-            await p.ProduceAsync(new TopicPartition("b", 0), Tx.Msg("b1"));
-            await p.CommitTransactionAsync(); // acknowledged: b's marker and the CompleteCommit record are not durable
+            await using Producer p = await CommitA1B1Async(store); // b's marker and the CompleteCommit record are not durable
             store.DeleteTopic("a");
             store.CreateTopic("a"); // a new, empty topic of the same name
             fs.CopyDurableImage(dir.Path, image.Path);
@@ -181,14 +188,7 @@ public class PowerLossRecoveryTests
         var fs = new PowerLossFileSystem();
         using (LogStore store = LogStore.Open(dir.Path, NoBackgroundFlushes(fs)))
         {
-            store.CreateTopic("a");
-            store.CreateTopic("b");
-            await using Producer p = await Tx.TransactionalAsync(store, "tx");
-            await store.FlushAsync();
-            p.BeginTransaction();
-            await p.ProduceAsync(new TopicPartition("a", 0), Tx.Msg("a1"));
-            await p.ProduceAsync(new TopicPartition("b", 0), Tx.Msg("b1"));
-            await p.CommitTransactionAsync(); // acknowledged; its completion record names it as unconfirmed
+            await using Producer p = await CommitA1B1Async(store); // its completion record names it as unconfirmed
             await store.GetPartition(TransactionCoordinator.TopicName, 0).FlushAsync(); // ... and is durable; b's marker is not
             store.DeleteTopic("a");
             store.CreateTopic("a");
