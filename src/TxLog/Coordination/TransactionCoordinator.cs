@@ -132,6 +132,15 @@ internal sealed class TransactionCoordinator : IDisposable
     {
         List<LogPartition> partitions = _store.AllPartitionsInternal();
 
+        // What survived the crash, before recovery appends any marker: a decision's data is complete on a
+        // partition only if its recorded last offset is below THIS end (the markers written below take
+        // the very offsets lost data had).
+        var recoveredEnd = new Dictionary<LogPartition, long>(partitions.Count);
+        foreach (LogPartition p in partitions)
+        {
+            recoveredEnd[p] = p.LogEndOffset;
+        }
+
         // Epochs: a producer may have written with an epoch whose record was lost (not durable).
         foreach (TransactionMetadata m in _transactions.Values)
         {
@@ -184,18 +193,18 @@ internal sealed class TransactionCoordinator : IDisposable
                         // A partition that is gone belongs to a deleted topic (topics.meta changes before
                         // any directory is removed): nothing to decide there. One whose data is missing
                         // means the decision was made without it: abort everywhere.
-                        if (_store.TryGetPartitionInternal(tp, out LogPartition? p) && p!.LogEndOffset <= lastOffset)
+                        if (_store.TryGetPartitionInternal(tp, out LogPartition? p) && recoveredEnd[p!] <= lastOffset)
                         {
                             complete = false;
                         }
                     }
 
-                    WriteRecoveryMarkers(m.ProducerId, m.Epoch, m.Partitions.Keys, complete ? ControlRecordType.Commit : ControlRecordType.Abort);
+                    WriteRecoveryMarkers(m.ProducerId, m.Epoch, m.Partitions, complete ? ControlRecordType.Commit : ControlRecordType.Abort);
                     m.Restore(complete ? TransactionState.CompleteCommit : TransactionState.CompleteAbort);
                     report.Add($"{TopicName}: completed the {(complete ? "commit" : "abort (data missing after the crash)")} of '{m.TransactionalId}' (producer {m.ProducerId}, epoch {m.Epoch})");
                     break;
                 case TransactionState.PrepareAbort or TransactionState.PrepareEpochFence:
-                    WriteRecoveryMarkers(m.ProducerId, m.Epoch, m.Partitions.Keys, ControlRecordType.Abort);
+                    WriteRecoveryMarkers(m.ProducerId, m.Epoch, m.Partitions, ControlRecordType.Abort);
                     m.Restore(TransactionState.CompleteAbort);
                     report.Add($"{TopicName}: completed the abort of '{m.TransactionalId}'");
                     break;
@@ -989,12 +998,16 @@ internal sealed class TransactionCoordinator : IDisposable
     // where the marker already reached the disk there is nothing to finish, and where the data never
     // did (a decision made durable in parallel with data lost in the crash) a marker would contradict
     // the producer's previous outcome there and refuse the open.
-    private void WriteRecoveryMarkers(long producerId, short epoch, IEnumerable<TopicPartition> partitions, ControlRecordType type)
+    private void WriteRecoveryMarkers(long producerId, short epoch, IEnumerable<KeyValuePair<TopicPartition, long>> partitions, ControlRecordType type)
     {
-        foreach (TopicPartition tp in partitions)
+        foreach ((TopicPartition tp, long lastOffset) in partitions)
         {
+            // Only the decided transaction: one open there that starts after its recorded last offset is
+            // a later, undecided transaction of the producer (the decided one's marker reached the disk
+            // there); the loop over open transactions below aborts it.
             if (_store.TryGetPartitionInternal(tp, out LogPartition? p)
-                && p!.ProducerState.Get(producerId) is { CurrentTransactionFirstOffset: >= 0 })
+                && p!.ProducerState.Get(producerId) is { CurrentTransactionFirstOffset: >= 0 } entry
+                && entry.CurrentTransactionFirstOffset <= lastOffset)
             {
                 WriteMarker(p, producerId, epoch, type);
             }
