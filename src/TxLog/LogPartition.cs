@@ -61,10 +61,12 @@ public sealed class LogPartition
 
     /// <summary>
     /// The last stable offset: the first offset of the earliest open transaction, or the high
-    /// watermark when none is open (never above it). Read-committed readers see records below it.
+    /// watermark when none is open (never above it, and never below the log start offset).
+    /// Read-committed readers see records below it.
     /// </summary>
     public long LastStableOffset =>
-        Math.Min(Math.Min(Math.Min(ProducerState.FirstUnstableOffset, Volatile.Read(ref _appendingUnstable)), Log.HighWatermark), FirstHeldOffset());
+        Math.Max(Log.LogStartOffset, // an open transaction whose first records retention deleted (as Kafka)
+            Math.Min(Math.Min(Math.Min(ProducerState.FirstUnstableOffset, Volatile.Read(ref _appendingUnstable)), Log.HighWatermark), FirstHeldOffset()));
 
     // While a transactional batch is being appended: its first offset (long.MaxValue otherwise). The
     // batch becomes readable (log end, and the HW in mode None or by a concurrent fsync) before the
@@ -327,7 +329,7 @@ public sealed class LogPartition
     {
         try
         {
-            ProducerState.WriteSnapshot(_store.FileSystem, Log.Directory, offset);
+            ProducerState.WriteSnapshot(_store.FileSystem, Log.Directory, offset, Log.Segments[^1].BaseOffset);
         }
         catch (IOException)
         {

@@ -386,8 +386,13 @@ internal sealed class ProducerStateManager
         return offsets;
     }
 
-    /// <summary>Writes the state as of <paramref name="offset"/> atomically, keeping the two newest snapshots.</summary>
-    public void WriteSnapshot(IFileSystem fileSystem, string directory, long offset)
+    /// <summary>
+    /// Writes the state as of <paramref name="offset"/> atomically, keeping the two newest snapshots and
+    /// the newest one at or below <paramref name="crashRecoveryPoint"/> (the active segment's base
+    /// offset): recovery after a crash can only start from there, and once retention has removed a
+    /// producer's batches no replay from the log start can rebuild its state.
+    /// </summary>
+    public void WriteSnapshot(IFileSystem fileSystem, string directory, long offset, long crashRecoveryPoint)
     {
         int entries = 0;
         foreach (ProducerStateEntry entry in _producers.Values)
@@ -417,9 +422,21 @@ internal sealed class ProducerStateManager
         BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(2), Crc32C.Compute(bytes.AsSpan(SnapshotHeaderSize)));
         AtomicFile.Write(fileSystem, SnapshotPath(directory, offset), bytes);
         List<long> all = ListSnapshots(fileSystem, directory);
+        long keep = -1;
+        foreach (long candidate in all)
+        {
+            if (candidate <= crashRecoveryPoint)
+            {
+                keep = candidate; // ascending: the last one found is the newest
+            }
+        }
+
         for (int i = 0; i < all.Count - 2; i++)
         {
-            fileSystem.DeleteFile(SnapshotPath(directory, all[i]));
+            if (all[i] != keep)
+            {
+                fileSystem.DeleteFile(SnapshotPath(directory, all[i]));
+            }
         }
     }
 
