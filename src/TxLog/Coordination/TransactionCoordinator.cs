@@ -1044,7 +1044,36 @@ internal sealed class TransactionCoordinator : IDisposable
         unconfirmed.Parts.AddRange(parts);
         unconfirmed.Markers.AddRange(markers);
         m.UnconfirmedCommits.Add(unconfirmed);
+        m.PruneConfirmedCommits();
+
+        // Bounded: nothing else may fsync the markers for a while (Periodic durability syncs only every
+        // FlushInterval), and every record of the id carries the whole list, so it must not grow with
+        // the commit rate (past MaxBatchBytes the id's next record could not be written at all).
+        // Beyond the bound, the oldest entries' markers are fsynced here.
+        while (m.UnconfirmedCommits.Count > MaxUnconfirmedCommits)
+        {
+            UnconfirmedCommit oldest = m.UnconfirmedCommits[0];
+            try
+            {
+                foreach ((LogPartition partition, long offset) in oldest.Markers)
+                {
+                    if (partition.Log.DurableOffset <= offset)
+                    {
+                        partition.Log.Sync();
+                    }
+                }
+            }
+            catch (Exception e) when (e is IOException or TxLogException or ObjectDisposedException)
+            {
+                return; // the partition has failed: the entry stays (recovery decides after a reopen)
+            }
+
+            m.UnconfirmedCommits.RemoveAt(0);
+        }
     }
+
+    /// <summary>The most commits of one transactional id whose markers may be pending at a time.</summary>
+    internal const int MaxUnconfirmedCommits = 8;
 
     private AppendResult? WriteMarker(LogPartition partition, long producerId, short epoch, ControlRecordType type)
     {
@@ -1090,7 +1119,6 @@ internal sealed class TransactionCoordinator : IDisposable
 
     private LogPartition Partition(TopicPartition tp) => _store.GetPartition(tp.Topic, tp.Partition);
 
-    /// <summary>The transactional ids and their states.</summary>
     /// <summary>
     /// Runs before <see cref="LogStore.DeleteTopic"/> removes <paramref name="topic"/>: refuses while a
     /// transaction that wrote to it is open or completing, and makes every finished commit that touched
@@ -1173,6 +1201,17 @@ internal sealed class TransactionCoordinator : IDisposable
         return false;
     }
 
+    /// <summary>Tests only: how many commits of the id are still listed as unconfirmed.</summary>
+    internal int UnconfirmedCommitCount(string transactionalId)
+    {
+        TransactionMetadata m = Get(transactionalId);
+        lock (m)
+        {
+            return m.UnconfirmedCommits.Count;
+        }
+    }
+
+    /// <summary>The transactional ids and their states.</summary>
     public IReadOnlyList<TransactionDescription> ListTransactions()
     {
         List<TransactionMetadata> all;

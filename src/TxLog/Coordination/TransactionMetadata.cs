@@ -76,8 +76,10 @@ internal sealed class TransactionMetadata
 /// <summary>A committed transaction whose markers may still be only in the page cache.</summary>
 internal sealed class UnconfirmedCommit(long producerId, short epoch)
 {
+    /// <summary>The producer id that wrote the transaction.</summary>
     public long ProducerId { get; } = producerId;
 
+    /// <summary>The epoch it was written with (an open transaction of a later epoch is not this one).</summary>
     public short Epoch { get; } = epoch;
 
     /// <summary>Per partition: the last offset of the transaction's data there (recorded).</summary>
