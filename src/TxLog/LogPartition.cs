@@ -60,6 +60,18 @@ public sealed class LogPartition
     internal AsyncSignal Signal { get; }
 
     /// <summary>
+    /// Set by <see cref="LogStore.DeleteTopic"/> before it checks for open transactions (and cleared
+    /// if it refuses): no transaction may start writing here any more.
+    /// </summary>
+    internal bool Retired
+    {
+        get => Volatile.Read(ref _retired);
+        set => Volatile.Write(ref _retired, value);
+    }
+
+    private bool _retired;
+
+    /// <summary>
     /// The last stable offset: the first offset of the earliest open transaction, or the high
     /// watermark when none is open (never above it, and never below the log start offset).
     /// Read-committed readers see records below it.

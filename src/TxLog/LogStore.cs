@@ -296,7 +296,25 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
                 throw new ArgumentException($"'{name}' is an internal topic of the store and cannot be deleted.", nameof(name));
             }
 
-            Coordinator.PrepareTopicDeletion(name);
+            foreach (LogPartition partition in state.Partitions)
+            {
+                partition.Retired = true;
+            }
+
+            try
+            {
+                Coordinator.PrepareTopicDeletion(name);
+            }
+            catch
+            {
+                foreach (LogPartition partition in state.Partitions)
+                {
+                    partition.Retired = false;
+                }
+
+                throw;
+            }
+
             var list = new List<TopicDescription>(_topics.Count);
             foreach (TopicState t in _topics.Values)
             {

@@ -378,12 +378,20 @@ internal sealed class TransactionCoordinator : IDisposable
     /// Registers a partition in the producer's transaction before the producer writes to it (so an
     /// abort on timeout reaches it), opening the transaction if needed. Checks fencing.
     /// </summary>
-    public void AddPartition(string transactionalId, long producerId, short epoch, TopicPartition partition)
+    public void AddPartition(string transactionalId, long producerId, short epoch, TopicPartition partition, LogPartition target)
     {
         TransactionMetadata m = Get(transactionalId);
         lock (m)
         {
             CheckProducerUnsynchronized(m, producerId, epoch);
+
+            // Checked under m's lock, which DeleteTopic's scan also takes after it retires the topic's
+            // partitions: either the scan sees this partition in the open transaction (and the delete
+            // is refused) or this sees the partition retired.
+            if (target.Retired)
+            {
+                throw new TopicNotFoundException(partition.Topic);
+            }
             if (m.State is TransactionState.Empty or TransactionState.CompleteCommit or TransactionState.CompleteAbort)
             {
                 m.TransitionTo(TransactionState.Ongoing);

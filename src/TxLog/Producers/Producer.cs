@@ -215,7 +215,7 @@ public sealed class Producer : IDisposable, IAsyncDisposable
     {
         if (transactional && !_transactionPartitions.Contains(partition))
         {
-            Guard(() => _store.Coordinator.AddPartition(_options.TransactionalId!, _producerId, _epoch, partition));
+            Guard(() => _store.Coordinator.AddPartition(_options.TransactionalId!, _producerId, _epoch, partition, target));
             _transactionPartitions.Add(partition);
         }
 

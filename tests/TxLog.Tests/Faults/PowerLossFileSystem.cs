@@ -32,6 +32,11 @@ internal sealed class PowerLossFileSystem(IFileSystem? inner = null) : Delegatin
         _syncGate.Reset();
     }
 
+    private readonly ManualResetEventSlim _heldSyncEntered = new(false);
+
+    /// <summary>Waits until an fsync is held (true) or the timeout passes (false).</summary>
+    public bool WaitForHeldSync(TimeSpan timeout) => _heldSyncEntered.Wait(timeout);
+
     /// <summary>Lets held fsyncs run.</summary>
     public void ReleaseSyncs()
     {
@@ -219,6 +224,7 @@ internal sealed class PowerLossFileSystem(IFileSystem? inner = null) : Delegatin
 
             if (fs._held is { } held && held(Path))
             {
+                fs._heldSyncEntered.Set();
                 fs._syncGate.Wait();
             }
 

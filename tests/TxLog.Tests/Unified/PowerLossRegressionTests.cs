@@ -188,4 +188,49 @@ public class PowerLossRegressionTests
         await b.FlushAsync();
         Assert.That(Values(b, IsolationLevel.ReadCommitted), Is.EqualTo(new[] { "b1", "b2" }), "the id goes on normally");
     }
+
+    [Test]
+    public async Task A_transaction_cannot_start_writing_to_a_topic_while_it_is_being_deleted()
+    {
+        using var dir = new TempDirectory();
+        var fs = new PowerLossFileSystem();
+        LogStoreOptions options = Options(DurabilityMode.Periodic);
+        options.FlushInterval = TimeSpan.FromHours(1);
+        options.FileSystem = fs;
+        options.PreallocateBytes = 0;
+        using LogStore store = LogStore.Open(dir.Path, options);
+        store.CreateTopic("t");
+        store.CreateTopic("a");
+        await using Producer p = await TransactionalAsync(store, "tx");
+        p.BeginTransaction();
+        await p.ProduceAsync(new TopicPartition("a", 0), Msg("a1"));
+        await p.CommitTransactionAsync(); // leaves an unsynced completion record for DeleteTopic's barrier to fsync
+
+        LogPartition target = store.GetPartition("t", 0); // a producer that looked t-0 up just before the delete
+
+        // DeleteTopic("t") stops in its barrier's fsync of the coordinator log, after its scan (it holds
+        // the store's topic lock meanwhile, so the producer's own lookup would wait: the coordinator's
+        // step that follows the lookup is called directly).
+        char sep = Path.DirectorySeparatorChar;
+        fs.HoldSyncs(path => path.Contains($"{sep}__transaction_state-0{sep}", StringComparison.Ordinal));
+        Task delete;
+        try
+        {
+            delete = Task.Run(() => store.DeleteTopic("t"));
+            Assert.That(fs.WaitForHeldSync(TimeSpan.FromSeconds(10)), Is.True, "the delete reached its barrier");
+            Coordination.TransactionDescription tx = store.Coordinator.ListTransactions().Single(d => d.TransactionalId == "tx");
+            Assert.Throws<TopicNotFoundException>(() => store.Coordinator.AddPartition("tx", tx.ProducerId, tx.Epoch, new TopicPartition("t", 0), target));
+        }
+        finally
+        {
+            fs.ReleaseSyncs();
+        }
+
+        await delete;
+        p.BeginTransaction();
+        await p.ProduceAsync(new TopicPartition("a", 0), Msg("a2"));
+        await p.CommitTransactionAsync(); // the id is not stuck on the deleted topic
+        await store.GetPartition("a", 0).FlushAsync();
+        Assert.That(Values(store.GetPartition("a", 0), IsolationLevel.ReadCommitted), Is.EqualTo(new[] { "a1", "a2" }));
+    }
 }
