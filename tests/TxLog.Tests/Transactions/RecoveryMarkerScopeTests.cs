@@ -135,3 +135,43 @@ public class RecoveryMarkerScopeTests
         Assert.That(Tx.Values(recovered.GetPartition("a", 0), IsolationLevel.ReadCommitted), Is.EqualTo(new[] { "r1" }), "P was committed on a-0 only. " + actions);
     }
 }
+
+/// <summary>
+/// The lost-marker repair commits only data of the epoch that committed: an open transaction of the
+/// same producer id in a later epoch (a new producer instance) is somebody else's, undecided work.
+/// </summary>
+public class LostMarkerRepairEpochTests
+{
+    [Test]
+    public async Task An_unconfirmed_commit_of_an_older_epoch_does_not_commit_an_open_transaction_of_a_newer_one()
+    {
+        using var dir = new TempDirectory();
+        using var image = new TempDirectory();
+        using (LogStore store = LogStore.Open(dir.Path, Tx.Options(DurabilityMode.GroupCommit)))
+        {
+            store.CreateTopic("t");
+            await using Producer first = await Tx.TransactionalAsync(store, "tx");
+            await using Producer p = await Tx.TransactionalAsync(store, "tx"); // epoch bumped
+            p.BeginTransaction();
+            await p.ProduceAsync(new TopicPartition("t", 0), Tx.Msg("open")); // offset 0, never decided
+            TransactionDescription d = store.Coordinator.ListTransactions().Single(x => x.TransactionalId == "tx");
+
+            // The id's latest record lists a commit of the previous epoch on t-0 up to offset 5 whose
+            // marker was not known durable (what a stale record could say; the offsets overlap).
+            var m = new TransactionMetadata("tx", d.ProducerId, d.Epoch, 60_000);
+            var older = new UnconfirmedCommit(d.ProducerId, (short)(d.Epoch - 1));
+            older.Parts.Add(new KeyValuePair<TopicPartition, long>(new TopicPartition("t", 0), 5));
+            m.UnconfirmedCommits.Add(older);
+            store.GetPartition(TransactionCoordinator.TopicName, 0).Append(
+                new TxLog.Records.Message(TransactionLogRecords.MetadataKey("tx"), TransactionLogRecords.MetadataValue(m)));
+            await store.FlushAsync();
+            Tx.CopyImage(dir.Path, image.Path); // kill -9
+        }
+
+        using LogStore recovered = LogStore.Open(image.Path, Tx.Options(DurabilityMode.GroupCommit));
+        LogPartition t = recovered.GetPartition("t", 0);
+        await t.FlushAsync();
+        Assert.That(Tx.Values(t, IsolationLevel.ReadCommitted), Is.Empty, string.Join(" | ", recovered.Recovery.Actions));
+        Assert.That(recovered.Recovery.Actions, Has.Some.Contains("aborted the undecided transaction"));
+    }
+}

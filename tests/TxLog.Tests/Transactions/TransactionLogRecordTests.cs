@@ -53,5 +53,8 @@ public class TransactionLogRecordTests
 
         byte[] cut = TransactionLogRecords.MetadataValue(m).AsSpan(0, v.Length - 2).ToArray();
         Assert.Throws<CorruptRecordException>(() => TransactionLogRecords.ReadMetadata("tx", cut));
+
+        byte[] longer = [.. TransactionLogRecords.MetadataValue(m), 0];
+        Assert.Throws<CorruptRecordException>(() => TransactionLogRecords.ReadMetadata("tx", longer), "trailing bytes");
     }
 }
