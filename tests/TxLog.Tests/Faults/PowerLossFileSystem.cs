@@ -1,3 +1,4 @@
+using TxLog.Durability;
 using TxLog.Storage;
 using TxLog.Tests.Storage;
 
@@ -42,6 +43,25 @@ internal sealed class PowerLossFileSystem(IFileSystem? inner = null) : Delegatin
     {
         _held = null;
         _syncGate.Set();
+    }
+
+    /// <summary>
+    /// Store options on this file system without background zero-fill: <paramref name="mode"/>, or by
+    /// default Periodic durability with a flush interval longer than any test, so a commit still waits
+    /// for its data and decision fsyncs but nothing fsyncs its markers or completion record afterwards
+    /// (they stay in the page cache deterministically, without a held fsync).
+    /// </summary>
+    public LogStoreOptions StoreOptions(DurabilityMode? mode = null)
+    {
+        LogStoreOptions options = Transactions.Tx.Options(mode ?? DurabilityMode.Periodic);
+        if (mode is null)
+        {
+            options.FlushInterval = TimeSpan.FromHours(1);
+        }
+
+        options.FileSystem = this;
+        options.PreallocateBytes = 0;
+        return options;
     }
 
     /// <summary>Number of files with writes not yet fsynced.</summary>

@@ -18,9 +18,7 @@ public class PowerLossCommitTests
 
     private static LogStore OpenStore(string path, PowerLossFileSystem fs)
     {
-        LogStoreOptions options = Options(DurabilityMode.GroupCommit);
-        options.FileSystem = fs;
-        options.PreallocateBytes = 0; // no background zero-fill fsync that could carry a held write by chance
+        LogStoreOptions options = fs.StoreOptions(DurabilityMode.GroupCommit);
         LogStore store = LogStore.Open(path, options);
         store.CreateTopic("a", 1);
         store.CreateTopic("b", 2);

@@ -19,9 +19,7 @@ public class PowerLossRecoveryTests
         using var dir = new TempDirectory();
         using var image = new TempDirectory();
         var fs = new PowerLossFileSystem();
-        LogStoreOptions options = Tx.Options(DurabilityMode.GroupCommit);
-        options.FileSystem = fs;
-        options.PreallocateBytes = 0;
+        LogStoreOptions options = fs.StoreOptions(DurabilityMode.GroupCommit);
         char sep = Path.DirectorySeparatorChar;
         using (LogStore store = LogStore.Open(dir.Path, options))
         {
@@ -129,18 +127,6 @@ public class PowerLossRecoveryTests
         Assert.That(Tx.Values(fourth.GetPartition("t", 0), IsolationLevel.ReadCommitted), Is.Empty, "the aborted record shows up read-committed");
     }
 
-    // Periodic durability with a flush interval longer than the test: a commit still waits for its data
-    // and decision fsyncs, but nothing fsyncs its markers or completion record afterwards, so they stay
-    // in the page cache deterministically (no held fsync that DeleteTopic's own fsyncs would wait behind).
-    private static LogStoreOptions NoBackgroundFlushes(PowerLossFileSystem fs)
-    {
-        LogStoreOptions options = Tx.Options(DurabilityMode.Periodic);
-        options.FlushInterval = TimeSpan.FromHours(1);
-        options.FileSystem = fs;
-        options.PreallocateBytes = 0;
-        return options;
-    }
-
     // Topics a and b; one acknowledged transaction "tx" over both (a1, b1).
     private static async Task<Producer> CommitA1B1Async(LogStore store)
     {
@@ -163,7 +149,7 @@ public class PowerLossRecoveryTests
         using var dir = new TempDirectory();
         using var image = new TempDirectory();
         var fs = new PowerLossFileSystem();
-        using (LogStore store = LogStore.Open(dir.Path, NoBackgroundFlushes(fs)))
+        using (LogStore store = LogStore.Open(dir.Path, fs.StoreOptions()))
         {
             await using Producer p = await CommitA1B1Async(store); // b's marker and the CompleteCommit record are not durable
             store.DeleteTopic("a");
@@ -186,7 +172,7 @@ public class PowerLossRecoveryTests
         using var dir = new TempDirectory();
         using var image = new TempDirectory();
         var fs = new PowerLossFileSystem();
-        using (LogStore store = LogStore.Open(dir.Path, NoBackgroundFlushes(fs)))
+        using (LogStore store = LogStore.Open(dir.Path, fs.StoreOptions()))
         {
             await using Producer p = await CommitA1B1Async(store); // its completion record names it as unconfirmed
             await store.GetPartition(TransactionCoordinator.TopicName, 0).FlushAsync(); // ... and is durable; b's marker is not

@@ -21,12 +21,7 @@ public class RecoveryMarkerScopeTests
         using var image = new TempDirectory();
         var fs = new PowerLossFileSystem();
 
-        // Periodic durability, flush interval longer than the test: a commit waits for its data and
-        // decision fsyncs, but nothing fsyncs its markers or its CompleteCommit record afterwards.
-        LogStoreOptions options = Tx.Options(DurabilityMode.Periodic);
-        options.FlushInterval = TimeSpan.FromHours(1);
-        options.FileSystem = fs;
-        options.PreallocateBytes = 0;
+        LogStoreOptions options = fs.StoreOptions(); // Periodic, no background flushes
         using (LogStore store = LogStore.Open(dir.Path, options))
         {
             store.CreateTopic("a");

@@ -122,12 +122,7 @@ public class PowerLossRegressionTests
         using var dir = new TempDirectory();
         using var image = new TempDirectory();
         var fs = new PowerLossFileSystem();
-        // Periodic with an interval longer than the test: nothing fsyncs the commit's markers or its
-        // completion record after it is acknowledged (no held fsync for DeleteTopic to wait behind).
-        LogStoreOptions options = Options(DurabilityMode.Periodic);
-        options.FlushInterval = TimeSpan.FromHours(1);
-        options.FileSystem = fs;
-        options.PreallocateBytes = 0;
+        LogStoreOptions options = fs.StoreOptions(); // Periodic, no background flushes
         using (LogStore store = LogStore.Open(dir.Path, options))
         {
             store.CreateTopic("a");
@@ -194,10 +189,7 @@ public class PowerLossRegressionTests
     {
         using var dir = new TempDirectory();
         var fs = new PowerLossFileSystem();
-        LogStoreOptions options = Options(DurabilityMode.Periodic);
-        options.FlushInterval = TimeSpan.FromHours(1);
-        options.FileSystem = fs;
-        options.PreallocateBytes = 0;
+        LogStoreOptions options = fs.StoreOptions(); // Periodic, no background flushes
         using LogStore store = LogStore.Open(dir.Path, options);
         store.CreateTopic("t");
         store.CreateTopic("a");
