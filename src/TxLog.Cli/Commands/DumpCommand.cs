@@ -233,48 +233,41 @@ internal static class DumpCommand
 
     private static int DumpOffsetIndex(CliContext context, string path)
     {
-        byte[] bytes = File.ReadAllBytes(path);
         long baseOffset = BaseOffsetOf(path);
-        context.Out.WriteLine($"Dumping {path} ({Num(bytes.Length)} bytes, {Num(bytes.Length / OffsetIndex.EntrySize)} entries)");
-        for (int i = 0; i + OffsetIndex.EntrySize <= bytes.Length; i += OffsetIndex.EntrySize)
-        {
-            int relative = BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(i));
-            int position = BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(i + 4));
-            context.Out.WriteLine($"offset: {Num(baseOffset + relative)} position: {Num(position)}");
-        }
-
-        return TrailingBytes(context, bytes.Length, OffsetIndex.EntrySize);
+        return DumpEntries(context, path, OffsetIndex.EntrySize, e =>
+            $"offset: {Num(baseOffset + BinaryPrimitives.ReadInt32BigEndian(e))} position: {Num(BinaryPrimitives.ReadInt32BigEndian(e.Slice(4)))}");
     }
 
     private static int DumpTimeIndex(CliContext context, string path)
     {
-        byte[] bytes = File.ReadAllBytes(path);
         long baseOffset = BaseOffsetOf(path);
-        context.Out.WriteLine($"Dumping {path} ({Num(bytes.Length)} bytes, {Num(bytes.Length / TimeIndex.EntrySize)} entries)");
-        for (int i = 0; i + TimeIndex.EntrySize <= bytes.Length; i += TimeIndex.EntrySize)
+        return DumpEntries(context, path, TimeIndex.EntrySize, e =>
         {
-            long timestamp = BinaryPrimitives.ReadInt64BigEndian(bytes.AsSpan(i));
-            int relative = BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(i + 8));
-            context.Out.WriteLine($"timestamp: {Num(timestamp)} ({FormatTimestamp(timestamp)}) offset: {Num(baseOffset + relative)}");
-        }
-
-        return TrailingBytes(context, bytes.Length, TimeIndex.EntrySize);
+            long timestamp = BinaryPrimitives.ReadInt64BigEndian(e);
+            return $"timestamp: {Num(timestamp)} ({FormatTimestamp(timestamp)}) offset: {Num(baseOffset + BinaryPrimitives.ReadInt32BigEndian(e.Slice(8)))}";
+        });
     }
 
-    private static int DumpTransactionIndex(CliContext context, string path)
+    private static int DumpTransactionIndex(CliContext context, string path) =>
+        DumpEntries(context, path, TransactionIndex.EntrySize, e =>
+            $"version: {BinaryPrimitives.ReadInt16BigEndian(e)} producerId: {Num(BinaryPrimitives.ReadInt64BigEndian(e.Slice(2)))} " +
+            $"firstOffset: {Num(BinaryPrimitives.ReadInt64BigEndian(e.Slice(10)))} lastOffset: {Num(BinaryPrimitives.ReadInt64BigEndian(e.Slice(18)))} " +
+            $"lastStableOffset: {Num(BinaryPrimitives.ReadInt64BigEndian(e.Slice(26)))}");
+
+    private delegate string EntryFormatter(ReadOnlySpan<byte> entry);
+
+    // A file of fixed-size entries (the three index kinds): a header line, one line per whole entry,
+    // then a report of any trailing partial entry.
+    private static int DumpEntries(CliContext context, string path, int entrySize, EntryFormatter format)
     {
         byte[] bytes = File.ReadAllBytes(path);
-        context.Out.WriteLine($"Dumping {path} ({Num(bytes.Length)} bytes, {Num(bytes.Length / TransactionIndex.EntrySize)} entries)");
-        for (int i = 0; i + TransactionIndex.EntrySize <= bytes.Length; i += TransactionIndex.EntrySize)
+        context.Out.WriteLine($"Dumping {path} ({Num(bytes.Length)} bytes, {Num(bytes.Length / entrySize)} entries)");
+        for (int i = 0; i + entrySize <= bytes.Length; i += entrySize)
         {
-            ReadOnlySpan<byte> e = bytes.AsSpan(i, TransactionIndex.EntrySize);
-            context.Out.WriteLine(
-                $"version: {BinaryPrimitives.ReadInt16BigEndian(e)} producerId: {Num(BinaryPrimitives.ReadInt64BigEndian(e.Slice(2)))} " +
-                $"firstOffset: {Num(BinaryPrimitives.ReadInt64BigEndian(e.Slice(10)))} lastOffset: {Num(BinaryPrimitives.ReadInt64BigEndian(e.Slice(18)))} " +
-                $"lastStableOffset: {Num(BinaryPrimitives.ReadInt64BigEndian(e.Slice(26)))}");
+            context.Out.WriteLine(format(bytes.AsSpan(i, entrySize)));
         }
 
-        return TrailingBytes(context, bytes.Length, TransactionIndex.EntrySize);
+        return TrailingBytes(context, bytes.Length, entrySize);
     }
 
     // The producer snapshot layout of Producers/ProducerStateManager.cs:

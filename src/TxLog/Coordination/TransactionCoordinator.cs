@@ -906,8 +906,7 @@ internal sealed class TransactionCoordinator : IDisposable
     // transaction m has open. Returns true when it aborted an Ongoing transaction.
     private bool AbortOrCompleteOpenTransaction(TransactionMetadata m, bool timedOut)
     {
-        List<TopicPartition> parts;
-        List<KeyValuePair<TopicPartition, long>> lastOffsets;
+        List<KeyValuePair<TopicPartition, long>> parts;
         long producerId;
         short epoch;
         ControlRecordType outcome;
@@ -959,8 +958,7 @@ internal sealed class TransactionCoordinator : IDisposable
 
             m.UpdateMs = NowMs;
             AppendRecord(m);
-            parts = new List<TopicPartition>(m.Partitions.Keys);
-            lastOffsets = new List<KeyValuePair<TopicPartition, long>>(m.Partitions);
+            parts = new List<KeyValuePair<TopicPartition, long>>(m.Partitions);
             producerId = m.ProducerId;
             epoch = m.Epoch;
             m.Completing = true; // claimed: a second completer (timeout, Init, admin abort) backs off
@@ -988,7 +986,7 @@ internal sealed class TransactionCoordinator : IDisposable
             m.Completing = false;
             if (outcome == ControlRecordType.Commit)
             {
-                RememberUnconfirmedCommit(m, producerId, epoch, lastOffsets, markers);
+                RememberUnconfirmedCommit(m, producerId, epoch, parts, markers);
             }
 
             m.TransitionTo(outcome == ControlRecordType.Commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort);
@@ -1022,10 +1020,10 @@ internal sealed class TransactionCoordinator : IDisposable
         }
     }
 
-    private List<(LogPartition Partition, long Offset)> WriteMarkers(long producerId, short epoch, IEnumerable<TopicPartition> partitions, ControlRecordType type)
+    private List<(LogPartition Partition, long Offset)> WriteMarkers(long producerId, short epoch, List<KeyValuePair<TopicPartition, long>> partitions, ControlRecordType type)
     {
         var markers = new List<(LogPartition, long)>();
-        foreach (TopicPartition tp in partitions)
+        foreach ((TopicPartition tp, long _) in partitions)
         {
             if (_store.TryGetPartitionInternal(tp, out LogPartition? p) && WriteMarker(p!, producerId, epoch, type) is { } written)
             {
@@ -1040,18 +1038,16 @@ internal sealed class TransactionCoordinator : IDisposable
     // The completion record replaces the decision at replay and may reach the disk before the COMMIT
     // markers do: it (and every later record of the id) names this commit until its markers are known
     // durable, so recovery commits what a lost marker left open. Caller holds m's lock.
+    // Takes the two lists (the caller does not change them afterwards).
     private static void RememberUnconfirmedCommit(TransactionMetadata m, long producerId, short epoch,
-        IEnumerable<KeyValuePair<TopicPartition, long>> parts, List<(LogPartition Partition, long Offset)> markers)
+        List<KeyValuePair<TopicPartition, long>> parts, List<(LogPartition Partition, long Offset)> markers)
     {
         if (markers.Count == 0)
         {
             return;
         }
 
-        var unconfirmed = new UnconfirmedCommit(producerId, epoch);
-        unconfirmed.Parts.AddRange(parts);
-        unconfirmed.Markers.AddRange(markers);
-        m.UnconfirmedCommits.Add(unconfirmed);
+        m.UnconfirmedCommits.Add(new UnconfirmedCommit(producerId, epoch, parts, markers));
         m.PruneConfirmedCommits();
 
         // Bounded: nothing else may fsync the markers for a while (Periodic durability syncs only every
@@ -1060,16 +1056,9 @@ internal sealed class TransactionCoordinator : IDisposable
         // Beyond the bound, the oldest entries' markers are fsynced here.
         while (m.UnconfirmedCommits.Count > MaxUnconfirmedCommits)
         {
-            UnconfirmedCommit oldest = m.UnconfirmedCommits[0];
             try
             {
-                foreach ((LogPartition partition, long offset) in oldest.Markers)
-                {
-                    if (partition.Log.DurableOffset <= offset)
-                    {
-                        partition.Log.Sync();
-                    }
-                }
+                m.UnconfirmedCommits[0].MakeMarkersDurable();
             }
             catch (Exception e) when (e is IOException or TxLogException or ObjectDisposedException)
             {
@@ -1170,21 +1159,15 @@ internal sealed class TransactionCoordinator : IDisposable
 
         foreach (TransactionMetadata m in unconfirmed)
         {
-            var markers = new List<(LogPartition Partition, long Offset)>();
+            List<UnconfirmedCommit> commits;
             lock (m)
             {
-                foreach (UnconfirmedCommit c in m.UnconfirmedCommits)
-                {
-                    markers.AddRange(c.Markers);
-                }
+                commits = new List<UnconfirmedCommit>(m.UnconfirmedCommits);
             }
 
-            foreach ((LogPartition partition, long offset) in markers)
+            foreach (UnconfirmedCommit c in commits)
             {
-                if (partition.Log.DurableOffset <= offset)
-                {
-                    partition.Log.Sync();
-                }
+                c.MakeMarkersDurable();
             }
 
             lock (m)

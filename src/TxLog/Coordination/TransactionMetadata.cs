@@ -74,19 +74,34 @@ internal sealed class TransactionMetadata
 }
 
 /// <summary>A committed transaction whose markers may still be only in the page cache.</summary>
-internal sealed class UnconfirmedCommit(long producerId, short epoch)
+internal sealed class UnconfirmedCommit
 {
+    /// <summary>Read back from a record: the partitions are added by the reader, no markers are known.</summary>
+    public UnconfirmedCommit(long producerId, short epoch)
+        : this(producerId, epoch, new List<KeyValuePair<TopicPartition, long>>(), new List<(LogPartition, long)>())
+    {
+    }
+
+    /// <summary>A commit of this process: takes (does not copy) its partition and marker lists.</summary>
+    public UnconfirmedCommit(long producerId, short epoch, List<KeyValuePair<TopicPartition, long>> parts, List<(LogPartition Partition, long Offset)> markers)
+    {
+        ProducerId = producerId;
+        Epoch = epoch;
+        Parts = parts;
+        Markers = markers;
+    }
+
     /// <summary>The producer id that wrote the transaction.</summary>
-    public long ProducerId { get; } = producerId;
+    public long ProducerId { get; }
 
     /// <summary>The epoch it was written with (an open transaction of a later epoch is not this one).</summary>
-    public short Epoch { get; } = epoch;
+    public short Epoch { get; }
 
     /// <summary>Per partition: the last offset of the transaction's data there (recorded).</summary>
-    public List<KeyValuePair<TopicPartition, long>> Parts { get; } = new();
+    public List<KeyValuePair<TopicPartition, long>> Parts { get; }
 
     /// <summary>Where its markers were written (this process only; empty after a replay).</summary>
-    public List<(LogPartition Partition, long Offset)> Markers { get; } = new();
+    public List<(LogPartition Partition, long Offset)> Markers { get; }
 
     /// <summary>True once every marker written in this process is durable.</summary>
     public bool MarkersDurable()
@@ -105,5 +120,17 @@ internal sealed class UnconfirmedCommit(long producerId, short epoch)
         }
 
         return true;
+    }
+
+    /// <summary>Fsyncs every partition whose marker of this commit is not durable yet.</summary>
+    public void MakeMarkersDurable()
+    {
+        foreach ((LogPartition partition, long offset) in Markers)
+        {
+            if (partition.Log.DurableOffset <= offset)
+            {
+                partition.Log.Sync();
+            }
+        }
     }
 }
