@@ -5,7 +5,10 @@ using TxLog.Benchmarks.Compare;
 // anything else is handed to BenchmarkDotNet's switcher for the micro-benchmarks in this assembly.
 if (args.Length > 0 && args[0] == "compare")
 {
-    return await CompareRunner.RunAsync(args);
+    using AllocationSampler? sampler = Environment.GetEnvironmentVariable("TXLOG_ALLOC_SAMPLE") == "1" ? new AllocationSampler() : null;
+    int code = await CompareRunner.RunAsync(args);
+    sampler?.Print();
+    return code;
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

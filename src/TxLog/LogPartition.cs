@@ -125,18 +125,7 @@ public sealed class LogPartition
                 return -1;
             }
 
-            long version = _store.Coordinator.VisibilityVersion;
-            var next = new List<(long, VisibilityHold)>(_holds.Length + 1);
-            foreach ((long offset, VisibilityHold h) in _holds)
-            {
-                if (h.IsActive(version))
-                {
-                    next.Add((offset, h));
-                }
-            }
-
-            next.Add((first, hold));
-            Volatile.Write(ref _holds, next.ToArray());
+            Volatile.Write(ref _holds, ActiveHolds(extra: 1, (first, hold)));
             return first;
         }
     }
@@ -146,20 +135,48 @@ public sealed class LogPartition
     {
         lock (_appendLock)
         {
-            long version = _store.Coordinator.VisibilityVersion;
-            var next = new List<(long, VisibilityHold)>(_holds.Length);
-            foreach ((long offset, VisibilityHold h) in _holds)
-            {
-                if (h.IsActive(version))
-                {
-                    next.Add((offset, h));
-                }
-            }
-
-            Volatile.Write(ref _holds, next.ToArray());
+            Volatile.Write(ref _holds, ActiveHolds(extra: 0, default));
         }
 
         Signal.Pulse();
+    }
+
+    // The holds not yet released, plus `added` when extra is 1: one array, or the current one when
+    // nothing changes. Caller holds _appendLock.
+    private (long Offset, VisibilityHold Hold)[] ActiveHolds(int extra, (long Offset, VisibilityHold Hold) added)
+    {
+        (long Offset, VisibilityHold Hold)[] holds = _holds;
+        long version = _store.Coordinator.VisibilityVersion;
+        int active = 0;
+        foreach ((long _, VisibilityHold h) in holds)
+        {
+            if (h.IsActive(version))
+            {
+                active++;
+            }
+        }
+
+        if (extra == 0 && active == holds.Length)
+        {
+            return holds;
+        }
+
+        var next = new (long Offset, VisibilityHold Hold)[active + extra];
+        int i = 0;
+        foreach ((long offset, VisibilityHold h) in holds)
+        {
+            if (h.IsActive(version))
+            {
+                next[i++] = (offset, h);
+            }
+        }
+
+        if (extra == 1)
+        {
+            next[i] = added;
+        }
+
+        return next;
     }
 
     /// <summary>The end offset a reader with <paramref name="isolation"/> sees up to: the HW or the LSO.</summary>

@@ -104,9 +104,12 @@ public static partial class WorkloadRunner
                 loops[w] = OnDedicatedThread(() => loop(writer, writerId, gate));
             }
 
+            long allocated = GC.GetTotalAllocatedBytes(precise: false);
             long start = gate.Open(seconds);
             WriterOutcome[] outcomes = await Task.WhenAll(loops);
-            return Summarize(engineName, workload, start, outcomes, bytesPerOp);
+            CompareResult result = Summarize(engineName, workload, start, outcomes, bytesPerOp);
+            Console.Error.WriteLine($"# {engineName} {workload} K={writerCount}: {(GC.GetTotalAllocatedBytes(precise: false) - allocated) / (double)Math.Max(1, result.Operations):F0} bytes allocated per operation (whole process)");
+            return result;
         }
         finally
         {

@@ -64,6 +64,7 @@ internal sealed class TransactionCoordinator : IDisposable
     {
         _store = store;
         _log = log;
+        _inReleaseGroup = _releaseGroup.Contains;
     }
 
     private long NowMs => _store.NowMs();
@@ -269,7 +270,20 @@ internal sealed class TransactionCoordinator : IDisposable
     private long AppendRecord(TransactionMetadata m)
     {
         m.PruneConfirmedCommits();
-        return _log.Append(new Message(TransactionLogRecords.MetadataKey(m.TransactionalId), TransactionLogRecords.MetadataValue(m))).LastOffset;
+        // Written into a pooled buffer: the append copies it into the batch (no allocation per record).
+        int keySize = TransactionLogRecords.MetadataKeySize(m.TransactionalId);
+        int valueSize = TransactionLogRecords.MetadataValueSize(m);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(keySize + valueSize);
+        try
+        {
+            TransactionLogRecords.WriteMetadataKey(m.TransactionalId, buffer.AsSpan(0, keySize));
+            TransactionLogRecords.WriteMetadataValue(m, buffer.AsSpan(keySize, valueSize));
+            return _log.Append(new Message(buffer.AsMemory(0, keySize), buffer.AsMemory(keySize, valueSize))).LastOffset;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     /// <summary>True when <paramref name="epoch"/> is older than the producer's current epoch.</summary>
@@ -458,6 +472,7 @@ internal sealed class TransactionCoordinator : IDisposable
     }
 
     // Returns the number of partitions the transaction touched (0: nothing was open).
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> EndTransactionCoreAsync(string transactionalId, long producerId, short epoch, bool commit, Action? onVisible)
     {
         TransactionMetadata m = Get(transactionalId);
@@ -695,7 +710,6 @@ internal sealed class TransactionCoordinator : IDisposable
 
     private void TryReleaseVisibility()
     {
-        List<PendingVisibility> released;
         lock (_visibilityLock)
         {
             if (_pendingVisibility.Count == 0)
@@ -705,7 +719,8 @@ internal sealed class TransactionCoordinator : IDisposable
 
             // Ready: decided (the decision is durable before any hold exists) and every marker written.
             // The markers' own fsync is not needed: the data is durable since the decision.
-            var group = new HashSet<PendingVisibility>();
+            HashSet<PendingVisibility> group = _releaseGroup;
+            group.Clear();
             foreach (PendingVisibility pv in _pendingVisibility)
             {
                 bool durable = pv.MarkersWritten;
@@ -747,27 +762,42 @@ internal sealed class TransactionCoordinator : IDisposable
             }
 
             Volatile.Write(ref _visibilityVersion, version);
-            _pendingVisibility.RemoveAll(group.Contains);
+            _pendingVisibility.RemoveAll(_inReleaseGroup);
+            List<LogPartition> touched = _releaseTouched;
+            touched.Clear();
             foreach (PendingVisibility pv in group)
             {
                 pv.OnVisible?.Invoke(); // still under the lock: maps and partitions change together
+                foreach ((LogPartition p, long _, long _) in pv.Parts)
+                {
+                    if (!touched.Contains(p))
+                    {
+                        touched.Add(p);
+                    }
+                }
             }
 
-            released = new List<PendingVisibility>(group);
+            group.Clear();
             if (_pendingVisibility.Count == 0)
             {
                 _visibilityTimer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             }
-        }
 
-        foreach (PendingVisibility pv in released)
-        {
-            foreach ((LogPartition p, long _, long _) in pv.Parts)
+            // Each partition once: drop its released holds and wake its consumers (partition locks are
+            // taken after the visibility lock, as in HoldVisibility).
+            foreach (LogPartition p in touched)
             {
                 p.HoldsChanged();
             }
+
+            touched.Clear();
         }
     }
+
+    // Reused by TryReleaseVisibility under _visibilityLock (no allocation per release).
+    private readonly HashSet<PendingVisibility> _releaseGroup = new();
+    private readonly List<LogPartition> _releaseTouched = new();
+    private readonly Predicate<PendingVisibility> _inReleaseGroup;
 
     // True when something outside the group would still hide part of pv: an open transaction, or a
     // held transaction not in the group, starting at or below pv's last record on one of its partitions.

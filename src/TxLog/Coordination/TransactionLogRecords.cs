@@ -28,24 +28,54 @@ internal static class TransactionLogRecords
 
     public static byte[] MetadataKey(string transactionalId)
     {
-        byte[] key = new byte[1 + Encoding.UTF8.GetByteCount(transactionalId)];
-        key[0] = MetadataType;
-        Encoding.UTF8.GetBytes(transactionalId, key.AsSpan(1));
+        byte[] key = new byte[MetadataKeySize(transactionalId)];
+        WriteMetadataKey(transactionalId, key);
         return key;
+    }
+
+    /// <summary>Size of <see cref="WriteMetadataKey"/>'s output.</summary>
+    public static int MetadataKeySize(string transactionalId) => 1 + Encoding.UTF8.GetByteCount(transactionalId);
+
+    /// <summary>Writes the metadata key into <paramref name="key"/> (exactly <see cref="MetadataKeySize"/> bytes).</summary>
+    public static void WriteMetadataKey(string transactionalId, Span<byte> key)
+    {
+        key[0] = MetadataType;
+        Encoding.UTF8.GetBytes(transactionalId, key.Slice(1));
     }
 
     public static byte[] ProducerIdBlockKey() => [ProducerIdBlockType];
 
     public static byte[] MetadataValue(TransactionMetadata m)
     {
-        int size = 2 + 8 + 2 + 4 + 1 + 8 + 8 + 4 + PartitionsSize(m.Partitions) + 4;
-        foreach (UnconfirmedCommit c in m.UnconfirmedCommits)
+        byte[] v = new byte[MetadataValueSize(m)];
+        WriteMetadataValue(m, v);
+        return v;
+    }
+
+    /// <summary>Size of <see cref="WriteMetadataValue"/>'s output.</summary>
+    public static int MetadataValueSize(TransactionMetadata m)
+    {
+        int size = 2 + 8 + 2 + 4 + 1 + 8 + 8 + 4 + 4;
+        foreach (KeyValuePair<TopicPartition, long> part in m.Partitions)
         {
-            size += 8 + 2 + 4 + PartitionsSize(c.Parts);
+            size += PartitionSize(part.Key);
         }
 
-        byte[] v = new byte[size];
-        Span<byte> s = v;
+        foreach (UnconfirmedCommit c in m.UnconfirmedCommits)
+        {
+            size += 8 + 2 + 4;
+            foreach (KeyValuePair<TopicPartition, long> part in c.Parts)
+            {
+                size += PartitionSize(part.Key);
+            }
+        }
+
+        return size;
+    }
+
+    /// <summary>Writes the metadata value into <paramref name="s"/> (exactly <see cref="MetadataValueSize"/> bytes).</summary>
+    public static void WriteMetadataValue(TransactionMetadata m, Span<byte> s)
+    {
         BinaryPrimitives.WriteInt16BigEndian(s, MetadataVersion);
         BinaryPrimitives.WriteInt64BigEndian(s.Slice(2), m.ProducerId);
         BinaryPrimitives.WriteInt16BigEndian(s.Slice(10), m.Epoch);
@@ -53,46 +83,39 @@ internal static class TransactionLogRecords
         s[16] = (byte)m.State;
         BinaryPrimitives.WriteInt64BigEndian(s.Slice(17), m.StartMs);
         BinaryPrimitives.WriteInt64BigEndian(s.Slice(25), m.UpdateMs);
-        int p = WritePartitions(s, 33, m.Partitions);
+        BinaryPrimitives.WriteInt32BigEndian(s.Slice(33), m.Partitions.Count);
+        int p = 37;
+        foreach ((TopicPartition tp, long lastOffset) in m.Partitions)
+        {
+            p = WritePartition(s, p, tp, lastOffset);
+        }
+
         BinaryPrimitives.WriteInt32BigEndian(s.Slice(p), m.UnconfirmedCommits.Count);
         p += 4;
         foreach (UnconfirmedCommit c in m.UnconfirmedCommits)
         {
             BinaryPrimitives.WriteInt64BigEndian(s.Slice(p), c.ProducerId);
             BinaryPrimitives.WriteInt16BigEndian(s.Slice(p + 8), c.Epoch);
-            p = WritePartitions(s, p + 10, c.Parts);
+            BinaryPrimitives.WriteInt32BigEndian(s.Slice(p + 10), c.Parts.Count);
+            p += 14;
+            foreach ((TopicPartition tp, long lastOffset) in c.Parts)
+            {
+                p = WritePartition(s, p, tp, lastOffset);
+            }
         }
-
-        return v;
     }
 
-    private static int PartitionsSize(IEnumerable<KeyValuePair<TopicPartition, long>> partitions)
+    // Partition => TopicLength int16, Topic (ASCII), Partition int32, LastOffset int64.
+    private static int PartitionSize(TopicPartition tp) => 2 + tp.Topic.Length + 4 + 8;
+
+    private static int WritePartition(Span<byte> s, int p, TopicPartition tp, long lastOffset)
     {
-        int size = 0;
-        foreach (KeyValuePair<TopicPartition, long> part in partitions)
-        {
-            size += 2 + part.Key.Topic.Length + 4 + 8;
-        }
-
-        return size;
-    }
-
-    // Count int32, then (TopicLength int16, Topic, Partition int32, LastOffset int64) each.
-    private static int WritePartitions(Span<byte> s, int p, ICollection<KeyValuePair<TopicPartition, long>> partitions)
-    {
-        BinaryPrimitives.WriteInt32BigEndian(s.Slice(p), partitions.Count);
-        p += 4;
-        foreach ((TopicPartition tp, long lastOffset) in partitions)
-        {
-            BinaryPrimitives.WriteInt16BigEndian(s.Slice(p), (short)tp.Topic.Length);
-            p += 2;
-            p += Encoding.ASCII.GetBytes(tp.Topic, s.Slice(p));
-            BinaryPrimitives.WriteInt32BigEndian(s.Slice(p), tp.Partition);
-            BinaryPrimitives.WriteInt64BigEndian(s.Slice(p + 4), lastOffset);
-            p += 12;
-        }
-
-        return p;
+        BinaryPrimitives.WriteInt16BigEndian(s.Slice(p), (short)tp.Topic.Length);
+        p += 2;
+        p += Encoding.ASCII.GetBytes(tp.Topic, s.Slice(p));
+        BinaryPrimitives.WriteInt32BigEndian(s.Slice(p), tp.Partition);
+        BinaryPrimitives.WriteInt64BigEndian(s.Slice(p + 4), lastOffset);
+        return p + 12;
     }
 
     private static int ReadPartitions(ReadOnlySpan<byte> v, int p, ICollection<KeyValuePair<TopicPartition, long>> into)

@@ -291,8 +291,13 @@ public sealed partial class TransactionEngine
     {
         lock (_commitLock)
         {
-            _installing.Remove(commitTs);
-            long visible = _installing.Count == 0 ? _lastCommitTs : _installing.Min - 1;
+            int index = _installing.BinarySearch(commitTs);
+            if (index >= 0)
+            {
+                _installing.RemoveAt(index);
+            }
+
+            long visible = _installing.Count == 0 ? _lastCommitTs : _installing[0] - 1;
             // View first: a collector that reads the new visible timestamp (its GC bound) then finds any
             // reader, inside the row lock, on the new view too, never on one that needs a pruned version.
             PublishCommittedViewUnsynchronized();
@@ -302,7 +307,7 @@ public sealed partial class TransactionEngine
 
     // Caller holds the commit lock.
     private void PublishCommittedViewUnsynchronized() =>
-        Volatile.Write(ref _committedView, new StrongBox<Snapshot>(new Snapshot(_lastCommitTs, _installing.Count == 0 ? [] : [.. _installing])));
+        Volatile.Write(ref _committedView, new StrongBox<Snapshot>(new Snapshot(_lastCommitTs, _installing.Count == 0 ? [] : _installing.ToArray())));
 
     internal void Rollback(MvccTransaction tx)
     {

@@ -39,10 +39,10 @@ public sealed partial class TransactionEngine : IDisposable
     private readonly object _mapsLock = new();
     private readonly Dictionary<string, MapCore> _maps = new(StringComparer.Ordinal);
     private readonly object _commitLock = new();
-    private readonly SortedSet<long> _installing = new();        // commit timestamps assigned, not yet installed
+    private readonly List<long> _installing = new();             // commit timestamps assigned, not yet installed; ascending (assigned in order under the commit lock)
     private readonly Queue<(long CommitTs, long Offset)> _redoOffsets = new(); // first redo offset per commit since the last checkpoint, in commit order (struct entries: no allocation per commit)
     private readonly object _snapshotsLock = new();
-    private readonly SortedDictionary<long, int> _snapshots = new(); // active snapshot ts -> count
+    private readonly SortedList<long, int> _snapshots = new();      // active snapshot ts -> count (few entries; Keys[0] without allocation)
     private readonly SemaphoreSlim _checkpointGate = new(1, 1);
     private long _lastCommitTs;
     private long _visibleTs;
@@ -112,7 +112,7 @@ public sealed partial class TransactionEngine : IDisposable
             // any collection can run with a newer visible timestamp (lock order: commit, then snapshots).
             lock (_commitLock)
             {
-                snapshot = new Snapshot(_lastCommitTs, _installing.Count == 0 ? [] : [.. _installing]);
+                snapshot = new Snapshot(_lastCommitTs, _installing.Count == 0 ? [] : _installing.ToArray());
                 lock (_snapshotsLock)
                 {
                     long bound = snapshot.GcBound;
@@ -152,13 +152,8 @@ public sealed partial class TransactionEngine : IDisposable
         long visible = Volatile.Read(ref _visibleTs);
         lock (_snapshotsLock)
         {
-            foreach (long ts in _snapshots.Keys)
-            {
-                return Math.Min(ts, visible);
-            }
+            return _snapshots.Count == 0 ? visible : Math.Min(_snapshots.Keys[0], visible);
         }
-
-        return visible;
     }
 
     // ---------------------------------------------------------------- maps

@@ -158,18 +158,18 @@ public sealed class Producer : IDisposable, IAsyncDisposable
             throw new InvalidOperationException($"The partitioner returned partition {partition} for topic '{topic}' with {count} partitions.");
         }
 
-        return ProduceAsync(new TopicPartition(topic, partition), [message], cancellationToken);
+        return ProduceCoreAsync(new TopicPartition(topic, partition), new RecordSource(message), cancellationToken);
     }
 
     /// <summary>Produces one record to a partition.</summary>
     public ValueTask<DeliveryResult> ProduceAsync(TopicPartition partition, Message message, CancellationToken cancellationToken = default) =>
-        ProduceAsync(partition, [message], cancellationToken);
+        ProduceCoreAsync(partition, new RecordSource(message), cancellationToken);
 
     /// <summary>
     /// Produces the records as one batch to a partition. Outside a transaction it completes as the
     /// store's durability mode acknowledges; inside one, as soon as the batch is written.
     /// </summary>
-    public async ValueTask<DeliveryResult> ProduceAsync(TopicPartition partition, IReadOnlyList<Message> messages, CancellationToken cancellationToken = default)
+    public ValueTask<DeliveryResult> ProduceAsync(TopicPartition partition, IReadOnlyList<Message> messages, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(messages);
         if (messages.Count == 0)
@@ -177,6 +177,26 @@ public sealed class Producer : IDisposable, IAsyncDisposable
             throw new ArgumentException("At least one record is needed.", nameof(messages));
         }
 
+        return ProduceCoreAsync(partition, new RecordSource(messages), cancellationToken);
+    }
+
+    // One record or a list, without wrapping a single record in a list (no allocation per record).
+    private readonly struct RecordSource
+    {
+        private readonly Message _single;
+        private readonly IReadOnlyList<Message>? _list;
+
+        public RecordSource(in Message single) => _single = single;
+
+        public RecordSource(IReadOnlyList<Message> list) => _list = list;
+
+        public int Count => _list?.Count ?? 1;
+
+        public Message this[int index] => _list is null ? _single : _list[index];
+    }
+
+    private async ValueTask<DeliveryResult> ProduceCoreAsync(TopicPartition partition, RecordSource messages, CancellationToken cancellationToken)
+    {
         if (LogStore.IsInternalTopic(partition.Topic))
         {
             throw new ArgumentException($"'{partition.Topic}' is an internal topic of the store; producers cannot write to it.", nameof(partition));
@@ -211,11 +231,20 @@ public sealed class Producer : IDisposable, IAsyncDisposable
         return result;
     }
 
-    private DeliveryResult AppendUnsynchronized(LogPartition target, TopicPartition partition, IReadOnlyList<Message> messages, bool transactional)
+    private DeliveryResult AppendUnsynchronized(LogPartition target, TopicPartition partition, RecordSource messages, bool transactional)
     {
         if (transactional && !_transactionPartitions.Contains(partition))
         {
-            Guard(() => _store.Coordinator.AddPartition(_options.TransactionalId!, _producerId, _epoch, partition, target));
+            try
+            {
+                _store.Coordinator.AddPartition(_options.TransactionalId!, _producerId, _epoch, partition, target);
+            }
+            catch (ProducerFencedException e)
+            {
+                MarkFenced(e);
+                throw;
+            }
+
             _transactionPartitions.Add(partition);
         }
 
@@ -232,8 +261,17 @@ public sealed class Producer : IDisposable, IAsyncDisposable
             }
 
             var header = new ProducerBatchHeader(_producerId, _epoch, sequence, builder.Count - 1, transactional, false, ControlRecordType.Commit, -1, builder.MaxTimestamp);
-            AppendResult appended = default;
-            Guard(() => appended = target.AppendProducerBatch(builder, header)!.Value);
+            AppendResult appended;
+            try
+            {
+                appended = target.AppendProducerBatch(builder, header)!.Value;
+            }
+            catch (ProducerFencedException e)
+            {
+                MarkFenced(e);
+                throw;
+            }
+
             _sequences[partition] = ProducerStateEntry.AddSequence(sequence, builder.Count);
             if (transactional)
             {
@@ -260,7 +298,7 @@ public sealed class Producer : IDisposable, IAsyncDisposable
                 throw new InvalidTransactionStateException("The unified transaction's producer has no open transaction.");
             }
 
-            DeliveryResult result = AppendUnsynchronized(target, partition, messages, transactional: true);
+            DeliveryResult result = AppendUnsynchronized(target, partition, new RecordSource(messages), transactional: true);
             return new AppendResult(result.Offset, result.LastOffset);
         }
         finally
@@ -294,7 +332,7 @@ public sealed class Producer : IDisposable, IAsyncDisposable
 
             GroupCoordinator groups = _store.Groups;
             Message[] messages = GroupCoordinator.ToMessages(groupId, list, _store.NowMs());
-            AppendUnsynchronized(groups.Partition, new TopicPartition(GroupCoordinator.TopicName, 0), messages, transactional: true);
+            AppendUnsynchronized(groups.Partition, new TopicPartition(GroupCoordinator.TopicName, 0), new RecordSource(messages), transactional: true);
         }
         finally
         {
@@ -350,18 +388,11 @@ public sealed class Producer : IDisposable, IAsyncDisposable
         }
     }
 
-    private void Guard(Action action)
+    // A fenced producer is finished: every later call reports the fencing.
+    private void MarkFenced(ProducerFencedException e)
     {
-        try
-        {
-            action();
-        }
-        catch (ProducerFencedException e)
-        {
-            _fatal = e;
-            _state = ProducerState.Fatal;
-            throw;
-        }
+        _fatal = e;
+        _state = ProducerState.Fatal;
     }
 
     private void ThrowIfUnusable()

@@ -122,7 +122,7 @@ internal sealed class ProducerStateManager
 
     private readonly string _partitionName;
     private readonly Dictionary<long, ProducerStateEntry> _producers = new();
-    private readonly SortedDictionary<long, long> _ongoing = new(); // first offset -> producer id
+    private readonly SortedSet<(long FirstOffset, long ProducerId)> _ongoing = new(); // open transactions by first offset (Min: no allocation)
     private readonly List<AbortedTransaction> _aborted = new();
     private AbortedTransaction[] _abortedItems = new AbortedTransaction[16]; // append-only; readers see a prefix
     private AbortedView _abortedView = new([], 0);
@@ -256,7 +256,7 @@ internal sealed class ProducerStateManager
             long txnFirst = entry.CurrentTransactionFirstOffset;
             if (txnFirst >= 0)
             {
-                _ongoing.Remove(txnFirst);
+                _ongoing.Remove((txnFirst, batch.ProducerId));
                 entry.CurrentTransactionFirstOffset = -1;
                 if (batch.MarkerType == ControlRecordType.Abort)
                 {
@@ -277,7 +277,7 @@ internal sealed class ProducerStateManager
         if (batch.IsTransactional && entry.CurrentTransactionFirstOffset < 0)
         {
             entry.CurrentTransactionFirstOffset = firstOffset;
-            _ongoing.Add(firstOffset, batch.ProducerId);
+            _ongoing.Add((firstOffset, batch.ProducerId));
             PublishFirstUnstable();
         }
 
@@ -353,17 +353,7 @@ internal sealed class ProducerStateManager
 
     private void PublishFirstUnstable() => Volatile.Write(ref _firstUnstableOffset, FirstOngoingOffset());
 
-    private long FirstOngoingOffset()
-    {
-        long first = long.MaxValue;
-        foreach (long offset in _ongoing.Keys)
-        {
-            first = offset;
-            break;
-        }
-
-        return first;
-    }
+    private long FirstOngoingOffset() => _ongoing.Count == 0 ? long.MaxValue : _ongoing.Min.FirstOffset;
 
     /// <summary>The snapshot file name for an offset.</summary>
     public static string SnapshotPath(string directory, long offset) =>
@@ -505,7 +495,7 @@ internal sealed class ProducerStateManager
             if (txnFirst >= 0 && entry.CurrentTransactionFirstOffset < 0)
             {
                 entry.CurrentTransactionFirstOffset = txnFirst;
-                _ongoing[txnFirst] = pid;
+                _ongoing.Add((txnFirst, pid));
             }
         }
 
