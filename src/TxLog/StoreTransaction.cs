@@ -67,7 +67,7 @@ public sealed class StoreTransaction : IAsyncDisposable
         long commitTs;
         try
         {
-            commitTs = _engine.PrepareUnified(Maps, messages => Producer.AppendToTransaction(redo, redoPartition, messages));
+            commitTs = _engine.PrepareUnified(Maps, Producer.TransactionRedoTarget(redo, redoPartition));
         }
         catch (Exception e)
         {

@@ -97,7 +97,7 @@ public sealed partial class TransactionEngine
     /// locked until <see cref="FinishUnified"/> or <see cref="AbortUnified"/>. Returns the commit timestamp, or 0 when the
     /// transaction wrote nothing (then it is already finished).
     /// </summary>
-    internal long PrepareUnified(MvccTransaction tx, Func<Message[], AppendResult> appendRedo)
+    internal long PrepareUnified(MvccTransaction tx, IRedoTarget appendRedo)
     {
         tx.ThrowIfNotActive();
         ThrowIfDisposed();
@@ -374,52 +374,12 @@ public sealed partial class TransactionEngine
     //   Write     => Key: MapNameLength int16, MapName (ASCII), Key bytes; Value: the value, or null for a delete
     // A transaction is one batch when it fits MaxBatchBytes, else several, each starting with a header;
     // recovery applies it only once it has seen the batch flagged last. Returns the last offset.
-    private long AppendRedo(MvccTransaction tx, long commitTs, out long firstOffset, out long bytes, Func<Message[], AppendResult>? append = null)
+    private long AppendRedo(MvccTransaction tx, long commitTs, out long firstOffset, out long bytes, IRedoTarget? target = null)
     {
-        if (append is null)
-        {
-            return AppendRedoDirect(tx, commitTs, out firstOffset, out bytes);
-        }
-
-        firstOffset = -1;
-        bytes = 0;
-        int maxBatch = _store.Options.MaxBatchBytes - 1024;
-        var batch = new List<Message>();
-        int batchBytes = 0;
-        long last = -1;
-        for (int i = 0; i < tx.WriteSet.Count; i++)
-        {
-            (MapCore map, Row row) = tx.WriteSet[i];
-            byte[] key = RedoKey(map.Name, row.Key);
-            byte[]? value;
-            lock (row)
-            {
-                value = row.Pending;
-            }
-
-            int size = key.Length + (value?.Length ?? 0) + 32;
-            if (batch.Count > 0 && batchBytes + size > maxBatch)
-            {
-                last = FlushRedoBatch(batch, commitTs, tx.WriteSet.Count, final: false, ref firstOffset, append);
-                bytes += batchBytes;
-                batch.Clear();
-                batchBytes = 0;
-            }
-
-            batch.Add(new Message(key, value));
-            batchBytes += size;
-        }
-
-        last = FlushRedoBatch(batch, commitTs, tx.WriteSet.Count, final: true, ref firstOffset, append);
-        bytes += batchBytes;
-        return last;
-    }
-
-    // The plain-commit path: encodes the redo straight into a pooled batch builder (no per-write key
-    // arrays or messages). A transaction larger than a batch is split; a batch is flagged final when
-    // everything that remains fits in it (sizes are over-estimated, so it then always does).
-    private long AppendRedoDirect(MvccTransaction tx, long commitTs, out long firstOffset, out long bytes)
-    {
+        // Encoded straight into a pooled batch builder (no per-write key arrays or messages). A
+        // transaction larger than a batch is split; a batch is flagged final when everything that
+        // remains fits in it (sizes are over-estimated, so it then always does).
+        target ??= _plainRedo;
         firstOffset = -1;
         bytes = 0;
         int maxBatch = _store.Options.MaxBatchBytes - 1024;
@@ -431,12 +391,11 @@ public sealed partial class TransactionEngine
             remaining += EstimatedRedoSize(map, row);
         }
 
-        long last = -1;
         Records.RecordBatchBuilder builder = _store.RentBuilder();
         byte[] scratch = System.Buffers.ArrayPool<byte>.Shared.Rent(256);
         try
         {
-            bool final = StartRedoBatch(builder, commitTs, tx.WriteSet.Count, remaining, maxBatch, now);
+            bool final = StartRedoBatch(target, builder, commitTs, tx.WriteSet.Count, remaining, maxBatch, now);
             for (int i = 0; i < tx.WriteSet.Count; i++)
             {
                 (MapCore map, Row row) = tx.WriteSet[i];
@@ -449,8 +408,8 @@ public sealed partial class TransactionEngine
                 int size = EstimatedRedoSize(map, row);
                 if (!final && builder.Count > 1 && builder.Length + size > maxBatch)
                 {
-                    last = FinishRedoBatch(builder, ref firstOffset, ref bytes);
-                    final = StartRedoBatch(builder, commitTs, tx.WriteSet.Count, remaining, maxBatch, now);
+                    FinishRedoBatch(target, builder, ref firstOffset, ref bytes);
+                    final = StartRedoBatch(target, builder, commitTs, tx.WriteSet.Count, remaining, maxBatch, now);
                 }
 
                 int keyLength = 2 + map.Name.Length + row.Key.Length;
@@ -472,11 +431,11 @@ public sealed partial class TransactionEngine
                 // The flag was decided from an over-estimate of what remained, and the real encoding fit
                 // after all: close the transaction with a header-only final batch, or recovery would
                 // take it for one cut short and drop it.
-                last = FinishRedoBatch(builder, ref firstOffset, ref bytes);
-                StartRedoBatch(builder, commitTs, tx.WriteSet.Count, remaining: 0, maxBatch, now);
+                FinishRedoBatch(target, builder, ref firstOffset, ref bytes);
+                StartRedoBatch(target, builder, commitTs, tx.WriteSet.Count, remaining: 0, maxBatch, now);
             }
 
-            return FinishRedoBatch(builder, ref firstOffset, ref bytes);
+            return FinishRedoBatch(target, builder, ref firstOffset, ref bytes);
         }
         finally
         {
@@ -488,55 +447,28 @@ public sealed partial class TransactionEngine
     private static int EstimatedRedoSize(MapCore map, Row row) => 2 + map.Name.Length + row.Key.Length + (row.Pending?.Length ?? 0) + 32;
 
     // Starts a batch with its transaction header; returns whether it is the transaction's last batch.
-    private static bool StartRedoBatch(Records.RecordBatchBuilder builder, long commitTs, int total, long remaining, int maxBatch, long now)
+    private static bool StartRedoBatch(IRedoTarget target, Records.RecordBatchBuilder builder, long commitTs, int total, long remaining, int maxBatch, long now)
     {
         bool final = remaining + Records.RecordBatchLayout.HeaderSize + 64 <= maxBatch;
         Span<byte> header = stackalloc byte[13];
         BinaryPrimitives.WriteInt64BigEndian(header, commitTs);
         BinaryPrimitives.WriteInt32BigEndian(header.Slice(8), total);
         header[12] = final ? FinalBatchFlag : (byte)0;
-        builder.Reset(0, Records.RecordBatchLayout.NoProducerId, Records.RecordBatchLayout.NoProducerEpoch, Records.RecordBatchLayout.NoSequence);
+        target.StartBatch(builder);
         builder.Add(now, TxnHeaderKey, true, header, true, null);
         return final;
     }
 
-    private long FinishRedoBatch(Records.RecordBatchBuilder builder, ref long firstOffset, ref long bytes)
+    private static long FinishRedoBatch(IRedoTarget target, Records.RecordBatchBuilder builder, ref long firstOffset, ref long bytes)
     {
         bytes += builder.Length;
-        AppendResult result = _redo.AppendBuilt(builder);
+        AppendResult result = target.AppendBatch(builder);
         if (firstOffset < 0)
         {
             firstOffset = result.BaseOffset;
         }
 
         return result.LastOffset;
-    }
-
-    private long FlushRedoBatch(List<Message> writes, long commitTs, int total, bool final, ref long firstOffset, Func<Message[], AppendResult>? append)
-    {
-        byte[] header = new byte[13];
-        BinaryPrimitives.WriteInt64BigEndian(header, commitTs);
-        BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(8), total);
-        header[12] = final ? FinalBatchFlag : (byte)0;
-        var messages = new Message[writes.Count + 1];
-        messages[0] = new Message(TxnHeaderKey, header);
-        writes.CopyTo(messages, 1);
-        AppendResult result = append is null ? _redo.Append(messages) : append(messages);
-        if (firstOffset < 0)
-        {
-            firstOffset = result.BaseOffset;
-        }
-
-        return result.LastOffset;
-    }
-
-    private static byte[] RedoKey(string mapName, byte[] key)
-    {
-        byte[] redoKey = new byte[2 + mapName.Length + key.Length];
-        BinaryPrimitives.WriteInt16BigEndian(redoKey, (short)mapName.Length);
-        Encoding.ASCII.GetBytes(mapName, redoKey.AsSpan(2));
-        key.CopyTo(redoKey, 2 + mapName.Length);
-        return redoKey;
     }
 
     // ---------------------------------------------------------------- sync service

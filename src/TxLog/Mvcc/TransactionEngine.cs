@@ -35,6 +35,7 @@ public sealed partial class TransactionEngine : IDisposable
     private readonly LogStore _store;
     private readonly MvccOptions _options;
     private readonly LogPartition _redo;
+    private readonly PartitionRedoTarget _plainRedo;   // plain commits append their redo here
     private readonly string _checkpointDirectory;
     private readonly object _mapsLock = new();
     private readonly Dictionary<string, MapCore> _maps = new(StringComparer.Ordinal);
@@ -61,6 +62,7 @@ public sealed partial class TransactionEngine : IDisposable
         _store = store;
         _options = options;
         _redo = redo;
+        _plainRedo = new PartitionRedoTarget(redo);
         _checkpointDirectory = Path.Combine(store.Directory, CheckpointDirectoryName);
     }
 

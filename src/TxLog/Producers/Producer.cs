@@ -233,6 +233,29 @@ public sealed class Producer : IDisposable, IAsyncDisposable
 
     private DeliveryResult AppendUnsynchronized(LogPartition target, TopicPartition partition, RecordSource messages, bool transactional)
     {
+        RecordBatchBuilder builder = _store.RentBuilder();
+        try
+        {
+            StartBatchUnsynchronized(target, partition, builder, transactional);
+            long now = _store.NowMs();
+            for (int i = 0; i < messages.Count; i++)
+            {
+                Message message = messages[i];
+                builder.Add(in message, now);
+            }
+
+            return AppendBuiltUnsynchronized(target, partition, builder, transactional);
+        }
+        finally
+        {
+            _store.ReturnBuilder(builder);
+        }
+    }
+
+    // Joins the partition to the open transaction (first write there) and starts a batch with this
+    // producer's id, epoch and next sequence for the partition.
+    private void StartBatchUnsynchronized(LogPartition target, TopicPartition partition, RecordBatchBuilder builder, bool transactional)
+    {
         if (transactional && !_transactionPartitions.Contains(partition))
         {
             try
@@ -248,62 +271,78 @@ public sealed class Producer : IDisposable, IAsyncDisposable
             _transactionPartitions.Add(partition);
         }
 
+        builder.Reset(transactional ? RecordBatchLayout.TransactionalFlag : (short)0, _producerId, _epoch, _sequences.GetValueOrDefault(partition));
+    }
+
+    // Appends a batch started by StartBatchUnsynchronized and advances the partition's sequence.
+    private DeliveryResult AppendBuiltUnsynchronized(LogPartition target, TopicPartition partition, RecordBatchBuilder builder, bool transactional)
+    {
         int sequence = _sequences.GetValueOrDefault(partition);
-        RecordBatchBuilder builder = _store.RentBuilder();
+        var header = new ProducerBatchHeader(_producerId, _epoch, sequence, builder.Count - 1, transactional, false, ControlRecordType.Commit, -1, builder.MaxTimestamp);
+        AppendResult appended;
         try
         {
-            builder.Reset(transactional ? RecordBatchLayout.TransactionalFlag : (short)0, _producerId, _epoch, sequence);
-            long now = _store.NowMs();
-            for (int i = 0; i < messages.Count; i++)
-            {
-                Message message = messages[i];
-                builder.Add(in message, now);
-            }
+            appended = target.AppendProducerBatch(builder, header)!.Value;
+        }
+        catch (ProducerFencedException e)
+        {
+            MarkFenced(e);
+            throw;
+        }
 
-            var header = new ProducerBatchHeader(_producerId, _epoch, sequence, builder.Count - 1, transactional, false, ControlRecordType.Commit, -1, builder.MaxTimestamp);
-            AppendResult appended;
+        _sequences[partition] = ProducerStateEntry.AddSequence(sequence, builder.Count);
+        if (transactional)
+        {
+            _store.Coordinator.RecordWrite(_options.TransactionalId!, _producerId, _epoch, partition, appended.LastOffset);
+        }
+
+        return new DeliveryResult(partition, appended.BaseOffset, appended.LastOffset, appended.IsDuplicate);
+    }
+
+    /// <summary>
+    /// The redo target of a unified transaction: the engine's redo batches become batches of this
+    /// producer's open transaction on <paramref name="partition"/>, so its marker decides them.
+    /// </summary>
+    internal Mvcc.IRedoTarget TransactionRedoTarget(LogPartition target, TopicPartition partition) => new RedoTarget(this, target, partition);
+
+    private sealed class RedoTarget(Producer producer, LogPartition target, TopicPartition partition) : Mvcc.IRedoTarget
+    {
+        public void StartBatch(RecordBatchBuilder builder)
+        {
+            producer._gate.Wait();
             try
             {
-                appended = target.AppendProducerBatch(builder, header)!.Value;
+                producer.ThrowIfNotInTransactionUnsynchronized();
+                producer.StartBatchUnsynchronized(target, partition, builder, transactional: true);
             }
-            catch (ProducerFencedException e)
+            finally
             {
-                MarkFenced(e);
-                throw;
+                producer._gate.Release();
             }
-
-            _sequences[partition] = ProducerStateEntry.AddSequence(sequence, builder.Count);
-            if (transactional)
-            {
-                _store.Coordinator.RecordWrite(_options.TransactionalId!, _producerId, _epoch, partition, appended.LastOffset);
-            }
-
-            return new DeliveryResult(partition, appended.BaseOffset, appended.LastOffset, appended.IsDuplicate);
         }
-        finally
+
+        public AppendResult AppendBatch(RecordBatchBuilder builder)
         {
-            _store.ReturnBuilder(builder);
+            producer._gate.Wait();
+            try
+            {
+                producer.ThrowIfNotInTransactionUnsynchronized();
+                DeliveryResult result = producer.AppendBuiltUnsynchronized(target, partition, builder, transactional: true);
+                return new AppendResult(result.Offset, result.LastOffset);
+            }
+            finally
+            {
+                producer._gate.Release();
+            }
         }
     }
 
-    /// <summary>Appends to a partition inside the open transaction, synchronously (the MVCC redo of a unified transaction).</summary>
-    internal AppendResult AppendToTransaction(LogPartition target, TopicPartition partition, Message[] messages)
+    private void ThrowIfNotInTransactionUnsynchronized()
     {
-        _gate.Wait();
-        try
+        ThrowIfUnusable();
+        if (_options.TransactionalId is null || _state != ProducerState.InTransaction)
         {
-            ThrowIfUnusable();
-            if (_options.TransactionalId is null || _state != ProducerState.InTransaction)
-            {
-                throw new InvalidTransactionStateException("The unified transaction's producer has no open transaction.");
-            }
-
-            DeliveryResult result = AppendUnsynchronized(target, partition, new RecordSource(messages), transactional: true);
-            return new AppendResult(result.Offset, result.LastOffset);
-        }
-        finally
-        {
-            _gate.Release();
+            throw new InvalidTransactionStateException("The unified transaction's producer has no open transaction.");
         }
     }
 
