@@ -85,25 +85,34 @@ public sealed class LogPartition
     // producer state records its open transaction; this keeps the LSO below it in between.
     private long _appendingUnstable = long.MaxValue;
 
-    private (long Offset, VisibilityHold Hold)[] _holds = [];   // copy-on-write; guarded by _appendLock for writers
+    // Holds of committed multi-partition transactions not yet visible everywhere (see HoldVisibility).
+    // Guarded by _holdsLock (taken after _appendLock or the coordinator's visibility lock, never before);
+    // _holdCount lets readers skip the lock when there are none. Changed in place: no allocation per hold.
+    private readonly object _holdsLock = new();
+    private readonly List<(long Offset, VisibilityHold Hold)> _holds = new();
+    private int _holdCount;
 
     // The first offset of a committed multi-partition transaction that is not visible yet on every one
-    // of its partitions (its shared hold is not released), or long.MaxValue.
+    // of its partitions (its shared hold is not released), or long.MaxValue. A hold is added before the
+    // transaction's marker is written here (and the marker publishes the producer state after it), so a
+    // reader that sees the transaction closed in the producer state also sees its hold.
     private long FirstHeldOffset()
     {
-        (long Offset, VisibilityHold Hold)[] holds = Volatile.Read(ref _holds);
-        if (holds.Length == 0)
+        if (Volatile.Read(ref _holdCount) == 0)
         {
             return long.MaxValue;
         }
 
         long version = _store.Coordinator.VisibilityVersion;
         long first = long.MaxValue;
-        foreach ((long offset, VisibilityHold hold) in holds)
+        lock (_holdsLock)
         {
-            if (hold.IsActive(version) && offset < first)
+            foreach ((long offset, VisibilityHold hold) in _holds)
             {
-                first = offset;
+                if (hold.IsActive(version) && offset < first)
+                {
+                    first = offset;
+                }
             }
         }
 
@@ -125,7 +134,13 @@ public sealed class LogPartition
                 return -1;
             }
 
-            Volatile.Write(ref _holds, ActiveHolds(extra: 1, (first, hold)));
+            lock (_holdsLock)
+            {
+                DropReleasedHoldsUnsynchronized();
+                _holds.Add((first, hold));
+                Volatile.Write(ref _holdCount, _holds.Count);
+            }
+
             return first;
         }
     }
@@ -133,50 +148,29 @@ public sealed class LogPartition
     /// <summary>Drops released holds (called after a release) and wakes waiting consumers.</summary>
     internal void HoldsChanged()
     {
-        lock (_appendLock)
+        lock (_holdsLock)
         {
-            Volatile.Write(ref _holds, ActiveHolds(extra: 0, default));
+            DropReleasedHoldsUnsynchronized();
+            Volatile.Write(ref _holdCount, _holds.Count);
         }
 
         Signal.Pulse();
     }
 
-    // The holds not yet released, plus `added` when extra is 1: one array, or the current one when
-    // nothing changes. Caller holds _appendLock.
-    private (long Offset, VisibilityHold Hold)[] ActiveHolds(int extra, (long Offset, VisibilityHold Hold) added)
+    // Caller holds _holdsLock.
+    private void DropReleasedHoldsUnsynchronized()
     {
-        (long Offset, VisibilityHold Hold)[] holds = _holds;
         long version = _store.Coordinator.VisibilityVersion;
-        int active = 0;
-        foreach ((long _, VisibilityHold h) in holds)
+        int kept = 0;
+        for (int i = 0; i < _holds.Count; i++)
         {
-            if (h.IsActive(version))
+            if (_holds[i].Hold.IsActive(version))
             {
-                active++;
+                _holds[kept++] = _holds[i];
             }
         }
 
-        if (extra == 0 && active == holds.Length)
-        {
-            return holds;
-        }
-
-        var next = new (long Offset, VisibilityHold Hold)[active + extra];
-        int i = 0;
-        foreach ((long offset, VisibilityHold h) in holds)
-        {
-            if (h.IsActive(version))
-            {
-                next[i++] = (offset, h);
-            }
-        }
-
-        if (extra == 1)
-        {
-            next[i] = added;
-        }
-
-        return next;
+        _holds.RemoveRange(kept, _holds.Count - kept);
     }
 
     /// <summary>The end offset a reader with <paramref name="isolation"/> sees up to: the HW or the LSO.</summary>
