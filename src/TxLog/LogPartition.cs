@@ -76,9 +76,24 @@ public sealed class LogPartition
     /// watermark when none is open (never above it, and never below the log start offset).
     /// Read-committed readers see records below it.
     /// </summary>
-    public long LastStableOffset =>
-        Math.Max(Log.LogStartOffset, // an open transaction whose first records retention deleted (as Kafka)
-            Math.Min(Math.Min(Math.Min(ProducerState.FirstUnstableOffset, Volatile.Read(ref _appendingUnstable)), Log.HighWatermark), FirstHeldOffset()));
+    public long LastStableOffset
+    {
+        get
+        {
+            // The order of the reads matters. A transaction's first batch sets _appendingUnstable before it
+            // is written (and so before the HW can pass it), and records the open transaction in the
+            // producer state before clearing _appendingUnstable; a hold is added before the transaction's
+            // marker is written. So a reader that sees the HW past a batch then sees either the batch being
+            // applied or its transaction open (or closed, and then its hold). Reading the producer state
+            // first could miss a transaction that opened between that read and the HW read.
+            long hw = Log.HighWatermark;
+            long appending = Volatile.Read(ref _appendingUnstable);
+            long unstable = ProducerState.FirstUnstableOffset;
+            long held = FirstHeldOffset();
+            return Math.Max(Log.LogStartOffset, // an open transaction whose first records retention deleted (as Kafka)
+                Math.Min(Math.Min(Math.Min(unstable, appending), hw), held));
+        }
+    }
 
     // While a transactional batch is being appended: its first offset (long.MaxValue otherwise). The
     // batch becomes readable (log end, and the HW in mode None or by a concurrent fsync) before the

@@ -488,8 +488,8 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(producer);
         ThrowIfDisposed();
         Mvcc.TransactionEngine engine = _engine ?? throw new InvalidOperationException("Open the transaction engine first (OpenTransactionEngine).");
-        producer.BeginTransaction();
-        return new StoreTransaction(this, engine, producer, engine.BeginTransaction(isolation));
+        long generation = producer.BeginTransactionInternal();
+        return new StoreTransaction(this, engine, producer, generation, engine.BeginTransaction(isolation));
     }
 
     /// <summary>

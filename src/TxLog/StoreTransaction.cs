@@ -24,12 +24,14 @@ public sealed class StoreTransaction : IAsyncDisposable
 {
     private readonly LogStore _store;
     private readonly TransactionEngine _engine;
+    private readonly long _generation; // the producer's transaction this one is (see Producer.BeginTransactionInternal)
     private bool _finished;
 
-    internal StoreTransaction(LogStore store, TransactionEngine engine, Producer producer, MvccTransaction maps)
+    internal StoreTransaction(LogStore store, TransactionEngine engine, Producer producer, long generation, MvccTransaction maps)
     {
         _store = store;
         _engine = engine;
+        _generation = generation;
         Producer = producer;
         Maps = maps;
         maps.IsUnifiedPart = true; // counted here, once for both sides
@@ -67,7 +69,7 @@ public sealed class StoreTransaction : IAsyncDisposable
         long commitTs;
         try
         {
-            commitTs = _engine.PrepareUnified(Maps, Producer.TransactionRedoTarget(redo, redoPartition));
+            commitTs = _engine.PrepareUnified(Maps, Producer.TransactionRedoTarget(redo, redoPartition, _generation));
         }
         catch (Exception e)
         {
@@ -88,6 +90,7 @@ public sealed class StoreTransaction : IAsyncDisposable
                     _engine.FinishUnified(Maps, commitTs);
                     visible.TrySetResult();
                 },
+                _generation,
                 cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e)
@@ -136,7 +139,7 @@ public sealed class StoreTransaction : IAsyncDisposable
         ThrowIfFinished();
         _finished = true;
         Maps.Rollback();
-        await Producer.AbortUnifiedTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await Producer.AbortUnifiedTransactionAsync(_generation, cancellationToken).ConfigureAwait(false);
         CountAbort();
     }
 
@@ -144,7 +147,7 @@ public sealed class StoreTransaction : IAsyncDisposable
     {
         try
         {
-            await Producer.AbortUnifiedTransactionAsync(CancellationToken.None).ConfigureAwait(false);
+            await Producer.AbortUnifiedTransactionAsync(_generation, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception e) when (e is TxLogException or ObjectDisposedException)
         {

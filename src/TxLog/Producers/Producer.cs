@@ -117,7 +117,14 @@ public sealed class Producer : IDisposable, IAsyncDisposable
     }
 
     /// <summary>Starts a transaction (local: the coordinator learns of it with the first write).</summary>
-    public void BeginTransaction()
+    public void BeginTransaction() => BeginTransactionInternal();
+
+    /// <summary>
+    /// <see cref="BeginTransaction"/>, returning the new transaction's generation (a count of this
+    /// producer's transactions): a unified transaction passes it back to act only on its own transaction,
+    /// never on one that another caller of this producer started after committing or aborting it.
+    /// </summary>
+    internal long BeginTransactionInternal()
     {
         _gate.Wait();
         try
@@ -140,12 +147,15 @@ public sealed class Producer : IDisposable, IAsyncDisposable
 
             _transactionPartitions.Clear();
             _state = ProducerState.InTransaction;
+            return ++_generation;
         }
         finally
         {
             _gate.Release();
         }
     }
+
+    private long _generation; // transactions begun; guarded by _gate
 
     /// <summary>Produces one record to a partition chosen by the partitioner (murmur2 of the key; round-robin without a key).</summary>
     public ValueTask<DeliveryResult> ProduceAsync(string topic, Message message, CancellationToken cancellationToken = default)
@@ -171,10 +181,15 @@ public sealed class Producer : IDisposable, IAsyncDisposable
     /// </summary>
     public ValueTask<DeliveryResult> ProduceAsync(TopicPartition partition, IReadOnlyList<Message> messages, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(messages);
+        // Argument errors surface through the returned task, as from the async method this used to be.
+        if (messages is null)
+        {
+            return ValueTask.FromException<DeliveryResult>(new ArgumentNullException(nameof(messages)));
+        }
+
         if (messages.Count == 0)
         {
-            throw new ArgumentException("At least one record is needed.", nameof(messages));
+            return ValueTask.FromException<DeliveryResult>(new ArgumentException("At least one record is needed.", nameof(messages)));
         }
 
         return ProduceCoreAsync(partition, new RecordSource(messages), cancellationToken);
@@ -303,16 +318,18 @@ public sealed class Producer : IDisposable, IAsyncDisposable
     /// The redo target of a unified transaction: the engine's redo batches become batches of this
     /// producer's open transaction on <paramref name="partition"/>, so its marker decides them.
     /// </summary>
-    internal Mvcc.IRedoTarget TransactionRedoTarget(LogPartition target, TopicPartition partition) => new RedoTarget(this, target, partition);
+    internal Mvcc.IRedoTarget TransactionRedoTarget(LogPartition target, TopicPartition partition, long generation) => new RedoTarget(this, target, partition, generation);
 
-    private sealed class RedoTarget(Producer producer, LogPartition target, TopicPartition partition) : Mvcc.IRedoTarget
+    // Each call takes the gate on its own (the engine encodes the batch in between), so each checks that
+    // the producer is still in the unified transaction's own transaction.
+    private sealed class RedoTarget(Producer producer, LogPartition target, TopicPartition partition, long generation) : Mvcc.IRedoTarget
     {
         public void StartBatch(RecordBatchBuilder builder)
         {
             producer._gate.Wait();
             try
             {
-                producer.ThrowIfNotInTransactionUnsynchronized();
+                producer.ThrowIfNotInTransactionUnsynchronized(generation);
                 producer.StartBatchUnsynchronized(target, partition, builder, transactional: true);
             }
             finally
@@ -326,7 +343,7 @@ public sealed class Producer : IDisposable, IAsyncDisposable
             producer._gate.Wait();
             try
             {
-                producer.ThrowIfNotInTransactionUnsynchronized();
+                producer.ThrowIfNotInTransactionUnsynchronized(generation);
                 DeliveryResult result = producer.AppendBuiltUnsynchronized(target, partition, builder, transactional: true);
                 return new AppendResult(result.Offset, result.LastOffset);
             }
@@ -337,14 +354,22 @@ public sealed class Producer : IDisposable, IAsyncDisposable
         }
     }
 
-    private void ThrowIfNotInTransactionUnsynchronized()
+    private void ThrowIfNotInTransactionUnsynchronized(long generation)
     {
         ThrowIfUnusable();
         if (_options.TransactionalId is null || _state != ProducerState.InTransaction)
         {
             throw new InvalidTransactionStateException("The unified transaction's producer has no open transaction.");
         }
+
+        if (generation != _generation)
+        {
+            throw StaleGeneration();
+        }
     }
+
+    private static InvalidTransactionStateException StaleGeneration() =>
+        new("The producer's transaction was committed or aborted by another caller while this unified transaction was still open; a producer serves one unified transaction at a time.");
 
     /// <summary>
     /// Adds consumer offsets to the open transaction (Kafka's sendOffsetsToTransaction): the group's
@@ -388,20 +413,32 @@ public sealed class Producer : IDisposable, IAsyncDisposable
     public Task CommitTransactionAsync(CancellationToken cancellationToken = default) => EndTransactionAsync(commit: true, cancellationToken);
 
     /// <summary>Commit whose <paramref name="onVisible"/> runs when the records become visible (unified transactions).</summary>
-    internal Task CommitTransactionWhenVisibleAsync(Action onVisible, CancellationToken cancellationToken) => EndTransactionAsync(commit: true, cancellationToken, onVisible, unified: true);
+    internal Task CommitTransactionWhenVisibleAsync(Action onVisible, long generation, CancellationToken cancellationToken) => EndTransactionAsync(commit: true, cancellationToken, onVisible, unified: true, generation: generation);
 
     /// <summary>Abort of the log side of a unified transaction (counted by <see cref="StoreTransaction"/>).</summary>
-    internal Task AbortUnifiedTransactionAsync(CancellationToken cancellationToken) => EndTransactionAsync(commit: false, cancellationToken, unified: true);
+    internal Task AbortUnifiedTransactionAsync(long generation, CancellationToken cancellationToken) => EndTransactionAsync(commit: false, cancellationToken, unified: true, generation: generation);
 
     /// <summary>Aborts the open transaction: its records are skipped by read-committed readers.</summary>
     public Task AbortTransactionAsync(CancellationToken cancellationToken = default) => EndTransactionAsync(commit: false, cancellationToken);
 
-    private async Task EndTransactionAsync(bool commit, CancellationToken cancellationToken, Action? onVisible = null, bool unified = false)
+    // generation (unified transactions): act only if the open transaction is still that one. A commit
+    // of an ended one fails; an abort of an ended one has nothing left to do.
+    private async Task EndTransactionAsync(bool commit, CancellationToken cancellationToken, Action? onVisible = null, bool unified = false, long generation = 0)
     {
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             ThrowIfUnusable();
+            if (generation != 0 && generation != _generation)
+            {
+                if (commit)
+                {
+                    throw StaleGeneration();
+                }
+
+                return;
+            }
+
             if (_state != ProducerState.InTransaction)
             {
                 throw new InvalidTransactionStateException(commit ? "CommitTransaction without an open transaction: call BeginTransaction first." : "AbortTransaction without an open transaction.");
