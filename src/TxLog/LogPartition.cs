@@ -135,6 +135,20 @@ public sealed class LogPartition
     }
 
     /// <summary>
+    /// Records below this are durable (the HW) and not hidden by the visibility hold of a committed
+    /// multi-partition transaction; unlike the LSO, open transactions do not cap it. A committed
+    /// transaction whose last record here is below it is visible (as soon as its marker is written).
+    /// </summary>
+    internal long CommittedVisibleEnd
+    {
+        get
+        {
+            long hw = Log.HighWatermark;
+            return Math.Min(hw, FirstHeldOffset());
+        }
+    }
+
+    /// <summary>
     /// Keeps the LSO at the producer's open transaction (on this partition) until <paramref name="hold"/>
     /// is released, even after its marker; one hold object is shared by all partitions of a transaction,
     /// so releasing it makes the transaction visible on all of them at one instant.

@@ -209,7 +209,13 @@ public sealed class Consumer : IDisposable
     public Watermarks GetWatermarks(TopicPartition partition)
     {
         LogPartition p = _store.GetPartition(partition.Topic, partition.Partition);
-        return new Watermarks(p.LogStartOffset, p.HighWatermark, p.LastStableOffset, p.EndOffset(_options.Isolation));
+
+        // Each read once, in this order: all three only grow and LSO <= HW holds at every instant, so
+        // log start <= LSO <= HW in the result (reading the HW first could report an LSO above it).
+        long start = p.LogStartOffset;
+        long lso = p.LastStableOffset;
+        long hw = p.HighWatermark;
+        return new Watermarks(start, hw, lso, _options.Isolation == IsolationLevel.ReadCommitted ? lso : hw);
     }
 
     /// <summary>Returns the next available record of any assigned partition (round-robin), or null when none is available now.</summary>

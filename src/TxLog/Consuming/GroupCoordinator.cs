@@ -33,6 +33,13 @@ internal sealed class GroupCoordinator
     private readonly Dictionary<(string Group, TopicPartition Partition), long> _committedAt = new(); // log offset of the record that set it
     private readonly Dictionary<long, List<((string Group, TopicPartition Partition) Key, long Offset, long RecordOffset)>> _pending = new();
 
+    // Offsets of committed transactions whose records are not yet visible on the offsets partition (a
+    // multi-partition commit's visibility hold, or the HW in GroupCommit mode), in marker order, with the
+    // offset of each one's last record. Applied once no hold and the HW no longer hide that record, so
+    // they change when the transaction becomes visible, at the same instant as its other partitions.
+    // (Other open transactions do not delay them: the LSO would, but their offsets are decided.)
+    private readonly List<(long LastRecord, List<((string Group, TopicPartition Partition) Key, long Offset, long RecordOffset)> Offsets)> _held = new();
+
     private GroupCoordinator(LogStore store, LogPartition log)
     {
         _store = store;
@@ -62,7 +69,8 @@ internal sealed class GroupCoordinator
     {
         PartitionLog raw = _log.Log;
         long records = raw.LogEndOffset - raw.LogStartOffset;
-        if (records <= 2L * _committed.Count + 10_000 || _pending.Count > 0)
+        ApplyVisibleUnsynchronized();
+        if (records <= 2L * _committed.Count + 10_000 || _pending.Count > 0 || _held.Count > 0)
         {
             return;
         }
@@ -104,7 +112,65 @@ internal sealed class GroupCoordinator
     {
         lock (_lock)
         {
-            ApplyBatch(batch, _committed, _committedAt, _pending);
+            if (batch.IsControl)
+            {
+                // A COMMIT does not apply the transaction's offsets yet: they take effect when its records
+                // become visible (see _held), not while a visibility hold still hides the transaction.
+                foreach (Record record in batch)
+                {
+                    ControlRecordType type = ControlRecord.ReadType(record.Key);
+                    if (_pending.Remove(batch.ProducerId, out var waiting) && type == ControlRecordType.Commit && waiting.Count > 0)
+                    {
+                        _held.Add((waiting[^1].RecordOffset, waiting));
+                    }
+                }
+            }
+            else
+            {
+                ApplyBatch(batch, _committed, _committedAt, _pending);
+            }
+
+            ApplyVisibleUnsynchronized();
+        }
+    }
+
+    // Applies the held offsets whose records are now visible (a hold of a transaction is added before its
+    // COMMIT marker, so a held transaction is held from the moment it arrives here). Caller holds _lock.
+    private void ApplyVisibleUnsynchronized()
+    {
+        if (_held.Count == 0)
+        {
+            return;
+        }
+
+        long visibleEnd = _log.CommittedVisibleEnd;
+        int kept = 0;
+        for (int i = 0; i < _held.Count; i++)
+        {
+            if (_held[i].LastRecord < visibleEnd)
+            {
+                ApplyCommitted(_held[i].Offsets, _committed, _committedAt);
+            }
+            else
+            {
+                _held[kept++] = _held[i];
+            }
+        }
+
+        _held.RemoveRange(kept, _held.Count - kept);
+    }
+
+    private static void ApplyCommitted(List<((string Group, TopicPartition Partition) Key, long Offset, long RecordOffset)> waiting,
+        Dictionary<(string Group, TopicPartition Partition), long> committed,
+        Dictionary<(string Group, TopicPartition Partition), long> committedAt)
+    {
+        foreach ((var key, long offset, long recordOffset) in waiting)
+        {
+            if (!committedAt.TryGetValue(key, out long at) || recordOffset > at)
+            {
+                committed[key] = offset;
+                committedAt[key] = recordOffset;
+            }
         }
     }
 
@@ -126,14 +192,7 @@ internal sealed class GroupCoordinator
                 ControlRecordType type = ControlRecord.ReadType(record.Key);
                 if (pending.Remove(batch.ProducerId, out var waiting) && type == ControlRecordType.Commit)
                 {
-                    foreach ((var key, long offset, long recordOffset) in waiting)
-                    {
-                        if (!committedAt.TryGetValue(key, out long at) || recordOffset > at)
-                        {
-                            committed[key] = offset;
-                            committedAt[key] = recordOffset;
-                        }
-                    }
+                    ApplyCommitted(waiting, committed, committedAt);
                 }
             }
 
@@ -172,6 +231,7 @@ internal sealed class GroupCoordinator
     {
         lock (_lock)
         {
+            ApplyVisibleUnsynchronized();
             return _committed.TryGetValue((group, partition), out long offset) ? offset : null;
         }
     }
@@ -182,6 +242,7 @@ internal sealed class GroupCoordinator
         var result = new Dictionary<TopicPartition, long>();
         lock (_lock)
         {
+            ApplyVisibleUnsynchronized();
             foreach (((string g, TopicPartition tp), long offset) in _committed)
             {
                 if (g == group)
@@ -199,6 +260,7 @@ internal sealed class GroupCoordinator
     {
         lock (_lock)
         {
+            ApplyVisibleUnsynchronized();
             var all = new List<(string, TopicPartition, long)>(_committed.Count);
             foreach (((string g, TopicPartition tp), long offset) in _committed)
             {
@@ -215,6 +277,7 @@ internal sealed class GroupCoordinator
         var set = new SortedSet<string>(StringComparer.Ordinal);
         lock (_lock)
         {
+            ApplyVisibleUnsynchronized();
             foreach ((string g, TopicPartition _) in _committed.Keys)
             {
                 set.Add(g);
