@@ -90,6 +90,18 @@ public sealed class LogReader : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         long end = Math.Min(_endBound, _isolation == IsolationLevel.ReadCommitted ? _partition.LastStableOffset : _log.HighWatermark);
+
+        // Retention may have deleted the records at this reader's position while some of them are still
+        // in its buffer. They must not be returned: the LSO is raised to the new log start when an open
+        // transaction's first records are deleted, so a read-committed reader would return that open
+        // transaction's buffered records. Read after `end` (the log start only grows), so an `end` raised
+        // by the new log start is always caught here.
+        long logStart = _log.LogStartOffset;
+        if (_nextOffset < logStart)
+        {
+            throw new OffsetOutOfRangeException(_log.Name, _nextOffset, logStart, _log.LogEndOffset);
+        }
+
         while (true)
         {
             if (_recordIndex < _recordCount)
@@ -281,6 +293,13 @@ public sealed class LogReader : IDisposable
         }
 
         (LogSegment[] segments, int index, long position) = _log.Locate(_nextOffset);
+        if (segments[index].BaseOffset > _nextOffset)
+        {
+            // Retention deleted the next segment between the check above and the lookup: reading on
+            // from the first remaining segment would skip records silently.
+            throw new OffsetOutOfRangeException(_log.Name, _nextOffset, segments[index].BaseOffset, _log.LogEndOffset);
+        }
+
         _segments = segments;
         _segmentIndex = index;
         OpenSegment(position);

@@ -689,7 +689,22 @@ internal sealed class PartitionLog : IDisposable
     /// </summary>
     public long? OffsetForTimestamp(long timestamp, long endOffset)
     {
-        LogSegment[] segments = Volatile.Read(ref _segments);
+        while (true)
+        {
+            LogSegment[] segments = Volatile.Read(ref _segments);
+            try
+            {
+                return OffsetForTimestamp(segments, timestamp, endOffset);
+            }
+            catch (ObjectDisposedException) when (LogStartOffset > segments[0].BaseOffset)
+            {
+                // Retention deleted (and closed) a segment being searched: search what is left.
+            }
+        }
+    }
+
+    private long? OffsetForTimestamp(LogSegment[] segments, long timestamp, long endOffset)
+    {
         foreach (LogSegment segment in segments)
         {
             if (segment.MaxTimestamp < timestamp || segment.BaseOffset >= endOffset)
