@@ -1,7 +1,11 @@
 namespace TxLog.Mvcc;
 
 /// <summary>A savepoint inside a transaction (see <see cref="MvccTransaction.SetSavepoint"/>).</summary>
-public readonly record struct Savepoint(long TransactionId, int UndoPosition);
+public readonly record struct Savepoint(long TransactionId, int UndoPosition)
+{
+    /// <summary>Which savepoint of its transaction this is (1, 2, ...): two set at the same undo position, or one set after a rollback past another, are still told apart.</summary>
+    internal int Sequence { get; init; }
+}
 
 /// <summary>
 /// A transaction of the MVCC engine. Reads follow its isolation level; each write takes the row's
@@ -17,6 +21,8 @@ public sealed class MvccTransaction : IDisposable
     internal readonly List<(MapCore Map, Row Row)> WriteSet = new();  // rows this transaction holds
     private List<ReadRecord>? _readSet;                                // Serializable only, created on first use
     private List<RangeRecord>? _rangeSet;
+    private readonly List<int> _savepoints = new();                   // sequences of the savepoints not rolled back past, ascending
+    private int _savepointSequence;
 
     /// <summary>The map side of a <see cref="StoreTransaction"/> (whose outcome that transaction counts, once).</summary>
     internal bool IsUnifiedPart { get; set; }
@@ -96,33 +102,42 @@ public sealed class MvccTransaction : IDisposable
     public Savepoint SetSavepoint()
     {
         ThrowIfNotActive();
-        return new Savepoint(Id, Undo.Count);
+        int sequence = ++_savepointSequence;
+        _savepoints.Add(sequence);
+        return new Savepoint(Id, Undo.Count) { Sequence = sequence };
     }
 
     /// <summary>
     /// Undoes every write made after the savepoint; rows first written after it are unlocked. The
-    /// savepoint stays valid (it can be rolled back to again).
+    /// savepoint stays valid (it can be rolled back to again); savepoints set after it are rolled back
+    /// past and refused from now on.
     /// </summary>
+    /// <exception cref="ArgumentException">The savepoint is not one of this transaction's, or was rolled back past.</exception>
     public void RollbackToSavepoint(Savepoint savepoint)
     {
         ThrowIfNotActive();
-        CheckSavepoint(savepoint);
+        int index = SavepointIndex(savepoint);
         _engine.UndoTo(this, savepoint.UndoPosition);
+        _savepoints.RemoveRange(index + 1, _savepoints.Count - index - 1);
     }
 
     /// <summary>Forgets a savepoint (its writes stay part of the transaction).</summary>
+    /// <exception cref="ArgumentException">The savepoint is not one of this transaction's, or was rolled back past.</exception>
     public void ReleaseSavepoint(Savepoint savepoint)
     {
         ThrowIfNotActive();
-        CheckSavepoint(savepoint);
+        SavepointIndex(savepoint);
     }
 
-    private void CheckSavepoint(Savepoint savepoint)
+    private int SavepointIndex(Savepoint savepoint)
     {
-        if (savepoint.TransactionId != Id || savepoint.UndoPosition > Undo.Count)
+        int index = savepoint.TransactionId == Id && savepoint.UndoPosition <= Undo.Count ? _savepoints.BinarySearch(savepoint.Sequence) : -1;
+        if (index < 0)
         {
             throw new ArgumentException("The savepoint does not belong to this transaction or was rolled back past.", nameof(savepoint));
         }
+
+        return index;
     }
 
     /// <summary>
@@ -136,6 +151,10 @@ public sealed class MvccTransaction : IDisposable
     public void Commit() => CommitAsync().AsTask().GetAwaiter().GetResult();
 
     /// <summary>Undoes every write and releases every row lock.</summary>
+    /// <exception cref="InvalidOperationException">
+    /// The transaction is committed, or its commit is in progress (the commit decides: it either
+    /// completes or fails, and then the transaction is rolled back by the commit itself).
+    /// </exception>
     public void Rollback()
     {
         if (_state == State.RolledBack)
@@ -143,11 +162,11 @@ public sealed class MvccTransaction : IDisposable
             return;
         }
 
-        if (_state != State.Committing)
-        {
-            ThrowIfNotActive();
-        }
-
+        // A committing transaction is refused: its redo is already written and its commit will install
+        // the write set and release the snapshot; undoing it here would release its row locks and
+        // snapshot while the commit still completes (snapshot released twice, acknowledged commit
+        // missing in memory but replayed from redo at reopen).
+        ThrowIfNotActive();
         _engine.Rollback(this);
     }
 
