@@ -358,6 +358,11 @@ public sealed partial class TransactionEngine : IDisposable
             while (row.Owner is { } owner && owner != tx)
             {
                 tx.WaitingFor = owner;
+
+                // A full fence between publishing this wait edge and reading the others': with volatile
+                // accesses alone the store may be ordered after the loads, and two transactions waiting for
+                // each other could both miss the cycle (and time out with a write conflict instead).
+                Interlocked.MemoryBarrier();
                 int hops = 0;
                 for (MvccTransaction? t = owner.WaitingFor; t is not null && hops < 1000; t = t.WaitingFor, hops++)
                 {
