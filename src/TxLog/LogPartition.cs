@@ -399,7 +399,27 @@ public sealed class LogPartition
         IFileSystem fs = _store.FileSystem;
         LogSegment[] segments = Log.Segments;
         long leo = Log.LogEndOffset;
-        long limit = clean ? leo : segments[^1].BaseOffset;
+
+        // The aborted-transaction indexes are read first: one that cannot be read is rebuilt by a
+        // replay that covers its segment, so the replay must start at or before that segment (its
+        // entries are otherwise lost and read-committed readers return the aborted records).
+        var aborted = new List<AbortedTransaction>();
+        long firstDamaged = long.MaxValue;
+        foreach (LogSegment segment in segments)
+        {
+            string path = TransactionIndex.PathFor(Log.Directory, segment.BaseOffset);
+            try
+            {
+                aborted.AddRange(TransactionIndex.Load(fs, path));
+            }
+            catch (CorruptIndexException e)
+            {
+                firstDamaged = Math.Min(firstDamaged, segment.BaseOffset);
+                report.Add($"{Log.Name}: corrupt aborted-transaction index, rebuilt from the log ({e.Message})");
+            }
+        }
+
+        long limit = Math.Min(clean ? leo : segments[^1].BaseOffset, firstDamaged);
         long start = Log.LogStartOffset;
         List<long> snapshots = ProducerStateManager.ListSnapshots(fs, Log.Directory);
         for (int i = snapshots.Count - 1; i >= 0; i--)
@@ -430,34 +450,16 @@ public sealed class LogPartition
             }
         }
 
-        var aborted = new List<AbortedTransaction>();
-        foreach (LogSegment segment in segments)
-        {
-            string path = TransactionIndex.PathFor(Log.Directory, segment.BaseOffset);
-            try
-            {
-                aborted.AddRange(TransactionIndex.Load(fs, path));
-            }
-            catch (CorruptIndexException)
-            {
-                // Rebuilt below when the replay covers this segment, else dropped from the list.
-                if (segment.NextOffset <= start)
-                {
-                    report.Add($"{path}: corrupt aborted-transaction index of a segment before the replay start; its entries are lost");
-                }
-            }
-        }
-
         ProducerState.LoadAborted(aborted);
         ProducerState.ForgetAbortedFrom(start);
         if (start < leo)
         {
             Log.ForEachBatch(start, (batch, segment) => ProducerState.Replay(batch));
-            if (!clean)
+            if (!clean || firstDamaged != long.MaxValue)
             {
                 foreach (LogSegment segment in segments)
                 {
-                    if (segment.NextOffset > start)
+                    if (segment.NextOffset > start && (!clean || segment.BaseOffset >= firstDamaged))
                     {
                         var entries = new List<AbortedTransaction>();
                         foreach (AbortedTransaction a in ProducerState.AbortedSnapshot.Span)

@@ -715,8 +715,21 @@ internal sealed class PartitionLog : IDisposable
             long scanFrom = segment.LookupTimestampScanStart(timestamp);
             int position = LookupPosition(segment, scanFrom);
             using var reader = new BatchFileReader(segment.File, position, segment.Size, _config.ReadBufferBytes, _config.MaxBatchBytes);
-            while (reader.Next(out ReadOnlySpan<byte> bytes) == BatchReadStatus.Batch)
+            while (true)
             {
+                BatchReadStatus status = reader.Next(out ReadOnlySpan<byte> bytes);
+                if (status == BatchReadStatus.End)
+                {
+                    break;
+                }
+
+                if (status == BatchReadStatus.Invalid)
+                {
+                    // Going on with the next segment would answer with a later offset: report the damage
+                    // as every other read does.
+                    throw new CorruptRecordException($"Invalid record batch ({reader.LastCheck}) in partition {Name}", segment.LogPath, reader.Position);
+                }
+
                 var batch = new RecordBatch(bytes);
                 if (batch.BaseOffset >= endOffset)
                 {
