@@ -345,42 +345,56 @@ internal sealed class TransactionCoordinator : IDisposable
             }
         }
 
-        // Finish whatever the previous epoch left.
-        AbortOrCompleteOpenTransaction(m, timedOut: false);
         long record;
         long producerId;
         short epoch;
-        lock (m)
+        while (true)
         {
-            if (m.State is TransactionState.PrepareCommit or TransactionState.PrepareAbort or TransactionState.PrepareEpochFence)
+            // Finish whatever the previous epoch left.
+            AbortOrCompleteOpenTransaction(m, timedOut: false);
+            lock (m)
             {
-                throw new InvalidTransactionStateException($"Transactional id '{transactionalId}' is completing a transaction; try again.");
-            }
-
-            if (m.Epoch >= short.MaxValue - 1)
-            {
-                // Epoch exhausted: a new producer id, as Kafka does.
-                lock (_lock)
+                // The previous instance (still holding the current epoch) may have begun a transaction and
+                // written to a partition since: bumping the epoch now would forget that open transaction
+                // (its data would stay open, and the new epoch's next transaction there would commit it).
+                // Abort it first, as above.
+                if (m.State == TransactionState.Ongoing && !m.Completing)
                 {
-                    m.ProducerId = _nextProducerId++;
+                    continue;
                 }
 
-                m.Epoch = 0;
-            }
-            else
-            {
-                m.Epoch++;
+                if (m.State is TransactionState.PrepareCommit or TransactionState.PrepareAbort or TransactionState.PrepareEpochFence || m.Completing)
+                {
+                    throw new InvalidTransactionStateException($"Transactional id '{transactionalId}' is completing a transaction; try again.");
+                }
+
+                if (m.Epoch >= short.MaxValue - 1)
+                {
+                    // Epoch exhausted: a new producer id, as Kafka does.
+                    lock (_lock)
+                    {
+                        m.ProducerId = _nextProducerId++;
+                    }
+
+                    m.Epoch = 0;
+                }
+                else
+                {
+                    m.Epoch++;
+                }
+
+                m.TimeoutMs = (int)timeout.TotalMilliseconds;
+                m.Restore(TransactionState.Empty);
+                m.Partitions.Clear();
+                m.StartMs = -1;
+                m.UpdateMs = NowMs;
+                _epochs[m.ProducerId] = m.Epoch;
+                record = AppendRecord(m);
+                producerId = m.ProducerId;
+                epoch = m.Epoch;
             }
 
-            m.TimeoutMs = (int)timeout.TotalMilliseconds;
-            m.Restore(TransactionState.Empty);
-            m.Partitions.Clear();
-            m.StartMs = -1;
-            m.UpdateMs = NowMs;
-            _epochs[m.ProducerId] = m.Epoch;
-            record = AppendRecord(m);
-            producerId = m.ProducerId;
-            epoch = m.Epoch;
+            break;
         }
 
         // The new epoch must survive a crash, or a restarted producer could reuse it.
@@ -419,10 +433,32 @@ internal sealed class TransactionCoordinator : IDisposable
 
             if (!m.Partitions.ContainsKey(partition))
             {
+                // The transaction's decision record names every partition (and the commits whose markers
+                // are pending): it must stay writable, or the transaction could neither commit nor abort.
+                if (RecordBytesWith(m, partition) > _log.Log.Config.MaxBatchBytes)
+                {
+                    foreach (UnconfirmedCommit c in m.UnconfirmedCommits)
+                    {
+                        c.MakeMarkersDurable();
+                    }
+
+                    m.PruneConfirmedCommits();
+                    if (RecordBytesWith(m, partition) > _log.Log.Config.MaxBatchBytes)
+                    {
+                        throw new InvalidTransactionStateException(
+                            $"Transactional id '{transactionalId}' cannot add {partition} to its transaction: the coordinator record naming its {m.Partitions.Count + 1} partitions would exceed LogStoreOptions.MaxBatchBytes ({_log.Log.Config.MaxBatchBytes}); commit or abort the transaction first.");
+                    }
+                }
+
                 m.Partitions[partition] = -1;
             }
         }
     }
+
+    // Upper bound of the batch holding m's record once it also names partition (batch header and record framing included).
+    private static int RecordBytesWith(TransactionMetadata m, TopicPartition partition) =>
+        RecordBatchLayout.HeaderSize + 64 + TransactionLogRecords.MetadataKeySize(m.TransactionalId)
+        + TransactionLogRecords.MetadataValueSize(m) + TransactionLogRecords.PartitionSize(partition);
 
     /// <summary>Records the last offset written to a partition by the open transaction.</summary>
     public void RecordWrite(string transactionalId, long producerId, short epoch, TopicPartition partition, long lastOffset)
@@ -503,7 +539,24 @@ internal sealed class TransactionCoordinator : IDisposable
             m.Completing = true; // nobody else (InitTransactions, the timeout) may finish it meanwhile
             if (!commit || parts.Count > 1)
             {
-                decisionRecord = AppendRecord(m);
+                try
+                {
+                    decisionRecord = AppendRecord(m);
+                }
+                catch (ArgumentException)
+                {
+                    // Refused before anything was written: the transaction is still open, as it was.
+                    m.Completing = false;
+                    m.Restore(TransactionState.Ongoing);
+                    throw;
+                }
+                catch (Exception e)
+                {
+                    // The coordinator log failed while writing the decision: only recovery can tell
+                    // whether it reached the disk (see AbortOrCompleteOpenTransaction).
+                    m.FailedBeforeOutcome = e;
+                    throw;
+                }
             }
         }
 
@@ -911,15 +964,17 @@ internal sealed class TransactionCoordinator : IDisposable
         foreach (TransactionMetadata m in all)
         {
             bool expired;
-            long producerId, age, timeout;
+            long producerId, age, timeout, startMs;
             short epoch;
             lock (m)
             {
                 expired = m.State == TransactionState.Ongoing && m.StartMs >= 0 && now - m.StartMs > m.TimeoutMs;
-                (producerId, epoch, age, timeout) = (m.ProducerId, m.Epoch, now - m.StartMs, m.TimeoutMs);
+                (producerId, epoch, age, timeout, startMs) = (m.ProducerId, m.Epoch, now - m.StartMs, m.TimeoutMs, m.StartMs);
             }
 
-            if (expired && AbortOrCompleteOpenTransaction(m, timedOut: true))
+            // Aborted only if it is still that transaction: between the two locks it may have committed
+            // and a new (not expired) transaction begun.
+            if (expired && AbortOrCompleteOpenTransaction(m, timedOut: true, (producerId, epoch, startMs)))
             {
                 aborted++;
                 StoreTelemetry telemetry = _store.Telemetry;
@@ -934,7 +989,7 @@ internal sealed class TransactionCoordinator : IDisposable
 
     // Aborts (with a bumped epoch, which fences the old producer everywhere) or completes whatever
     // transaction m has open. Returns true when it aborted an Ongoing transaction.
-    private bool AbortOrCompleteOpenTransaction(TransactionMetadata m, bool timedOut)
+    private bool AbortOrCompleteOpenTransaction(TransactionMetadata m, bool timedOut, (long ProducerId, short Epoch, long StartMs)? expired = null)
     {
         List<KeyValuePair<TopicPartition, long>> parts;
         long producerId;
@@ -942,6 +997,11 @@ internal sealed class TransactionCoordinator : IDisposable
         ControlRecordType outcome;
         lock (m)
         {
+            if (expired is { } e && (m.State != TransactionState.Ongoing || m.ProducerId != e.ProducerId || m.Epoch != e.Epoch || m.StartMs != e.StartMs))
+            {
+                return false; // not the transaction that expired any more
+            }
+
             if (m.Completing)
             {
                 if (timedOut)

@@ -106,7 +106,7 @@ internal static class TransactionLogRecords
     }
 
     // Partition => TopicLength int16, Topic (ASCII), Partition int32, LastOffset int64.
-    private static int PartitionSize(TopicPartition tp) => 2 + tp.Topic.Length + 4 + 8;
+    internal static int PartitionSize(TopicPartition tp) => 2 + tp.Topic.Length + 4 + 8;
 
     private static int WritePartition(Span<byte> s, int p, TopicPartition tp, long lastOffset)
     {
