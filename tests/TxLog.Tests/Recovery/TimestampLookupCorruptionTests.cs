@@ -6,7 +6,7 @@ using static TxLog.Tests.Storage.TestRecords;
 namespace TxLog.Tests.Recovery;
 
 /// <summary>
-/// Bug hunt: OffsetForTimestamp stopped scanning a segment at a batch that fails its check and went
+/// Regression: OffsetForTimestamp stopped scanning a segment at a batch that fails its check and went
 /// on with the next segment, so a corrupt batch in an older segment made it return a later offset
 /// (silently wrong) instead of throwing CorruptRecordException as every other read does.
 /// </summary>

@@ -7,7 +7,7 @@ using static TxLog.Tests.Transactions.Tx;
 namespace TxLog.Tests.Recovery;
 
 /// <summary>
-/// Bug hunt: a damaged .txnindex of a segment whose batches the producer-state replay does not cover
+/// Regression: a damaged .txnindex of a segment whose batches the producer-state replay does not cover
 /// (after a clean close the snapshot is at the log end, so nothing is replayed) was dropped with a
 /// report line only: read-committed readers then returned the aborted transaction's records.
 /// </summary>
@@ -72,7 +72,7 @@ public sealed class TxnIndexCorruptionTests
 }
 
 /// <summary>
-/// Known limitation found by the bug hunt (not fixed): .txnindex entries carry no checksum and are not
+/// Known limitation (not fixed): .txnindex entries carry no checksum and are not
 /// checked against the log, so a flipped producer id (or a file cut at an entry boundary, or deleted)
 /// is not detected, and read-committed readers return the aborted records.
 /// </summary>
