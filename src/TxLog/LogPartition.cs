@@ -455,11 +455,15 @@ public sealed class LogPartition
         if (start < leo)
         {
             Log.ForEachBatch(start, (batch, segment) => ProducerState.Replay(batch));
-            if (!clean || firstDamaged != long.MaxValue)
+
+            // After a crash every replayed segment's index is rewritten; after a clean close only the
+            // damaged ones (and those after them).
+            long rewriteFrom = clean ? firstDamaged : long.MinValue;
+            if (rewriteFrom != long.MaxValue)
             {
                 foreach (LogSegment segment in segments)
                 {
-                    if (segment.NextOffset > start && (!clean || segment.BaseOffset >= firstDamaged))
+                    if (segment.NextOffset > start && segment.BaseOffset >= rewriteFrom)
                     {
                         var entries = new List<AbortedTransaction>();
                         foreach (AbortedTransaction a in ProducerState.AbortedSnapshot.Span)

@@ -116,13 +116,9 @@ internal sealed class GroupCoordinator
             {
                 // A COMMIT does not apply the transaction's offsets yet: they take effect when its records
                 // become visible (see _held), not while a visibility hold still hides the transaction.
-                foreach (Record record in batch)
+                if (TakeCommitted(batch, _pending) is { Count: > 0 } waiting)
                 {
-                    ControlRecordType type = ControlRecord.ReadType(record.Key);
-                    if (_pending.Remove(batch.ProducerId, out var waiting) && type == ControlRecordType.Commit && waiting.Count > 0)
-                    {
-                        _held.Add((waiting[^1].RecordOffset, waiting));
-                    }
+                    _held.Add((waiting[^1].RecordOffset, waiting));
                 }
             }
             else
@@ -174,6 +170,22 @@ internal sealed class GroupCoordinator
         }
     }
 
+    // A marker ends the producer's pending offsets: returns them for a COMMIT, drops them for an ABORT.
+    private static List<((string Group, TopicPartition Partition) Key, long Offset, long RecordOffset)>? TakeCommitted(RecordBatch batch,
+        Dictionary<long, List<((string Group, TopicPartition Partition) Key, long Offset, long RecordOffset)>> pending)
+    {
+        List<((string Group, TopicPartition Partition) Key, long Offset, long RecordOffset)>? committed = null;
+        foreach (Record record in batch)
+        {
+            if (pending.Remove(batch.ProducerId, out var waiting) && ControlRecord.ReadType(record.Key) == ControlRecordType.Commit)
+            {
+                committed = waiting;
+            }
+        }
+
+        return committed;
+    }
+
     /// <summary>
     /// The replay rule, shared with the read-only inspector: plain records count at once; records of a
     /// transaction wait in <paramref name="pending"/> (by producer id) for its COMMIT marker and are
@@ -187,13 +199,9 @@ internal sealed class GroupCoordinator
     {
         if (batch.IsControl)
         {
-            foreach (Record record in batch)
+            if (TakeCommitted(batch, pending) is { } waiting)
             {
-                ControlRecordType type = ControlRecord.ReadType(record.Key);
-                if (pending.Remove(batch.ProducerId, out var waiting) && type == ControlRecordType.Commit)
-                {
-                    ApplyCommitted(waiting, committed, committedAt);
-                }
+                ApplyCommitted(waiting, committed, committedAt);
             }
 
             return;

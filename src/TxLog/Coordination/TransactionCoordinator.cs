@@ -437,12 +437,7 @@ internal sealed class TransactionCoordinator : IDisposable
                 // are pending): it must stay writable, or the transaction could neither commit nor abort.
                 if (RecordBytesWith(m, partition) > _log.Log.Config.MaxBatchBytes)
                 {
-                    foreach (UnconfirmedCommit c in m.UnconfirmedCommits)
-                    {
-                        c.MakeMarkersDurable();
-                    }
-
-                    m.PruneConfirmedCommits();
+                    ConfirmOldestCommits(m, keep: 0);
                     if (RecordBytesWith(m, partition) > _log.Log.Config.MaxBatchBytes)
                     {
                         throw new InvalidTransactionStateException(
@@ -1138,13 +1133,20 @@ internal sealed class TransactionCoordinator : IDisposable
         }
 
         m.UnconfirmedCommits.Add(new UnconfirmedCommit(producerId, epoch, parts, markers));
-        m.PruneConfirmedCommits();
 
         // Bounded: nothing else may fsync the markers for a while (Periodic durability syncs only every
         // FlushInterval), and every record of the id carries the whole list, so it must not grow with
         // the commit rate (past MaxBatchBytes the id's next record could not be written at all).
         // Beyond the bound, the oldest entries' markers are fsynced here.
-        while (m.UnconfirmedCommits.Count > MaxUnconfirmedCommits)
+        ConfirmOldestCommits(m, keep: MaxUnconfirmedCommits);
+    }
+
+    // Fsyncs the markers of the oldest unconfirmed commits and drops them until at most `keep` remain.
+    // Stops at a failed partition: that entry stays (recovery decides after a reopen). Caller holds m's lock.
+    private static void ConfirmOldestCommits(TransactionMetadata m, int keep)
+    {
+        m.PruneConfirmedCommits();
+        while (m.UnconfirmedCommits.Count > keep)
         {
             try
             {
@@ -1152,7 +1154,7 @@ internal sealed class TransactionCoordinator : IDisposable
             }
             catch (Exception e) when (e is IOException or TxLogException or ObjectDisposedException)
             {
-                return; // the partition has failed: the entry stays (recovery decides after a reopen)
+                return;
             }
 
             m.UnconfirmedCommits.RemoveAt(0);

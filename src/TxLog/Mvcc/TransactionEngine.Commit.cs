@@ -92,12 +92,12 @@ public sealed partial class TransactionEngine
 
     /// <summary>
     /// First half of a commit that is part of a unified transaction: validate (Serializable), take the
-    /// commit timestamp and write the redo through <paramref name="appendRedo"/> (the producer writes it
+    /// commit timestamp and write the redo through <paramref name="redoTarget"/> (the producer writes it
     /// as a transactional batch, so the transaction's decision decides the redo too). The rows stay
     /// locked until <see cref="FinishUnified"/> or <see cref="AbortUnified"/>. Returns the commit timestamp, or 0 when the
     /// transaction wrote nothing (then it is already finished).
     /// </summary>
-    internal long PrepareUnified(MvccTransaction tx, IRedoTarget appendRedo)
+    internal long PrepareUnified(MvccTransaction tx, IRedoTarget redoTarget)
     {
         tx.ThrowIfNotActive();
         ThrowIfDisposed();
@@ -119,7 +119,7 @@ public sealed partial class TransactionEngine
 
                 long commitTs = _lastCommitTs + 1;
                 _lastCommitTs = commitTs; // consumed even if the redo append fails half-way: never reused
-                AppendRedo(tx, commitTs, out long firstRedoOffset, out long redoBytes, appendRedo);
+                AppendRedo(tx, commitTs, out long firstRedoOffset, out long redoBytes, redoTarget);
                 tx.CommitTs = commitTs;
                 _installing.Add(commitTs);
                 _redoOffsets.Enqueue((commitTs, firstRedoOffset));
@@ -307,7 +307,7 @@ public sealed partial class TransactionEngine
 
     // Caller holds the commit lock.
     private void PublishCommittedViewUnsynchronized() =>
-        Volatile.Write(ref _committedView, new StrongBox<Snapshot>(new Snapshot(_lastCommitTs, _installing.Count == 0 ? [] : _installing.ToArray())));
+        Volatile.Write(ref _committedView, new StrongBox<Snapshot>(new Snapshot(_lastCommitTs, InstallingNow())));
 
     internal void Rollback(MvccTransaction tx)
     {

@@ -114,7 +114,7 @@ public sealed partial class TransactionEngine : IDisposable
             // any collection can run with a newer visible timestamp (lock order: commit, then snapshots).
             lock (_commitLock)
             {
-                snapshot = new Snapshot(_lastCommitTs, _installing.Count == 0 ? [] : _installing.ToArray());
+                snapshot = new Snapshot(_lastCommitTs, InstallingNow());
                 lock (_snapshotsLock)
                 {
                     long bound = snapshot.GcBound;
@@ -147,6 +147,9 @@ public sealed partial class TransactionEngine : IDisposable
             }
         }
     }
+
+    // The commit timestamps assigned but not installed yet, ascending (a snapshot skips them). Caller holds the commit lock.
+    private long[] InstallingNow() => _installing.Count == 0 ? [] : _installing.ToArray();
 
     /// <summary>The oldest timestamp any current or future reader can ask for (versions older than the newest one at or below it are garbage).</summary>
     internal long OldestSnapshot()

@@ -413,17 +413,17 @@ public sealed class Producer : IDisposable, IAsyncDisposable
     public Task CommitTransactionAsync(CancellationToken cancellationToken = default) => EndTransactionAsync(commit: true, cancellationToken);
 
     /// <summary>Commit whose <paramref name="onVisible"/> runs when the records become visible (unified transactions).</summary>
-    internal Task CommitTransactionWhenVisibleAsync(Action onVisible, long generation, CancellationToken cancellationToken) => EndTransactionAsync(commit: true, cancellationToken, onVisible, unified: true, generation: generation);
+    internal Task CommitTransactionWhenVisibleAsync(Action onVisible, long generation, CancellationToken cancellationToken) => EndTransactionAsync(commit: true, cancellationToken, onVisible, generation);
 
     /// <summary>Abort of the log side of a unified transaction (counted by <see cref="StoreTransaction"/>).</summary>
-    internal Task AbortUnifiedTransactionAsync(long generation, CancellationToken cancellationToken) => EndTransactionAsync(commit: false, cancellationToken, unified: true, generation: generation);
+    internal Task AbortUnifiedTransactionAsync(long generation, CancellationToken cancellationToken) => EndTransactionAsync(commit: false, cancellationToken, generation: generation);
 
     /// <summary>Aborts the open transaction: its records are skipped by read-committed readers.</summary>
     public Task AbortTransactionAsync(CancellationToken cancellationToken = default) => EndTransactionAsync(commit: false, cancellationToken);
 
-    // generation (unified transactions): act only if the open transaction is still that one. A commit
-    // of an ended one fails; an abort of an ended one has nothing left to do.
-    private async Task EndTransactionAsync(bool commit, CancellationToken cancellationToken, Action? onVisible = null, bool unified = false, long generation = 0)
+    // generation (unified transactions only, else 0): act only if the open transaction is still that
+    // one. A commit of an ended one fails; an abort of an ended one has nothing left to do.
+    private async Task EndTransactionAsync(bool commit, CancellationToken cancellationToken, Action? onVisible = null, long generation = 0)
     {
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -446,7 +446,7 @@ public sealed class Producer : IDisposable, IAsyncDisposable
 
             try
             {
-                await _store.Coordinator.EndTransactionAsync(_options.TransactionalId!, _producerId, _epoch, commit, onVisible, unified).ConfigureAwait(false);
+                await _store.Coordinator.EndTransactionAsync(_options.TransactionalId!, _producerId, _epoch, commit, onVisible, unified: generation != 0).ConfigureAwait(false);
             }
             catch (ProducerFencedException e)
             {
