@@ -494,7 +494,9 @@ public sealed class LogPartition
             }
         }
 
-        return Log.Close(timeout);
+        bool clean = Log.Close(timeout);
+        Signal.Pulse(); // waiting consumers find the store closed
+        return clean;
     }
 
     /// <summary>

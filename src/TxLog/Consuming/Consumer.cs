@@ -245,29 +245,62 @@ public sealed class Consumer : IDisposable
     /// <paramref name="cancellationToken"/> is cancelled (the enumeration then throws
     /// <see cref="OperationCanceledException"/>).
     /// </summary>
+    /// <exception cref="ObjectDisposedException">The store (or this consumer) was closed, also while waiting.</exception>
+    /// <exception cref="TopicNotFoundException">An assigned partition's topic was deleted, also while waiting.</exception>
     public async IAsyncEnumerable<ConsumeResult> ConsumeAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        Task cancelled = Task.Delay(Timeout.Infinite, cancellationToken);
+        // Registered for this enumeration only: leaving the loop early removes it from the caller's token.
+        var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using CancellationTokenRegistration registration = cancellationToken.UnsafeRegister(
+            static state => ((TaskCompletionSource)state!).TrySetResult(), cancelled);
+        Task[]? waits = null;
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-
-            // Take the wake-up tasks before looking, so a record that arrives in between still wakes us.
-            var waits = new Task[_assignments.Count + 1];
-            for (int i = 0; i < _assignments.Count; i++)
-            {
-                waits[i] = _assignments[i].Partition.Signal.WaitTask;
-            }
-
             ConsumeResult? result = Consume();
-            if (result is not null)
+            if (result is null)
             {
-                yield return result;
-                continue;
+                // Caught up: take the wake-up tasks, then look once more, so a record that arrived after
+                // the first look still wakes us. (Only here: reading a backlog allocates no tasks.)
+                int count = _assignments.Count;
+                if (waits is null || waits.Length != count + 1)
+                {
+                    waits = new Task[count + 1];
+                }
+
+                for (int i = 0; i < count; i++)
+                {
+                    waits[i] = _assignments[i].Partition.Signal.WaitTask;
+                }
+
+                waits[count] = cancelled.Task;
+                result = Consume();
+                if (result is null)
+                {
+                    await Task.WhenAny(waits).ConfigureAwait(false);
+                    Array.Clear(waits);
+                    ThrowIfGone();
+                    continue;
+                }
+
+                Array.Clear(waits);
             }
 
-            waits[^1] = cancelled;
-            await Task.WhenAny(waits).ConfigureAwait(false);
+            yield return result;
+        }
+    }
+
+    // After a wake-up: a closed store or a deleted topic wakes the loop, which must then say so.
+    private void ThrowIfGone()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _store.ThrowIfDisposed();
+        foreach (PartitionAssignment a in _assignments)
+        {
+            if (!_store.TryGetPartitionInternal(a.TopicPartition, out LogPartition? current) || !ReferenceEquals(current, a.Partition))
+            {
+                throw new TopicNotFoundException(a.TopicPartition.Topic);
+            }
         }
     }
 

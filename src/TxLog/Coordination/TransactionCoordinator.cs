@@ -700,10 +700,11 @@ internal sealed class TransactionCoordinator : IDisposable
                 }
                 else
                 {
-                    pendingVisibility.Hold.ReleaseVersion = _visibilityVersion + 1;
-                    Volatile.Write(ref _visibilityVersion, _visibilityVersion + 1);
                     _pendingVisibility.Remove(pendingVisibility);
-                    pendingVisibility.OnVisible?.Invoke();
+                    HashSet<PendingVisibility> alone = _releaseGroup;
+                    alone.Clear();
+                    alone.Add(pendingVisibility);
+                    ReleaseUnsynchronized(alone);
                 }
             }
         }
@@ -803,43 +804,52 @@ internal sealed class TransactionCoordinator : IDisposable
                 return;
             }
 
-            long version = _visibilityVersion + 1;
-            foreach (PendingVisibility pv in group)
-            {
-                pv.Hold.ReleaseVersion = version;
-            }
-
-            Volatile.Write(ref _visibilityVersion, version);
             _pendingVisibility.RemoveAll(_inReleaseGroup);
-            List<LogPartition> touched = _releaseTouched;
-            touched.Clear();
-            foreach (PendingVisibility pv in group)
-            {
-                pv.OnVisible?.Invoke(); // still under the lock: maps and partitions change together
-                foreach ((LogPartition p, long _, long _) in pv.Parts)
-                {
-                    if (!touched.Contains(p))
-                    {
-                        touched.Add(p);
-                    }
-                }
-            }
-
-            group.Clear();
             if (_pendingVisibility.Count == 0)
             {
                 _visibilityTimer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             }
 
-            // Each partition once: drop its released holds and wake its consumers (partition locks are
-            // taken after the visibility lock, as in HoldVisibility).
-            foreach (LogPartition p in touched)
-            {
-                p.HoldsChanged();
-            }
-
-            touched.Clear();
+            ReleaseUnsynchronized(group);
         }
+    }
+
+    // Makes every transaction of the set visible at one instant (one new version), runs their map
+    // side, and wakes the consumers of their partitions; clears the set. The caller holds
+    // _visibilityLock and has taken the set out of _pendingVisibility.
+    private void ReleaseUnsynchronized(HashSet<PendingVisibility> released)
+    {
+        long version = _visibilityVersion + 1;
+        foreach (PendingVisibility pv in released)
+        {
+            pv.Hold.ReleaseVersion = version;
+        }
+
+        Volatile.Write(ref _visibilityVersion, version);
+        List<LogPartition> touched = _releaseTouched;
+        touched.Clear();
+        foreach (PendingVisibility pv in released)
+        {
+            pv.OnVisible?.Invoke(); // still under the lock: maps and partitions change together
+            foreach ((LogPartition p, long _, long _) in pv.Parts)
+            {
+                if (!touched.Contains(p))
+                {
+                    touched.Add(p);
+                }
+            }
+        }
+
+        released.Clear();
+
+        // Each partition once: drop its released holds and wake its consumers (partition locks are
+        // taken after the visibility lock, as in HoldVisibility).
+        foreach (LogPartition p in touched)
+        {
+            p.HoldsChanged();
+        }
+
+        touched.Clear();
     }
 
     // Reused by TryReleaseVisibility under _visibilityLock (no allocation per release).
@@ -1336,19 +1346,11 @@ internal sealed class TransactionCoordinator : IDisposable
         _visibilityTimer?.Dispose();
         lock (_visibilityLock)
         {
-            long version = _visibilityVersion + 1;
-            foreach (PendingVisibility pv in _pendingVisibility)
-            {
-                pv.Hold.ReleaseVersion = version;
-            }
-
-            Volatile.Write(ref _visibilityVersion, version);
-            foreach (PendingVisibility pv in _pendingVisibility)
-            {
-                pv.OnVisible?.Invoke();
-            }
-
+            HashSet<PendingVisibility> all = _releaseGroup;
+            all.Clear();
+            all.UnionWith(_pendingVisibility);
             _pendingVisibility.Clear();
+            ReleaseUnsynchronized(all);
         }
     }
 
