@@ -56,10 +56,10 @@ internal sealed class GroupCoordinator
         PartitionLog raw = log.Log;
         if (raw.LogEndOffset > raw.LogStartOffset)
         {
-            raw.ForEachBatch(raw.LogStartOffset, (batch, segment) => groups.Apply(batch));
+            raw.ForEachBatch(raw.LogStartOffset, (batch, segment) => groups.Apply(batch, replaying: true));
         }
 
-        log.Observer = groups.Apply;
+        log.Observer = batch => groups.Apply(batch, replaying: false);
         groups.Restate();
         return groups;
     }
@@ -107,9 +107,18 @@ internal sealed class GroupCoordinator
         raw.DeleteSegmentsBefore(start);
     }
 
-    /// <summary>Applies one batch of the offsets partition (replay and live).</summary>
-    public void Apply(RecordBatch batch)
+    /// <summary>
+    /// Applies one batch of the offsets partition (replay and live). Live, a plain batch is skipped: its
+    /// offsets take effect when <see cref="CommitAsync"/> is acknowledged (the restatement's batches
+    /// only repeat what is in effect already).
+    /// </summary>
+    private void Apply(RecordBatch batch, bool replaying)
     {
+        if (!replaying && !batch.IsControl && !batch.IsTransactional)
+        {
+            return;
+        }
+
         lock (_lock)
         {
             if (batch.IsControl)
@@ -162,11 +171,19 @@ internal sealed class GroupCoordinator
     {
         foreach ((var key, long offset, long recordOffset) in waiting)
         {
-            if (!committedAt.TryGetValue(key, out long at) || recordOffset > at)
-            {
-                committed[key] = offset;
-                committedAt[key] = recordOffset;
-            }
+            SetIfNewer(committed, committedAt, key, offset, recordOffset);
+        }
+    }
+
+    // Kafka's rule: the newest record in the offsets log wins, whatever order offsets take effect in.
+    private static void SetIfNewer(Dictionary<(string Group, TopicPartition Partition), long> committed,
+        Dictionary<(string Group, TopicPartition Partition), long> committedAt,
+        (string Group, TopicPartition Partition) key, long offset, long recordOffset)
+    {
+        if (!committedAt.TryGetValue(key, out long at) || recordOffset > at)
+        {
+            committed[key] = offset;
+            committedAt[key] = recordOffset;
         }
     }
 
@@ -303,8 +320,37 @@ internal sealed class GroupCoordinator
             return default;
         }
 
-        Message[] messages = ToMessages(group, offsets, _store.NowMs());
-        return new ValueTask(_log.AppendAsync(messages).AsTask());
+        // A copy: the offsets are applied after the acknowledgement, in the order they were written.
+        TopicPartitionOffset[] written = [.. offsets];
+        Message[] messages = ToMessages(group, written, _store.NowMs());
+        ValueTask<AppendResult> append = _log.AppendAsync(messages);
+        if (append.IsCompletedSuccessfully)
+        {
+            ApplyAcknowledged(group, written, append.Result.BaseOffset);
+            return default;
+        }
+
+        return ApplyWhenAcknowledgedAsync(append, group, written);
+    }
+
+    private async ValueTask ApplyWhenAcknowledgedAsync(ValueTask<AppendResult> append, string group, TopicPartitionOffset[] written)
+    {
+        AppendResult result = await append.ConfigureAwait(false);
+        ApplyAcknowledged(group, written, result.BaseOffset);
+    }
+
+    // Like Kafka's coordinator, which updates its cache when the append succeeds: a commit is readable
+    // once acknowledged, never before and never when it failed (two commits of one partition may be
+    // acknowledged out of order: the newer record still wins).
+    private void ApplyAcknowledged(string group, TopicPartitionOffset[] written, long baseOffset)
+    {
+        lock (_lock)
+        {
+            for (int i = 0; i < written.Length; i++)
+            {
+                SetIfNewer(_committed, _committedAt, (group, written[i].TopicPartition), written[i].Offset, baseOffset + i);
+            }
+        }
     }
 
     /// <summary>Encodes offsets as records of the offsets partition.</summary>
