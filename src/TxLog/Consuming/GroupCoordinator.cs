@@ -356,25 +356,56 @@ internal sealed class GroupCoordinator
     /// <summary>Encodes offsets as records of the offsets partition.</summary>
     public static Message[] ToMessages(string group, IReadOnlyCollection<TopicPartitionOffset> offsets, long now)
     {
+        ValidateGroup(group);
         var messages = new Message[offsets.Count];
         int i = 0;
         foreach (TopicPartitionOffset o in offsets)
         {
             ArgumentOutOfRangeException.ThrowIfNegative(o.Offset, nameof(offsets));
+            Storage.TopicName.Validate(o.TopicPartition.Topic, nameof(offsets)); // the key holds it as ASCII with an int16 length
+            ArgumentOutOfRangeException.ThrowIfNegative(o.TopicPartition.Partition, nameof(offsets));
             messages[i++] = new Message(EncodeKey(group, o.TopicPartition), EncodeValue(o.Offset, now));
         }
 
         return messages;
     }
 
+    // Strict: a group id that is not valid UTF-16 (a lone surrogate) would be written as U+FFFD and read
+    // back as another group.
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> unless the group id fits the key format: valid UTF-16 and
+    /// at most <see cref="short.MaxValue"/> bytes of UTF-8 (the key's int16 length). A key written past
+    /// these limits would not decode, and the replay at the next open would fail on it.
+    /// </summary>
+    public static void ValidateGroup(string group)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        int length;
+        try
+        {
+            length = StrictUtf8.GetByteCount(group);
+        }
+        catch (EncoderFallbackException e)
+        {
+            throw new ArgumentException("The group id is not valid UTF-16 (it has a lone surrogate).", nameof(group), e);
+        }
+
+        if (length > short.MaxValue)
+        {
+            throw new ArgumentException($"The group id is {length} bytes of UTF-8; at most {short.MaxValue} are allowed.", nameof(group));
+        }
+    }
+
     private static byte[] EncodeKey(string group, TopicPartition tp)
     {
-        int groupLength = Encoding.UTF8.GetByteCount(group);
+        int groupLength = StrictUtf8.GetByteCount(group);
         byte[] key = new byte[2 + 2 + groupLength + 2 + tp.Topic.Length + 4];
         Span<byte> s = key;
         BinaryPrimitives.WriteInt16BigEndian(s, Version);
         BinaryPrimitives.WriteInt16BigEndian(s.Slice(2), (short)groupLength);
-        Encoding.UTF8.GetBytes(group, s.Slice(4));
+        StrictUtf8.GetBytes(group, s.Slice(4));
         int p = 4 + groupLength;
         BinaryPrimitives.WriteInt16BigEndian(s.Slice(p), (short)tp.Topic.Length);
         Encoding.ASCII.GetBytes(tp.Topic, s.Slice(p + 2));
