@@ -127,8 +127,14 @@ public sealed class Consumer : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(partitions);
         var next = new List<PartitionAssignment>();
+        var seen = new HashSet<TopicPartition>();
         foreach (TopicPartition tp in partitions)
         {
+            if (!seen.Add(tp))
+            {
+                continue; // an assignment is a set (as Kafka's): a partition listed twice is read once
+            }
+
             LogPartition partition = _store.GetPartition(tp.Topic, tp.Partition);
             next.Add(new PartitionAssignment(tp, partition, StartOffset(tp, partition)));
         }
