@@ -304,6 +304,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
             try
             {
                 Coordinator.PrepareTopicDeletion(name);
+                Groups.DeleteTopicOffsets(name); // before the topic list: a deleted topic never keeps committed offsets
             }
             catch
             {

@@ -226,8 +226,22 @@ internal sealed class GroupCoordinator
 
         foreach (Record record in batch)
         {
-            if (!record.HasKey || !record.HasValue)
+            if (!record.HasKey)
             {
+                continue;
+            }
+
+            if (!record.HasValue)
+            {
+                // A tombstone (DeleteTopic): the group has no committed offset there any more, and an older
+                // transactional offset committed later does not bring it back (newest write wins).
+                if (!batch.IsTransactional)
+                {
+                    (string deletedGroup, TopicPartition deletedPartition) = DecodeKey(record.Key);
+                    committed.Remove((deletedGroup, deletedPartition));
+                    committedAt[(deletedGroup, deletedPartition)] = record.Offset;
+                }
+
                 continue;
             }
 
@@ -310,6 +324,75 @@ internal sealed class GroupCoordinator
         }
 
         return new List<string>(set);
+    }
+
+    /// <summary>
+    /// Deletes every group's committed offsets on the partitions of <paramref name="topic"/> (a deleted
+    /// topic: a topic created again under its name starts with no committed offsets, as in Kafka), with
+    /// tombstones (records without a value) made durable before returning. Offsets of transactions not
+    /// yet applied are covered too: their records are older than the tombstones.
+    /// </summary>
+    public void DeleteTopicOffsets(string topic)
+    {
+        var keys = new HashSet<(string Group, TopicPartition Partition)>();
+        lock (_lock)
+        {
+            ApplyVisibleUnsynchronized();
+            foreach ((string Group, TopicPartition Partition) key in _committed.Keys)
+            {
+                if (key.Partition.Topic == topic)
+                {
+                    keys.Add(key);
+                }
+            }
+
+            foreach (var (_, offsets) in _held)
+            {
+                AddKeysOf(offsets, topic, keys);
+            }
+
+            foreach (var offsets in _pending.Values)
+            {
+                AddKeysOf(offsets, topic, keys);
+            }
+        }
+
+        if (keys.Count == 0)
+        {
+            return;
+        }
+
+        int budget = Math.Max(1, _log.Log.Config.MaxBatchBytes / 2);
+        var messages = new List<Message>();
+        int bytes = 0;
+        foreach ((string group, TopicPartition tp) in keys)
+        {
+            byte[] key = EncodeKey(group, tp);
+            if (messages.Count > 0 && bytes + key.Length + 32 > budget)
+            {
+                _log.Append(messages.ToArray());
+                messages.Clear();
+                bytes = 0;
+            }
+
+            messages.Add(new Message(key, null));
+            bytes += key.Length + 32;
+        }
+
+        _log.Append(messages.ToArray());
+        _log.Log.Sync();
+    }
+
+    private static void AddKeysOf(List<((string Group, TopicPartition Partition) Key, long Offset, long RecordOffset)> offsets, string topic,
+        HashSet<(string Group, TopicPartition Partition)> keys)
+    {
+        foreach (((string Group, TopicPartition Partition) key, long _, long _) in offsets)
+        {
+            if (key.Partition.Topic == topic)
+            {
+                keys.Add(key);
+            }
+        }
     }
 
     /// <summary>Commits offsets outside any transaction; completes as the durability mode acknowledges.</summary>
