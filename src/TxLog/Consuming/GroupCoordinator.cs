@@ -364,23 +364,50 @@ internal sealed class GroupCoordinator
 
         int budget = Math.Max(1, _log.Log.Config.MaxBatchBytes / 2);
         var messages = new List<Message>();
+        var written = new List<((string Group, TopicPartition Partition) Key, long RecordOffset)>(keys.Count);
         int bytes = 0;
         foreach ((string group, TopicPartition tp) in keys)
         {
             byte[] key = EncodeKey(group, tp);
             if (messages.Count > 0 && bytes + key.Length + 32 > budget)
             {
-                _log.Append(messages.ToArray());
-                messages.Clear();
+                AppendTombstones(messages, written);
                 bytes = 0;
             }
 
             messages.Add(new Message(key, null));
+            written.Add(((group, tp), -1));
             bytes += key.Length + 32;
         }
 
-        _log.Append(messages.ToArray());
+        AppendTombstones(messages, written);
         _log.Log.Sync();
+
+        // Durable: now they take effect (live, plain records are applied when acknowledged, not appended).
+        lock (_lock)
+        {
+            foreach ((var key, long recordOffset) in written)
+            {
+                if (!_committedAt.TryGetValue(key, out long at) || recordOffset > at)
+                {
+                    _committed.Remove(key);
+                    _committedAt[key] = recordOffset;
+                }
+            }
+        }
+    }
+
+    // Appends the collected tombstones as one batch and fills in their record offsets.
+    private void AppendTombstones(List<Message> messages, List<((string Group, TopicPartition Partition) Key, long RecordOffset)> written)
+    {
+        long first = _log.Append(messages.ToArray()).BaseOffset;
+        int start = written.Count - messages.Count;
+        for (int i = 0; i < messages.Count; i++)
+        {
+            written[start + i] = (written[start + i].Key, first + i);
+        }
+
+        messages.Clear();
     }
 
     private static void AddKeysOf(List<((string Group, TopicPartition Partition) Key, long Offset, long RecordOffset)> offsets, string topic,
