@@ -3,7 +3,7 @@ using TxLog.Records;
 
 namespace TxLog.Consuming;
 
-/// <summary>Where a consumer starts on a partition with no committed offset.</summary>
+/// <summary>Where a consumer starts on a partition with no committed offset, or with one out of range (below the log start or past the log end).</summary>
 public enum AutoOffsetReset
 {
     /// <summary>At the log start offset.</summary>
@@ -28,7 +28,7 @@ public sealed class ConsumerOptions
     /// </summary>
     public IsolationLevel Isolation { get; set; } = IsolationLevel.ReadCommitted;
 
-    /// <summary>Start position without a committed offset. Default <see cref="AutoOffsetReset.Earliest"/>.</summary>
+    /// <summary>Start position without a committed offset or with one out of range. Default <see cref="AutoOffsetReset.Earliest"/>.</summary>
     public AutoOffsetReset AutoOffsetReset { get; set; } = AutoOffsetReset.Earliest;
 }
 
@@ -172,10 +172,14 @@ public sealed class Consumer : IDisposable
 
     private long StartOffset(TopicPartition tp, LogPartition partition)
     {
-        if (_options.GroupId is { } group && _store.Groups.Committed(group, tp) is { } committed)
+        if (_options.GroupId is { } group && _store.Groups.Committed(group, tp) is { } committed
+            && committed >= partition.LogStartOffset && committed <= partition.LogEndOffset)
         {
-            return Math.Clamp(committed, partition.LogStartOffset, partition.LogEndOffset);
+            return committed;
         }
+
+        // No committed offset, or one out of range (retention deleted its records, or it is past the log
+        // end): Kafka's auto.offset.reset decides, so Error never skips records silently.
 
         return _options.AutoOffsetReset switch
         {

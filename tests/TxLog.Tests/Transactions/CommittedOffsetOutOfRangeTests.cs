@@ -1,0 +1,45 @@
+using TxLog.Consuming;
+using TxLog.Tests.Storage;
+using static TxLog.Tests.Transactions.Tx;
+
+namespace TxLog.Tests.Transactions;
+
+/// <summary>
+/// Regression (found by a bug hunt): a committed offset below the log start (its records deleted by
+/// retention) was clamped to the log start whatever AutoOffsetReset said: Error skipped the lost records
+/// silently and Latest re-read the whole log. As Kafka's auto.offset.reset, the policy now decides.
+/// </summary>
+public sealed class CommittedOffsetOutOfRangeTests
+{
+    private static readonly TopicPartition T0 = new("t", 0);
+
+    [Test]
+    public async Task A_committed_offset_below_the_log_start_follows_AutoOffsetReset()
+    {
+        using var dir = new TempDirectory();
+        LogStoreOptions options = Options();
+        options.SegmentBytes = 1024;
+        using LogStore store = LogStore.Open(dir.Path, options);
+        store.CreateTopic("t", 1, new TopicOptions { RetentionBytes = 2048 });
+        using (Consumer consumer = store.CreateConsumer(new ConsumerOptions { GroupId = "g" }))
+        {
+            await consumer.Commit([new TopicPartitionOffset(T0, 0)]);
+        }
+
+        for (int i = 0; i < 200; i++)
+        {
+            store.GetPartition("t", 0).Append(Msg($"value-{i:D4}-padding-padding-padding"));
+        }
+
+        store.EnforceRetention();
+        Assume.That(store.GetPartition("t", 0).LogStartOffset, Is.GreaterThan(0));
+        using Consumer strict = store.CreateConsumer(new ConsumerOptions { GroupId = "g", AutoOffsetReset = AutoOffsetReset.Error });
+        Assert.Throws<OffsetOutOfRangeException>(() => strict.Assign(T0), "records were lost to retention: Error must not skip them silently");
+        using Consumer latest = store.CreateConsumer(new ConsumerOptions { GroupId = "g", AutoOffsetReset = AutoOffsetReset.Latest });
+        latest.Assign(T0);
+        Assert.That(latest.Position(T0), Is.EqualTo(200));
+        using Consumer earliest = store.CreateConsumer(new ConsumerOptions { GroupId = "g" });
+        earliest.Assign(T0);
+        Assert.That(earliest.Position(T0), Is.EqualTo(store.GetPartition("t", 0).LogStartOffset));
+    }
+}
