@@ -71,6 +71,18 @@ public sealed class LogPartition
 
     private bool _retired;
 
+    /// <summary>Set by <see cref="LogStore.DeleteTopic"/> once the partition's files are gone (consumers then fail instead of waiting).</summary>
+    internal bool Deleted => Volatile.Read(ref _deleted);
+
+    private bool _deleted;
+
+    /// <summary>Marks the partition deleted and wakes its waiting consumers (they then find it gone).</summary>
+    internal void MarkDeleted()
+    {
+        Volatile.Write(ref _deleted, true);
+        Signal.Pulse();
+    }
+
     /// <summary>
     /// The last stable offset: the first offset of the earliest open transaction, or the high
     /// watermark when none is open (never above it, and never below the log start offset).

@@ -332,7 +332,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
             {
                 state.Partitions[p].GroupCommit.Dispose();
                 state.Partitions[p].Log.Dispose();
-                state.Partitions[p].Signal.Pulse(); // waiting consumers find the topic gone
+                state.Partitions[p].MarkDeleted(); // waiting consumers find the topic gone
                 _fileSystem.DeleteDirectory(PartitionDirectory(name, p));
             }
 

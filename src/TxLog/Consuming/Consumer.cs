@@ -229,13 +229,21 @@ public sealed class Consumer : IDisposable
     }
 
     /// <summary>Returns the next available record of any assigned partition (round-robin), or null when none is available now.</summary>
+    /// <exception cref="ObjectDisposedException">The consumer or the store is disposed.</exception>
+    /// <exception cref="TopicNotFoundException">An assigned partition's topic was deleted.</exception>
     public ConsumeResult? Consume()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        _store.ThrowIfDisposed(); // a reader of a closed store would report "caught up" for ever
         int count = _assignments.Count;
         for (int i = 0; i < count; i++)
         {
             PartitionAssignment a = _assignments[(_next + i) % count];
+            if (a.Partition.Deleted)
+            {
+                throw new TopicNotFoundException(a.TopicPartition.Topic);
+            }
+
             LogReader reader = a.Reader(_options.Isolation);
             if (reader.TryRead(out Record record))
             {
@@ -289,28 +297,13 @@ public sealed class Consumer : IDisposable
                 {
                     await Task.WhenAny(waits).ConfigureAwait(false);
                     Array.Clear(waits);
-                    ThrowIfGone();
-                    continue;
+                    continue; // Consume throws if the store closed or a topic was deleted meanwhile
                 }
 
                 Array.Clear(waits);
             }
 
             yield return result;
-        }
-    }
-
-    // After a wake-up: a closed store or a deleted topic wakes the loop, which must then say so.
-    private void ThrowIfGone()
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        _store.ThrowIfDisposed();
-        foreach (PartitionAssignment a in _assignments)
-        {
-            if (!_store.TryGetPartitionInternal(a.TopicPartition, out LogPartition? current) || !ReferenceEquals(current, a.Partition))
-            {
-                throw new TopicNotFoundException(a.TopicPartition.Topic);
-            }
         }
     }
 
