@@ -58,7 +58,10 @@ internal static class AbortCommand
 
         if (target.RecoveryOutcome == ControlRecordType.Commit)
         {
-            context.Error.WriteLine($"error: the commit of '{id}' is already decided ({target.State} with all its data present): opening the store completes the commit; it cannot be aborted");
+            string why = target.State == TransactionState.Ongoing
+                ? "it was committed, but a COMMIT marker is missing: recovery writes it"
+                : $"{target.State} with all its data present";
+            context.Error.WriteLine($"error: the commit of '{id}' is already decided ({why}): opening the store completes the commit; it cannot be aborted");
             return Program.ExitProblem;
         }
 

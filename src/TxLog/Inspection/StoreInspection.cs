@@ -217,7 +217,12 @@ internal sealed class StoreInspection
                 if (state is not (TransactionState.PrepareCommit or TransactionState.PrepareAbort or TransactionState.PrepareEpochFence))
                 {
                     state = TransactionState.Ongoing;
-                    outcome = ControlRecordType.Abort;
+
+                    // A committed transaction whose COMMIT markers a power loss took is still named by
+                    // the id's records: recovery writes the lost markers (commits), it does not abort.
+                    outcome = open.All(x => LostCommitMarker(coordinator, x.Partition.TopicPartition, x.Open))
+                        ? ControlRecordType.Commit
+                        : ControlRecordType.Abort;
                 }
 
                 foreach ((PartitionInspector p, OpenTransaction o) in open)
@@ -253,7 +258,8 @@ internal sealed class StoreInspection
             var partitions = open.Select(o => (o.Partition.TopicPartition, (long?)o.Open.FirstOffset)).ToList();
             long? started = open.Where(o => o.Open.FirstTimestampMs is not null).Select(o => o.Open.FirstTimestampMs).Min();
             short epoch = open.Max(o => o.Open.Epoch);
-            result.Add(new TransactionInfo(null, pid, epoch, TransactionState.Ongoing, partitions, started, -1, ControlRecordType.Abort));
+            ControlRecordType unknownOutcome = open.All(x => LostCommitMarker(coordinator, x.Partition.TopicPartition, x.Open)) ? ControlRecordType.Commit : ControlRecordType.Abort;
+            result.Add(new TransactionInfo(null, pid, epoch, TransactionState.Ongoing, partitions, started, -1, unknownOutcome));
         }
 
         result.Sort(CompareTransactions);
@@ -269,6 +275,33 @@ internal sealed class StoreInspection
 
         int c = string.CompareOrdinal(a.TransactionalId, b.TransactionalId);
         return c != 0 ? c : a.ProducerId.CompareTo(b.ProducerId);
+    }
+
+    // Recovery's rule for the data a committed transaction left without its COMMIT marker (see
+    // TransactionCoordinator.Recover): an open transaction of the producer and epoch of a commit that
+    // a record still lists as unconfirmed, starting at or below that commit's last offset there.
+    private static bool LostCommitMarker(Dictionary<string, TransactionMetadata> coordinator, TopicPartition tp, OpenTransaction open)
+    {
+        foreach (TransactionMetadata m in coordinator.Values)
+        {
+            foreach (UnconfirmedCommit c in m.UnconfirmedCommits)
+            {
+                if (c.ProducerId != open.ProducerId || c.Epoch != open.Epoch)
+                {
+                    continue;
+                }
+
+                foreach ((TopicPartition part, long lastOffset) in c.Parts)
+                {
+                    if (part == tp && open.FirstOffset <= lastOffset)
+                    {
+                        return true;
+                    }
+                }
+            }
+        }
+
+        return false;
     }
 
     // Recovery's rule for a PrepareCommit: commit when every partition's log end is past the last
