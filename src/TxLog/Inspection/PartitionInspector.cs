@@ -72,8 +72,12 @@ internal sealed class PartitionInspector
     /// </summary>
     public long LogEndOffset => _logEndOffset ??= ComputeLogEndOffset();
 
-    /// <summary>The last stable offset: the first offset of the earliest open transaction, else the log end offset.</summary>
-    public long LastStableOffset => Math.Min(ProducerState.FirstUnstableOffset, LogEndOffset);
+    /// <summary>
+    /// The last stable offset: the first offset of the earliest open transaction, else the log end
+    /// offset; never below the log start offset (as <see cref="LogPartition.LastStableOffset"/>: an open
+    /// transaction whose first records retention deleted holds the LSO at the log start).
+    /// </summary>
+    public long LastStableOffset => Math.Max(LogStartOffset, Math.Min(ProducerState.FirstUnstableOffset, LogEndOffset));
 
     /// <summary>Producer state as recovery would rebuild it.</summary>
     public ProducerStateManager ProducerState => _producerState ??= LoadProducerState();
