@@ -932,18 +932,18 @@ internal sealed class StoreVerifier
             }
 
             ControlRecordType? type = null;
-            foreach (Record record in batch)
+            try
             {
-                try
+                // The enumeration itself throws when the records do not decode (under a valid CRC).
+                foreach (Record record in batch)
                 {
                     type = ControlRecord.ReadType(record.Key);
+                    break;
                 }
-                catch (CorruptRecordException)
-                {
-                    return; // reported by CheckBatch
-                }
-
-                break;
+            }
+            catch (CorruptRecordException)
+            {
+                return; // reported by CheckBatch
             }
 
             bool wasOpen = _open.Remove(batch.ProducerId, out long first);
