@@ -130,6 +130,10 @@ internal sealed class StoreVerifier
             {
                 toCheck[dir] = tp;
             }
+            else if (File.Exists(dir))
+            {
+                Add(FindingSeverity.Error, dir, null, "is a file where the partition directory belongs (the store cannot create the directory and refuses to open)");
+            }
             else
             {
                 Add(FindingSeverity.Warning, dir, null, "partition directory is missing (the store creates it empty at the next open; any data it had is gone)");
