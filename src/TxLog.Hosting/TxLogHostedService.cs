@@ -191,7 +191,8 @@ public sealed class TxLogHostedService : IHostedService, IAsyncDisposable, IDisp
     public async ValueTask DisposeAsync()
     {
         _stopped = true;
-        TimeSpan bound = _options.Store.CloseTimeout + TimeSpan.FromSeconds(1);
+        // Clamped to what the waits accept (an invalid CloseTimeout already failed the open; never throw here).
+        TimeSpan bound = TimeSpan.FromMilliseconds(Math.Clamp(_options.Store.CloseTimeout.TotalMilliseconds + 1000, 0, int.MaxValue));
         LogStore? open = null;
         Task? closing = null;
         if (await _openGate.WaitAsync(bound).ConfigureAwait(false))

@@ -79,6 +79,11 @@ public sealed class LogStoreOptions
         Positive(FlushInterval, nameof(FlushInterval));
         Positive(RetentionCheckInterval, nameof(RetentionCheckInterval));
         Positive(CloseTimeout, nameof(CloseTimeout));
+        if (CloseTimeout.TotalMilliseconds > int.MaxValue)
+        {
+            // The close waits with it (Task.Wait, SemaphoreSlim.Wait): longer throws there, before anything is flushed.
+            throw new ArgumentOutOfRangeException(nameof(CloseTimeout), CloseTimeout, $"At most {TimeSpan.FromMilliseconds(int.MaxValue)} (int.MaxValue milliseconds).");
+        }
         Positive(TransactionTimeoutCheckInterval, nameof(TransactionTimeoutCheckInterval));
         Positive(SlowFsyncThreshold, nameof(SlowFsyncThreshold));
         if (SegmentAge is { } age)

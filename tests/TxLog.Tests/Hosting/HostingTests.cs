@@ -246,6 +246,33 @@ public sealed class HostingTests
         Assert.That(File.Exists(Path.Combine(dir.Path, LogStore.CleanShutdownFileName)), Is.True, "closed cleanly");
     }
 
+    [Test]
+    public async Task A_close_timeout_the_store_cannot_wait_for_never_leaves_the_store_open_after_stop()
+    {
+        // Regression: a CloseTimeout above int.MaxValue ms (about 24.8 days) passed validation, but the
+        // close's waits threw ArgumentOutOfRangeException before anything was flushed: the host stopped
+        // with the store still open and its lock held until the process ended.
+        using var dir = new TempDirectory();
+        using IHost host = Build(dir.Path, o => o.Store.CloseTimeout = TimeSpan.FromDays(30));
+        bool started = false;
+        try
+        {
+            await host.StartAsync();
+            started = true;
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            Assert.That(e.ParamName, Is.EqualTo(nameof(LogStoreOptions.CloseTimeout)), "rejected up front, by name");
+        }
+
+        await host.StopAsync();
+        using LogStore reopened = LogStore.Open(dir.Path); // throws LogDirectoryLockedException while still open
+        if (started)
+        {
+            Assert.That(reopened.Recovery.CleanShutdown, Is.True, "flushed and closed cleanly at stop");
+        }
+    }
+
     /// <summary>Blocks directory listings (done at open) while armed.</summary>
     private sealed class BlockingListFileSystem : DelegatingFileSystem
     {
