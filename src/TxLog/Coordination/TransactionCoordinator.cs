@@ -162,7 +162,7 @@ internal sealed class TransactionCoordinator : IDisposable
         {
             foreach (UnconfirmedCommit c in m.UnconfirmedCommits)
             {
-                foreach ((TopicPartition tp, long lastOffset) in c.Parts)
+                foreach ((TopicPartition tp, long _) in c.Parts)
                 {
                     if (!_store.TryGetPartitionInternal(tp, out LogPartition? p))
                     {
@@ -171,7 +171,7 @@ internal sealed class TransactionCoordinator : IDisposable
 
                     foreach ((long pid, short epoch, long first) in p!.ProducerState.OngoingTransactions())
                     {
-                        if (pid == c.ProducerId && epoch == c.Epoch && first <= lastOffset)
+                        if (c.Owns(tp, pid, epoch, first))
                         {
                             WriteMarker(p, pid, Math.Max(epoch, _epochs.TryGetValue(pid, out short known) ? known : c.Epoch), ControlRecordType.Commit);
                             report.Add($"{p}: wrote the lost COMMIT marker of '{m.TransactionalId}' (producer {pid}, epoch {c.Epoch}) for its data from offset {first}");

@@ -103,6 +103,29 @@ internal sealed class UnconfirmedCommit
     /// <summary>Where its markers were written (this process only; empty after a replay).</summary>
     public List<(LogPartition Partition, long Offset)> Markers { get; }
 
+    /// <summary>
+    /// Recovery's rule for data a power loss left without this commit's marker: an open transaction of
+    /// the same producer and epoch on one of its partitions, starting at or below the recorded last
+    /// offset there, is this commit's data (recovery writes its COMMIT marker).
+    /// </summary>
+    public bool Owns(TopicPartition partition, long producerId, short epoch, long firstOffset)
+    {
+        if (producerId != ProducerId || epoch != Epoch)
+        {
+            return false;
+        }
+
+        foreach ((TopicPartition part, long lastOffset) in Parts)
+        {
+            if (part == partition && firstOffset <= lastOffset)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>True once every marker written in this process is durable.</summary>
     public bool MarkersDurable()
     {

@@ -286,17 +286,9 @@ internal sealed class StoreInspection
         {
             foreach (UnconfirmedCommit c in m.UnconfirmedCommits)
             {
-                if (c.ProducerId != open.ProducerId || c.Epoch != open.Epoch)
+                if (c.Owns(tp, open.ProducerId, open.Epoch, open.FirstOffset))
                 {
-                    continue;
-                }
-
-                foreach ((TopicPartition part, long lastOffset) in c.Parts)
-                {
-                    if (part == tp && open.FirstOffset <= lastOffset)
-                    {
-                        return true;
-                    }
+                    return true;
                 }
             }
         }
