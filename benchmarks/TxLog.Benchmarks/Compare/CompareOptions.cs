@@ -27,6 +27,9 @@ public sealed class CompareOptions
                                     1 GiB per million (default 1000000)
           --warmup S                untimed warm-up per engine and workload before the measured runs,
                                     in seconds (default 0.5; 0 turns it off)
+          --repeat N                run everything N times (default 1), rotating the engine order each
+                                    round, and end with the median, min and max of every targeted ratio
+                                    over the rounds (each round's ratios are measured side by side)
           --cold                    also run W4 cold (sync + drop_caches; root only, skipped otherwise)
           --dir PATH                where run directories are created (default: a fresh temp directory,
                                     deleted afterwards); each run's own subdirectory is always deleted
@@ -60,6 +63,9 @@ public sealed class CompareOptions
     /// </summary>
     public double WarmupSeconds { get; private init; } = 0.5;
 
+    /// <summary>Rounds of the whole comparison (the summary gives each targeted ratio's median over them).</summary>
+    public int Repeat { get; private init; } = 1;
+
     /// <summary>Whether W4 is also run with the page cache dropped.</summary>
     public bool Cold { get; private init; }
 
@@ -76,6 +82,7 @@ public sealed class CompareOptions
         long records = 1_000_000;
         double warmup = 0.5;
         bool cold = false;
+        int repeat = 1;
         string? directory = null;
 
         for (int i = 0; i < args.Count; i++)
@@ -116,6 +123,14 @@ public sealed class CompareOptions
                     }
 
                     break;
+                case "--repeat":
+                    repeat = int.Parse(Value(args, ref i, arg), CultureInfo.InvariantCulture);
+                    if (repeat < 1)
+                    {
+                        throw new ArgumentException("--repeat must be at least 1");
+                    }
+
+                    break;
                 case "--cold":
                     cold = true;
                     break;
@@ -133,6 +148,7 @@ public sealed class CompareOptions
             Engines = engines,
             Seconds = seconds,
             Writers = writers,
+            Repeat = repeat,
             Records = records,
             WarmupSeconds = warmup,
             Cold = cold,
