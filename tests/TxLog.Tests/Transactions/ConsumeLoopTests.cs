@@ -36,11 +36,12 @@ public class ConsumeLoopTests
             }
         });
 
-    [Test]
-    public async Task A_waiting_loop_ends_with_ObjectDisposedException_when_the_store_closes()
+    [TestCase(DurabilityMode.None)]
+    [TestCase(DurabilityMode.GroupCommit)]
+    public async Task A_waiting_loop_ends_with_ObjectDisposedException_when_the_store_closes(DurabilityMode mode)
     {
         using var dir = new TempDirectory();
-        LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.GroupCommit));
+        LogStore store = LogStore.Open(dir.Path, Options(mode));
         store.CreateTopic("t");
         using Consumer consumer = store.CreateConsumer();
         consumer.Assign(T0);
@@ -55,11 +56,12 @@ public class ConsumeLoopTests
         Assert.That(await loop, Is.InstanceOf<ObjectDisposedException>());
     }
 
-    [Test]
-    public async Task A_waiting_loop_ends_with_TopicNotFoundException_when_its_topic_is_deleted()
+    [TestCase(DurabilityMode.None)]
+    [TestCase(DurabilityMode.GroupCommit)]
+    public async Task A_waiting_loop_ends_with_TopicNotFoundException_when_its_topic_is_deleted(DurabilityMode mode)
     {
         using var dir = new TempDirectory();
-        using LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.GroupCommit));
+        using LogStore store = LogStore.Open(dir.Path, Options(mode));
         store.CreateTopic("t");
         using Consumer consumer = store.CreateConsumer();
         consumer.Assign(T0);
