@@ -75,7 +75,7 @@ for (int i = 0; i < 20; i++)
 Console.WriteLine($"Placed {placed} orders, rejected {rejected} for lack of funds.");
 
 // Check: what the read-committed event stream says was spent equals what the balances lost.
-// Commits become visible to readers right after they are acknowledged (once their markers are durable).
+// StoreTransaction.CommitAsync returns once the commit is visible, so the LSO is already at the log end here.
 LogPartition payments = store.GetPartition("payment-process", 0);
 SpinWait.SpinUntil(() => payments.LastStableOffset == payments.LogEndOffset, TimeSpan.FromSeconds(5));
 long spentByEvents = 0;

@@ -15,10 +15,10 @@ namespace TxLog;
 /// versions are installed (or, on failure, rolled back). Recovery reads the redo read-committed, so a
 /// decided-aborted or undecided transaction never reappears in the maps.
 /// </para>
-/// Visibility: partition records become visible to read-committed readers when the markers are
-/// durable; map versions when installed right after the decision. The two are not one atomic instant
-/// (a reader of a partition may see the messages a moment before a map reader sees the state, or the
-/// reverse). Not thread-safe: one flow uses it at a time.
+/// Visibility: the records on every partition and the map versions become visible at one instant,
+/// when the coordinator releases the transaction's visibility hold (the map versions are put in place
+/// before the decision but stay invisible until then); <see cref="CommitAsync"/> returns once that has
+/// happened. Not thread-safe: one flow uses it at a time.
 /// </summary>
 public sealed class StoreTransaction : IAsyncDisposable
 {
@@ -56,8 +56,9 @@ public sealed class StoreTransaction : IAsyncDisposable
         Producer.SendOffsetsToTransactionAsync(offsets, groupId, cancellationToken);
 
     /// <summary>
-    /// Commits maps, records and offsets together; completes at the durability point of the whole
-    /// transaction. On failure nothing of it takes effect (and the exception is thrown).
+    /// Commits maps, records and offsets together; completes once the whole transaction is durable
+    /// (decided) and visible, so the caller's next transaction sees it. On failure nothing of it takes
+    /// effect (and the exception is thrown).
     /// </summary>
     public async Task CommitAsync(CancellationToken cancellationToken = default)
     {
