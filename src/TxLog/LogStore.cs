@@ -340,7 +340,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
         }
     }
 
-    /// <summary>True for the store's internal topics (transaction state, consumer offsets).</summary>
+    /// <summary>True for the store's internal topics (<c>__transaction_state</c>, <c>__consumer_offsets</c>, <c>__mvcc_redo</c>).</summary>
     public static bool IsInternalTopic(string name) =>
         name is TransactionCoordinator.TopicName or GroupCoordinator.TopicName or Mvcc.TransactionEngine.RedoTopic;
 
