@@ -395,9 +395,10 @@ public sealed class LogPartition
         {
             ProducerState.WriteSnapshot(_store.FileSystem, Log.Directory, offset, Log.Segments[^1].BaseOffset);
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            // A missing snapshot only makes the next recovery replay more of the log.
+            // A missing snapshot only makes the next recovery replay more of the log. It must not fail
+            // the append: the batch is already in the log and the producer state must still record it.
         }
     }
 
