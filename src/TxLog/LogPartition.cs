@@ -363,7 +363,17 @@ public sealed class LogPartition
             Observer?.Invoke(new RecordBatch(batch.Span));
             if (aborted is { } entry)
             {
-                TransactionIndex.Append(_store.FileSystem, TransactionIndex.PathFor(Log.Directory, info.SegmentBaseOffset), entry);
+                try
+                {
+                    TransactionIndex.Append(_store.FileSystem, TransactionIndex.PathFor(Log.Directory, info.SegmentBaseOffset), entry);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // The marker is written and the entry is known in memory, but the file lacks it: a clean
+                    // close would trust the file (nothing is replayed then) and lose the abort. The partition
+                    // stops, so the next open recovers it and rebuilds the index from the log.
+                    throw Log.Fail("aborted-transaction index write", e);
+                }
             }
         }
 

@@ -763,6 +763,18 @@ internal sealed class PartitionLog : IDisposable
         }
     }
 
+    /// <summary>
+    /// Stops the partition after a failed write of data derived from it (it refuses writes, and its
+    /// close is not clean, so the next open recovers it). Returns the exception to throw.
+    /// </summary>
+    public LogWriteException Fail(string operation, Exception e)
+    {
+        lock (_lock)
+        {
+            return FailUnsynchronized(operation, e);
+        }
+    }
+
     private LogWriteException FailUnsynchronized(string operation, Exception e)
     {
         if (_failure is null)
