@@ -172,20 +172,19 @@ public sealed class Consumer : IDisposable
 
     private long StartOffset(TopicPartition tp, LogPartition partition)
     {
-        if (_options.GroupId is { } group && _store.Groups.Committed(group, tp) is { } committed
-            && committed >= partition.LogStartOffset && committed <= partition.LogEndOffset)
+        long? committed = _options.GroupId is { } group ? _store.Groups.Committed(group, tp) : null;
+        if (committed is { } at && at >= partition.LogStartOffset && at <= partition.LogEndOffset)
         {
-            return committed;
+            return at;
         }
 
         // No committed offset, or one out of range (retention deleted its records, or it is past the log
         // end): Kafka's auto.offset.reset decides, so Error never skips records silently.
-
         return _options.AutoOffsetReset switch
         {
             AutoOffsetReset.Earliest => partition.LogStartOffset,
             AutoOffsetReset.Latest => partition.EndOffset(_options.Isolation),
-            _ => throw new OffsetOutOfRangeException(tp.ToString(), -1, partition.LogStartOffset, partition.LogEndOffset),
+            _ => throw new OffsetOutOfRangeException(tp.ToString(), committed ?? -1, partition.LogStartOffset, partition.LogEndOffset),
         };
     }
 

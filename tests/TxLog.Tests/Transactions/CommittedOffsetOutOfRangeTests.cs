@@ -34,7 +34,8 @@ public sealed class CommittedOffsetOutOfRangeTests
         store.EnforceRetention();
         Assume.That(store.GetPartition("t", 0).LogStartOffset, Is.GreaterThan(0));
         using Consumer strict = store.CreateConsumer(new ConsumerOptions { GroupId = "g", AutoOffsetReset = AutoOffsetReset.Error });
-        Assert.Throws<OffsetOutOfRangeException>(() => strict.Assign(T0), "records were lost to retention: Error must not skip them silently");
+        OffsetOutOfRangeException? lost = Assert.Throws<OffsetOutOfRangeException>(() => strict.Assign(T0), "records were lost to retention: Error must not skip them silently");
+        Assert.That(lost!.Offset, Is.Zero, "the exception names the committed offset");
         using Consumer latest = store.CreateConsumer(new ConsumerOptions { GroupId = "g", AutoOffsetReset = AutoOffsetReset.Latest });
         latest.Assign(T0);
         Assert.That(latest.Position(T0), Is.EqualTo(200));
