@@ -80,7 +80,14 @@ public sealed partial class TransactionEngine : IDisposable
         options.Validate();
         LogPartition redo = store.EnsureInternalTopic(RedoTopic);
         var engine = new TransactionEngine(store, options, redo);
-        store.FileSystem.CreateDirectory(engine._checkpointDirectory);
+        if (!store.FileSystem.DirectoryExists(engine._checkpointDirectory))
+        {
+            // Its entry in the store directory must be durable before a checkpoint in it lets the
+            // redo it covers be deleted: otherwise a power loss takes every checkpoint with it.
+            store.FileSystem.CreateDirectory(engine._checkpointDirectory);
+            store.FileSystem.SyncDirectory(store.Directory);
+        }
+
         engine.Recover();
         if (options.SyncMode == LogSyncMode.Periodic)
         {

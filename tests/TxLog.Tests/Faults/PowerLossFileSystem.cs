@@ -121,6 +121,47 @@ internal sealed class PowerLossFileSystem(IFileSystem? inner = null) : Delegatin
         }
     }
 
+    /// <summary>The bytes of a file as a power loss right now would leave them (null when it does not exist).</summary>
+    public byte[]? DurableBytes(string path)
+    {
+        lock (_gate)
+        {
+            if (!File.Exists(path))
+            {
+                return null;
+            }
+
+            byte[] bytes = File.ReadAllBytes(path);
+            if (!_pending.TryGetValue(path, out List<Undo>? undos))
+            {
+                return bytes;
+            }
+
+            var m = new MemoryStream();
+            m.Write(bytes);
+            for (int i = undos.Count - 1; i >= 0; i--)
+            {
+                switch (undos[i])
+                {
+                    case OverwriteUndo o:
+                        if (m.Length < o.Position + o.Old.Length)
+                        {
+                            m.SetLength(o.Position + o.Old.Length);
+                        }
+
+                        m.Position = o.Position;
+                        m.Write(o.Old);
+                        break;
+                    case LengthUndo l:
+                        m.SetLength(l.Length);
+                        break;
+                }
+            }
+
+            return m.ToArray();
+        }
+    }
+
     protected override IStorageFile WrapFile(string path, IStorageFile file) => new TrackedFile(this, file);
 
     public override void DeleteFile(string path)

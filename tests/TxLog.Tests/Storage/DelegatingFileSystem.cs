@@ -11,7 +11,7 @@ internal abstract class DelegatingFileSystem(IFileSystem? inner = null) : IFileS
 {
     protected IFileSystem Inner { get; } = inner ?? OsFileSystem.Instance;
 
-    public IStorageFile OpenFile(string path, FileOpenMode mode) => WrapFile(path, Inner.OpenFile(path, mode));
+    public virtual IStorageFile OpenFile(string path, FileOpenMode mode) => WrapFile(path, Inner.OpenFile(path, mode));
 
     /// <summary>Wraps a file just opened; the default returns it as is.</summary>
     protected virtual IStorageFile WrapFile(string path, IStorageFile file) => file;

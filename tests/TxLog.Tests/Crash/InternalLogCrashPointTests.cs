@@ -1,0 +1,294 @@
+using TxLog.Consuming;
+using TxLog.Durability;
+using TxLog.Mvcc;
+using TxLog.Producers;
+using TxLog.Tests.Faults;
+using TxLog.Tests.Storage;
+using TxLog.Tests.Transactions;
+
+namespace TxLog.Tests.Crash;
+
+/// <summary>Power cut at every step of the internal logs' structural operations (checkpoints, restatements, topic deletion).</summary>
+public class InternalLogCrashPointTests
+{
+    private static LogStoreOptions Options(IFileSystemHolder? fs, DurabilityMode mode = DurabilityMode.GroupCommit)
+    {
+        LogStoreOptions o = Tx.Options(mode);
+        o.PreallocateBytes = 0;
+        o.SegmentBytes = 2048;
+        o.IndexIntervalBytes = 256;
+        if (fs is not null)
+        {
+            o.FileSystem = fs.Fs;
+        }
+
+        return o;
+    }
+
+    internal sealed class IFileSystemHolder(CrashPointFileSystem fs)
+    {
+        public CrashPointFileSystem Fs { get; } = fs;
+    }
+
+    private static async Task RunAsync(string what, Func<LogStore, Task> setup, Func<LogStore, LogStoreOptions, Task> operation, Func<LogStore, List<string>> check, DurabilityMode mode = DurabilityMode.GroupCommit)
+    {
+        using var dir = new TempDirectory();
+        using var images = new TempDirectory();
+        var all = new List<string>();
+        var fs = new CrashPointFileSystem(dir.Path, images.Path) { LoseDirectoryEntries = true };
+        fs.OnImage = (op, image) =>
+        {
+            try
+            {
+                using LogStore s = LogStore.Open(image, Options(null, mode));
+                foreach (string p in check(s))
+                {
+                    all.Add($"{what}: after '{op}': {p}");
+                }
+            }
+            catch (Exception e)
+            {
+                all.Add($"{what}: after '{op}': open/check threw {e.GetType().Name}: {e.Message.Split('\n')[0]}");
+            }
+        };
+        LogStoreOptions options = Options(new IFileSystemHolder(fs), mode);
+        LogStore store = LogStore.Open(dir.Path, options);
+        try
+        {
+            await setup(store);
+            fs.Arm();
+            await operation(store, options);
+        }
+        finally
+        {
+            try
+            {
+                store.Dispose();
+            }
+            finally
+            {
+                fs.Disarm();
+            }
+        }
+
+        TestContext.Progress.WriteLine($"{what}: {fs.Steps.Count} crash points");
+        Assert.That(all, Is.Empty);
+    }
+
+    private static readonly MvccOptions Mvcc = new() { SyncMode = LogSyncMode.Instant, CheckpointInterval = null, CheckpointRedoBytes = long.MaxValue };
+
+    [Test]
+    public Task Power_cut_during_mvcc_checkpoints() => RunAsync("checkpoint", async store =>
+    {
+        TransactionEngine engine = store.OpenTransactionEngine(Mvcc);
+        TransactionalMap<int, long> map = engine.OpenMap("m", Serializers.Int32, Serializers.Int64);
+        for (int round = 0; round < 3; round++)
+        {
+            for (int i = 0; i < 40; i++)
+            {
+                using MvccTransaction tx = engine.BeginTransaction();
+                map.Put(tx, i, (round * 1000) + i);
+                tx.Commit();
+            }
+
+            await engine.CheckpointAsync();
+        }
+    }, async (store, _) =>
+    {
+        TransactionEngine engine = store.OpenTransactionEngine(Mvcc);
+        TransactionalMap<int, long> map = engine.OpenMap("m", Serializers.Int32, Serializers.Int64);
+        for (int i = 0; i < 40; i += 2)
+        {
+            using MvccTransaction tx = engine.BeginTransaction();
+            map.Remove(tx, i);
+            tx.Commit();
+        }
+
+        await engine.CheckpointAsync();
+        await engine.CheckpointAsync();
+    }, s =>
+    {
+        var problems = new List<string>();
+        TransactionEngine engine = s.OpenTransactionEngine(Mvcc);
+        TransactionalMap<int, long> map = engine.OpenMap("m", Serializers.Int32, Serializers.Int64);
+        using MvccTransaction tx = engine.BeginTransaction();
+        for (int i = 0; i < 40; i++)
+        {
+            bool found = map.TryGet(tx, i, out long v);
+            if (i % 2 == 1 && (!found || v != 2000 + i))
+            {
+                problems.Add($"key {i}: {(found ? v : "missing")}");
+            }
+            else if (i % 2 == 0 && found && v != 2000 + i)
+            {
+                problems.Add($"key {i}: {v}");
+            }
+        }
+
+        return problems;
+    });
+
+    // The engine's first open creates the checkpoint directory: its entry in the store directory must
+    // be durable before checkpoints in it let the redo they cover go.
+    private static long _acked;
+
+    [Test]
+    public Task Power_cut_after_the_first_checkpoints_of_a_new_engine() => RunAsync("first-checkpoints", store => Task.CompletedTask, async (store, _) =>
+    {
+        TransactionEngine engine = store.OpenTransactionEngine(Mvcc);
+        TransactionalMap<int, long> map = engine.OpenMap("m", Serializers.Int32, Serializers.Int64);
+        for (int round = 0; round < 3; round++)
+        {
+            for (int i = 0; i < 40; i++)
+            {
+                using MvccTransaction tx = engine.BeginTransaction();
+                map.Put(tx, i, (round * 1000) + i);
+                tx.Commit();
+                Volatile.Write(ref _acked, _acked + 1);
+            }
+
+            await engine.CheckpointAsync();
+        }
+    }, s =>
+    {
+        var problems = new List<string>();
+        long acked = Math.Min(40, Volatile.Read(ref _acked));
+        TransactionEngine engine = s.OpenTransactionEngine(Mvcc);
+        TransactionalMap<int, long> map = engine.OpenMap("m", Serializers.Int32, Serializers.Int64);
+        using MvccTransaction tx = engine.BeginTransaction();
+        long count = map.Count(tx);
+        if (count < acked)
+        {
+            problems.Add($"{count} keys, {acked} acknowledged");
+        }
+
+        return problems;
+    });
+
+    [Test]
+    public Task Power_cut_during_topic_deletion_and_recreation() => RunAsync("delete-topic", async store =>
+    {
+        store.CreateTopic("keep");
+        store.CreateTopic("gone", 2);
+        for (int i = 0; i < 30; i++)
+        {
+            await store.GetPartition("keep", 0).AppendAsync(Tx.Msg("k" + i));
+            await store.GetPartition("gone", i % 2).AppendAsync(Tx.Msg("old" + i));
+        }
+
+        await store.FlushAsync();
+    }, async (store, _) =>
+    {
+        store.DeleteTopic("gone");
+        store.CreateTopic("gone", 1);
+        await store.GetPartition("gone", 0).AppendAsync(Tx.Msg("new"));
+        await store.FlushAsync();
+    }, s =>
+    {
+        var problems = new List<string>();
+        List<string> keep = Tx.Values(s.GetPartition("keep", 0), IsolationLevel.ReadUncommitted);
+        if (keep.Count != 30)
+        {
+            problems.Add($"keep has {keep.Count}");
+        }
+
+        if (s.TopicExists("gone"))
+        {
+            int n = s.PartitionCount("gone");
+            for (int p = 0; p < n; p++)
+            {
+                List<string> v = Tx.Values(s.GetPartition("gone", p), IsolationLevel.ReadUncommitted);
+                if (n == 1 && v.Any(x => x.StartsWith("old", StringComparison.Ordinal)))
+                {
+                    problems.Add($"recreated topic shows old data: {string.Join(",", v.Take(3))}");
+                }
+
+                if (n == 2 && v.Contains("new"))
+                {
+                    problems.Add("old topic shows new data");
+                }
+            }
+        }
+
+        return problems;
+    });
+
+    private static int GroupCommits = 100;
+
+    [Test]
+    public Task Power_cut_during_coordinator_restatement()
+    {
+        GroupCommits = 100;
+        return Restatement(DurabilityMode.GroupCommit);
+    }
+
+    private static Task Restatement(DurabilityMode mode) => RunAsync("restate", async store =>
+    {
+        store.CreateTopic("t");
+        var tp = new TopicPartition("t", 0);
+        Producer p = await Tx.TransactionalAsync(store, "tx");
+        for (int i = 0; i < 60; i++)
+        {
+            p.BeginTransaction();
+            await p.ProduceAsync(tp, Tx.Msg("v" + i));
+            await p.SendOffsetsToTransactionAsync([new TopicPartitionOffset(tp, i)], "g1");
+            if (i % 2 == 0)
+            {
+                await p.CommitTransactionAsync();
+            }
+            else
+            {
+                await p.AbortTransactionAsync();
+            }
+        }
+
+        for (int i = 0; i < GroupCommits; i++)
+        {
+            await store.Groups.CommitAsync("g2", [new TopicPartitionOffset(tp, i)]);
+        }
+
+        await p.DisposeAsync();
+        Producer idem = await store.CreateProducerAsync();
+        await idem.DisposeAsync();
+        await store.FlushAsync();
+    }, (store, options) =>
+    {
+        store.Dispose();
+        using LogStore again = LogStore.Open(store.Directory, options);
+        return Task.CompletedTask;
+    }, s =>
+    {
+        var problems = new List<string>();
+        var tp = new TopicPartition("t", 0);
+        if (s.Groups.Committed("g1", tp) != 58)
+        {
+            problems.Add($"g1 committed {s.Groups.Committed("g1", tp)}");
+        }
+
+        if (s.Groups.Committed("g2", tp) != GroupCommits - 1)
+        {
+            problems.Add($"g2 committed {s.Groups.Committed("g2", tp)}");
+        }
+
+        var tx = s.ListTransactions().Single(t => t.TransactionalId == "tx");
+        Producer idem = s.CreateProducerAsync().AsTask().GetAwaiter().GetResult();
+        if (idem.ProducerId <= tx.ProducerId + 1)
+        {
+            problems.Add($"producer id {idem.ProducerId} reused (tx has {tx.ProducerId})");
+        }
+
+        Producer again = Tx.TransactionalAsync(s, "tx").GetAwaiter().GetResult();
+        if (again.Epoch <= tx.Epoch || again.ProducerId != tx.ProducerId)
+        {
+            problems.Add($"epoch {again.Epoch} pid {again.ProducerId}");
+        }
+
+        List<string> rc = Tx.Values(s.GetPartition("t", 0), IsolationLevel.ReadCommitted);
+        if (rc.Count != 30)
+        {
+            problems.Add($"rc count {rc.Count}");
+        }
+
+        return problems;
+    }, mode);
+}

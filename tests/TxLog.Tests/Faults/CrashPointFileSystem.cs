@@ -1,0 +1,278 @@
+using TxLog.Storage;
+using TxLog.Tests.Storage;
+
+namespace TxLog.Tests.Faults;
+
+/// <summary>
+/// Records the file-system operations of one structural operation and, while armed, takes power-loss
+/// images before the first and after every mutating operation, so a test can reopen the store as a
+/// power cut at each step leaves it. Each image drops what was not fsynced
+/// (<see cref="PowerLossFileSystem"/>); with <see cref="LoseDirectoryEntries"/>, a second image per
+/// step also undoes the directory operations (creates, deletes, renames) made since their directory
+/// was last fsynced, as POSIX allows.
+/// </summary>
+internal sealed class CrashPointFileSystem : DelegatingFileSystem
+{
+    private readonly PowerLossFileSystem _power;
+    private readonly string _root;
+    private readonly string _images;
+    private readonly object _gate = new();
+    private readonly List<DirOp> _dirOps = new();
+    private volatile bool _armed;
+
+    private abstract record DirOp(string Directory);
+
+    private sealed record CreateOp(string Path) : DirOp(System.IO.Path.GetDirectoryName(Path)!);
+
+    private sealed record DeleteOp(string Path, byte[] Bytes) : DirOp(System.IO.Path.GetDirectoryName(Path)!);
+
+    private sealed record RenameOp(string Source, string Destination, byte[]? OldDestination) : DirOp(System.IO.Path.GetDirectoryName(Destination)!);
+
+    private sealed record MkdirOp(string Path) : DirOp(System.IO.Path.GetDirectoryName(Path)!);
+
+    private sealed record RmdirOp(string Path, Dictionary<string, byte[]> Files) : DirOp(System.IO.Path.GetDirectoryName(Path)!);
+
+    public CrashPointFileSystem(string root, string images)
+        : this(new PowerLossFileSystem(), root, images)
+    {
+    }
+
+    private CrashPointFileSystem(PowerLossFileSystem power, string root, string images)
+        : base(power)
+    {
+        _power = power;
+        _root = Path.GetFullPath(root);
+        _images = images;
+    }
+
+    /// <summary>Also take images that lose the directory operations not yet made durable.</summary>
+    public bool LoseDirectoryEntries { get; set; }
+
+    /// <summary>When set, each image is handed to it at once (on the thread of the operation) and deleted after.</summary>
+    public Action<string, string>? OnImage { get; set; }
+
+    /// <summary>(operation, image directory) for every image taken while armed.</summary>
+    public List<(string Operation, string Image)> Steps { get; } = new();
+
+    public void Arm()
+    {
+        _armed = true;
+        Cut("start");
+    }
+
+    public void Disarm() => _armed = false;
+
+    private void Cut(string operation)
+    {
+        if (!_armed)
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            string image = Path.Combine(_images, Steps.Count.ToString("D4", System.Globalization.CultureInfo.InvariantCulture));
+            Directory.CreateDirectory(image);
+            _power.CopyDurableImage(_root, image);
+            Steps.Add((operation, image));
+            Hand(operation, image);
+            if (LoseDirectoryEntries && _dirOps.Count > 0)
+            {
+                string lost = Path.Combine(_images, Steps.Count.ToString("D4", System.Globalization.CultureInfo.InvariantCulture));
+                Directory.CreateDirectory(lost);
+                _power.CopyDurableImage(_root, lost);
+                for (int i = _dirOps.Count - 1; i >= 0; i--)
+                {
+                    Undo(_dirOps[i], lost);
+                }
+
+                Steps.Add((operation + $" [lost {_dirOps.Count} unsynced directory ops]", lost));
+                Hand(Steps[^1].Operation, lost);
+            }
+        }
+    }
+
+    private void Hand(string operation, string image)
+    {
+        if (OnImage is { } handler)
+        {
+            bool armed = _armed;
+            _armed = false; // the handler's own file operations are not steps
+            try
+            {
+                handler(operation, image);
+            }
+            finally
+            {
+                _armed = armed;
+                Directory.Delete(image, recursive: true);
+            }
+        }
+    }
+
+    private string In(string image, string path) => Path.Combine(image, Path.GetRelativePath(_root, path));
+
+    private void Undo(DirOp op, string image)
+    {
+        switch (op)
+        {
+            case CreateOp c:
+                System.IO.File.Delete(In(image, c.Path));
+                break;
+            case DeleteOp d:
+                Directory.CreateDirectory(Path.GetDirectoryName(In(image, d.Path))!);
+                System.IO.File.WriteAllBytes(In(image, d.Path), d.Bytes);
+                break;
+            case RenameOp r:
+                if (System.IO.File.Exists(In(image, r.Destination)))
+                {
+                    System.IO.File.Move(In(image, r.Destination), In(image, r.Source), overwrite: true);
+                }
+
+                if (r.OldDestination is not null)
+                {
+                    System.IO.File.WriteAllBytes(In(image, r.Destination), r.OldDestination);
+                }
+
+                break;
+            case MkdirOp m:
+                if (Directory.Exists(In(image, m.Path)))
+                {
+                    Directory.Delete(In(image, m.Path), recursive: true);
+                }
+
+                break;
+            case RmdirOp rm:
+                foreach ((string file, byte[] bytes) in rm.Files)
+                {
+                    Directory.CreateDirectory(Path.GetDirectoryName(In(image, file))!);
+                    System.IO.File.WriteAllBytes(In(image, file), bytes);
+                }
+
+                break;
+        }
+    }
+
+    private void Record(DirOp op)
+    {
+        if (!_armed || !Path.GetFullPath(op.Directory).StartsWith(_root, StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            _dirOps.Add(op);
+        }
+    }
+
+    private string Rel(string path) => Path.GetRelativePath(_root, path);
+
+    public override IStorageFile OpenFile(string path, FileOpenMode mode)
+    {
+        bool existed = Inner.FileExists(path);
+        IStorageFile file = base.OpenFile(path, mode);
+        if (!existed)
+        {
+            Record(new CreateOp(path));
+        }
+
+        return file;
+    }
+
+    protected override IStorageFile WrapFile(string path, IStorageFile file)
+    {
+        Cut("open " + Rel(path));
+        return new File(this, file);
+    }
+
+    public override void CreateDirectory(string path)
+    {
+        bool existed = Inner.DirectoryExists(path);
+        base.CreateDirectory(path);
+        if (!existed)
+        {
+            Record(new MkdirOp(Path.GetFullPath(path)));
+        }
+
+        Cut("mkdir " + Rel(path));
+    }
+
+    public override void DeleteFile(string path)
+    {
+        byte[]? bytes = _armed ? _power.DurableBytes(path) : null;
+        base.DeleteFile(path);
+        if (bytes is not null)
+        {
+            Record(new DeleteOp(path, bytes));
+        }
+
+        Cut("delete " + Rel(path));
+    }
+
+    public override void DeleteDirectory(string path)
+    {
+        var files = new Dictionary<string, byte[]>();
+        if (_armed && Directory.Exists(path))
+        {
+            foreach (string f in Directory.GetFiles(path, "*", SearchOption.AllDirectories))
+            {
+                if (_power.DurableBytes(f) is { } b)
+                {
+                    files[f] = b;
+                }
+            }
+        }
+
+        base.DeleteDirectory(path);
+        Record(new RmdirOp(Path.GetFullPath(path), files));
+        Cut("rmdir " + Rel(path));
+    }
+
+    public override void MoveFile(string source, string destination)
+    {
+        byte[]? old = _armed ? _power.DurableBytes(destination) : null;
+        base.MoveFile(source, destination);
+        Record(new RenameOp(source, destination, old));
+        Cut("rename " + Rel(source) + " " + Rel(destination));
+    }
+
+    public override void MoveDirectory(string source, string destination)
+    {
+        base.MoveDirectory(source, destination);
+        Cut("rename-dir " + Rel(source));
+    }
+
+    public override void SyncDirectory(string path)
+    {
+        base.SyncDirectory(path);
+        string full = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar);
+        lock (_gate)
+        {
+            _dirOps.RemoveAll(op => Path.GetFullPath(op.Directory).TrimEnd(Path.DirectorySeparatorChar) == full);
+        }
+
+        Cut("syncdir " + Rel(path));
+    }
+
+    private sealed class File(CrashPointFileSystem owner, IStorageFile inner) : DelegatingFile(inner)
+    {
+        public override void Write(long position, ReadOnlySpan<byte> data)
+        {
+            base.Write(position, data);
+            owner.Cut($"write {owner.Rel(Path)} @{position}+{data.Length}");
+        }
+
+        public override void SetLength(long length)
+        {
+            base.SetLength(length);
+            owner.Cut($"setlength {owner.Rel(Path)} {length}");
+        }
+
+        public override void Sync()
+        {
+            base.Sync();
+            owner.Cut("fsync " + owner.Rel(Path));
+        }
+    }
+}
