@@ -262,7 +262,7 @@ public sealed partial class TransactionEngine
     private void Recover()
     {
         long checkpointTs = 0;
-        long redoStart = _redo.LogStartOffset;
+        long redoStart = 0; // without a checkpoint all redo is needed: only a checkpoint lets it be trimmed
         string used = "no checkpoint";
         string skipped = "";
         List<(long Ts, long RedoOffset, string Path)> checkpoints = ListCheckpoints();

@@ -28,7 +28,7 @@ public sealed partial class TransactionEngine : IDisposable
     /// <summary>The internal topic holding the redo log.</summary>
     public const string RedoTopic = "__mvcc_redo";
 
-    private const string CheckpointDirectoryName = "mvcc";
+    internal const string CheckpointDirectoryName = "mvcc";
     private static readonly byte[] TxnHeaderKey = [0xFF, 0x01];
     private const byte FinalBatchFlag = 1;
 
