@@ -267,6 +267,65 @@ internal sealed class TransactionCoordinator : IDisposable
         log.DeleteSegmentsBefore(start);
     }
 
+    /// <summary>
+    /// History (records beyond two per transactional id) that the running store lets
+    /// <c>__transaction_state</c> grow by before <see cref="RestateIfGrown"/> rewrites it (tests lower it).
+    /// </summary>
+    internal long LiveRestateSlack { get; set; } = 100_000;
+
+    private readonly object _restateLock = new();
+
+    /// <summary>
+    /// While the store runs: when the coordinator log is mostly history, rewrites every id's current state
+    /// (and the producer-id block) after a roll, makes it durable, then deletes the segments before it, so
+    /// the log does not grow by a few records per transaction until the next open. Called from the timer.
+    /// </summary>
+    /// <remarks>
+    /// Concurrent commits go on: every record after the roll, theirs included, is kept; each id's copy is
+    /// written under its lock, so it is the state its last record set (an Ongoing copy is harmless: recovery
+    /// aborts an undecided transaction anyway). A crash before the deletion leaves old and new records,
+    /// and replay keeps each id's last one.
+    /// </remarks>
+    internal bool RestateIfGrown()
+    {
+        PartitionLog log = _log.Log;
+        int ids;
+        lock (_lock)
+        {
+            ids = _transactions.Count;
+        }
+
+        if (log.LogEndOffset - log.LogStartOffset <= 2L * (ids + 1) + LiveRestateSlack)
+        {
+            return false;
+        }
+
+        lock (_restateLock)
+        {
+            log.Roll();
+            long start = log.LogEndOffset;
+            List<TransactionMetadata> all;
+            lock (_lock)
+            {
+                _log.Append(new Message(TransactionLogRecords.ProducerIdBlockKey(), TransactionLogRecords.ProducerIdBlockValue(_blockEnd)));
+                all = new List<TransactionMetadata>(_transactions.Values);
+            }
+
+            foreach (TransactionMetadata m in all)
+            {
+                lock (m)
+                {
+                    AppendRecord(m);
+                }
+            }
+
+            log.Sync();
+            log.DeleteSegmentsBefore(start);
+        }
+
+        return true;
+    }
+
     private long AppendRecord(TransactionMetadata m)
     {
         m.PruneConfirmedCommits();
@@ -1332,6 +1391,7 @@ internal sealed class TransactionCoordinator : IDisposable
         try
         {
             AbortExpiredTransactions();
+            RestateIfGrown();
         }
         catch (Exception e) when (e is TxLogException or ObjectDisposedException or IOException or InvalidOperationException)
         {

@@ -222,7 +222,15 @@ public class InternalLogCrashPointTests
         return Restatement(DurabilityMode.GroupCommit);
     }
 
-    private static Task Restatement(DurabilityMode mode) => RunAsync("restate", async store =>
+    [Test]
+    public Task Power_cut_during_a_live_coordinator_restatement()
+    {
+        GroupCommits = 100;
+        return Restatement(DurabilityMode.GroupCommit, live: true);
+    }
+
+    // The coordinator log restated at open (live: false) or while the store runs (live: true).
+    private static Task Restatement(DurabilityMode mode, bool live = false) => RunAsync(live ? "live restate" : "restate", async store =>
     {
         store.CreateTopic("t");
         var tp = new TopicPartition("t", 0);
@@ -253,6 +261,13 @@ public class InternalLogCrashPointTests
         await store.FlushAsync();
     }, (store, options) =>
     {
+        if (live)
+        {
+            store.Coordinator.LiveRestateSlack = 10;
+            Assert.That(store.Coordinator.RestateIfGrown(), Is.True, "the history is restated");
+            return Task.CompletedTask;
+        }
+
         store.Dispose();
         using LogStore again = LogStore.Open(store.Directory, options);
         return Task.CompletedTask;
