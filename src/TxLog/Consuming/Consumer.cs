@@ -319,11 +319,34 @@ public sealed class Consumer : IDisposable
     }
 
     /// <summary>Commits offsets (the next offsets to consume) to the group, outside any transaction.</summary>
+    /// <exception cref="TopicNotFoundException">An offset is of an assigned partition whose topic was deleted.</exception>
     public ValueTask Commit(IReadOnlyCollection<TopicPartitionOffset> offsets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         string group = _options.GroupId ?? throw new InvalidOperationException("Committing offsets needs ConsumerOptions.GroupId.");
+        ArgumentNullException.ThrowIfNull(offsets);
+        foreach (PartitionAssignment a in _assignments)
+        {
+            if (a.Partition.Deleted)
+            {
+                ThrowIfCommitted(a.TopicPartition, offsets);
+            }
+        }
+
         return _store.Groups.CommitAsync(group, offsets);
+    }
+
+    // A deleted topic's offsets are deleted with it (DeleteTopic): committing them again would start the
+    // group at them on a topic created again under the name, skipping its records (Kafka refuses too).
+    private static void ThrowIfCommitted(TopicPartition deleted, IReadOnlyCollection<TopicPartitionOffset> offsets)
+    {
+        foreach (TopicPartitionOffset o in offsets)
+        {
+            if (o.TopicPartition == deleted)
+            {
+                throw new TopicNotFoundException(deleted.Topic);
+            }
+        }
     }
 
     /// <summary>The group's committed offset for a partition, or null.</summary>
