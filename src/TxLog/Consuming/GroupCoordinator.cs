@@ -32,6 +32,7 @@ internal sealed class GroupCoordinator
     private readonly Dictionary<(string Group, TopicPartition Partition), long> _committed = new();
     private readonly Dictionary<(string Group, TopicPartition Partition), long> _committedAt = new(); // log offset of the record that set it
     private readonly Dictionary<long, List<((string Group, TopicPartition Partition) Key, long Offset, long RecordOffset)>> _pending = new();
+    private readonly Dictionary<(string Group, TopicPartition Partition), int> _inFlight = new(); // plain commits not yet acknowledged
 
     // Offsets of committed transactions whose records are not yet visible on the offsets partition (a
     // multi-partition commit's visibility hold, or the HW in GroupCommit mode), in marker order, with the
@@ -330,7 +331,9 @@ internal sealed class GroupCoordinator
     /// Deletes every group's committed offsets on the partitions of <paramref name="topic"/> (a deleted
     /// topic: a topic created again under its name starts with no committed offsets, as in Kafka), with
     /// tombstones (records without a value) made durable before returning. Offsets of transactions not
-    /// yet applied are covered too: their records are older than the tombstones.
+    /// yet applied, and plain commits not yet acknowledged, are covered too: their records are older than
+    /// the tombstones. (A commit whose record is appended after the tombstones, one racing the deletion,
+    /// is newer and stays.)
     /// </summary>
     public void DeleteTopicOffsets(string topic)
     {
@@ -354,6 +357,16 @@ internal sealed class GroupCoordinator
             foreach (var offsets in _pending.Values)
             {
                 AddKeysOf(offsets, topic, keys);
+            }
+
+            // Plain commits not yet acknowledged: their records may already be in the log, older than the
+            // tombstones, yet take effect later (when acknowledged) and at every replay.
+            foreach ((string Group, TopicPartition Partition) key in _inFlight.Keys)
+            {
+                if (key.Partition.Topic == topic)
+                {
+                    keys.Add(key);
+                }
             }
         }
 
@@ -433,7 +446,18 @@ internal sealed class GroupCoordinator
         // A copy: the offsets are applied after the acknowledgement, in the order they were written.
         TopicPartitionOffset[] written = [.. offsets];
         Message[] messages = ToMessages(group, written, _store.NowMs());
-        ValueTask<AppendResult> append = _log.AppendAsync(messages);
+        SetInFlight(group, written, +1); // before the append: DeleteTopicOffsets must see it from then on
+        ValueTask<AppendResult> append;
+        try
+        {
+            append = _log.AppendAsync(messages);
+        }
+        catch
+        {
+            SetInFlight(group, written, -1);
+            throw;
+        }
+
         if (append.IsCompletedSuccessfully)
         {
             ApplyAcknowledged(group, written, append.Result.BaseOffset);
@@ -445,7 +469,17 @@ internal sealed class GroupCoordinator
 
     private async ValueTask ApplyWhenAcknowledgedAsync(ValueTask<AppendResult> append, string group, TopicPartitionOffset[] written)
     {
-        AppendResult result = await append.ConfigureAwait(false);
+        AppendResult result;
+        try
+        {
+            result = await append.ConfigureAwait(false);
+        }
+        catch
+        {
+            SetInFlight(group, written, -1);
+            throw;
+        }
+
         ApplyAcknowledged(group, written, result.BaseOffset);
     }
 
@@ -459,6 +493,33 @@ internal sealed class GroupCoordinator
             for (int i = 0; i < written.Length; i++)
             {
                 SetIfNewer(_committed, _committedAt, (group, written[i].TopicPartition), written[i].Offset, baseOffset + i);
+            }
+
+            SetInFlightUnsynchronized(group, written, -1);
+        }
+    }
+
+    private void SetInFlight(string group, TopicPartitionOffset[] written, int delta)
+    {
+        lock (_lock)
+        {
+            SetInFlightUnsynchronized(group, written, delta);
+        }
+    }
+
+    // Counts the plain commits appended (or being appended) but not yet acknowledged, per key: their
+    // records may precede DeleteTopicOffsets' tombstones while they take effect only after it looked.
+    // (An entry is reused when its key is committed again: no allocation per commit once it exists.)
+    private void SetInFlightUnsynchronized(string group, TopicPartitionOffset[] written, int delta)
+    {
+        for (int i = 0; i < written.Length; i++)
+        {
+            (string Group, TopicPartition Partition) key = (group, written[i].TopicPartition);
+            ref int count = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_inFlight, key, out _);
+            count += delta;
+            if (count <= 0)
+            {
+                _inFlight.Remove(key);
             }
         }
     }
