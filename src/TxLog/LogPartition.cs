@@ -80,13 +80,7 @@ public sealed class LogPartition
     internal void MarkDeleted()
     {
         Volatile.Write(ref _deleted, true);
-
-        // A full fence between the flag and Pulse's look at the waiter slot (a store then a load: a
-        // volatile write alone may be passed by the read). Otherwise a consumer that took its wake-up task
-        // and then saw the flag still false could be skipped by Pulse, and nothing pulses a deleted
-        // partition again: it would wait for ever.
-        Interlocked.MemoryBarrier();
-        Signal.Pulse();
+        Signal.Pulse(); // fenced: see AsyncSignal.Pulse
     }
 
     /// <summary>

@@ -330,9 +330,9 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
             _topics.Remove(name);
             for (int p = 0; p < state.Partitions.Length; p++)
             {
+                state.Partitions[p].MarkDeleted(); // consumers find the topic gone (and waiting ones wake)
                 state.Partitions[p].GroupCommit.Dispose();
                 state.Partitions[p].Log.Dispose();
-                state.Partitions[p].MarkDeleted(); // waiting consumers find the topic gone
                 _fileSystem.DeleteDirectory(PartitionDirectory(name, p));
             }
 

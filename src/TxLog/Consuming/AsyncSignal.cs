@@ -27,8 +27,15 @@ internal sealed class AsyncSignal
     }
 
     /// <summary>Completes the current generation's task, if anyone asked for it.</summary>
+    /// <remarks>
+    /// Call after the state change it announces. The full fence keeps the look at the waiter slot after
+    /// that change (a store then a load: a plain or volatile write, or a lock release, may be passed by
+    /// the read). A waiter takes its task with a compare-and-swap (also a full fence) before it checks the
+    /// state, so either the waiter sees the change or the pulse sees the waiter: no wake-up is lost.
+    /// </remarks>
     public void Pulse()
     {
+        Interlocked.MemoryBarrier();
         if (Volatile.Read(ref _current) is null)
         {
             return;
