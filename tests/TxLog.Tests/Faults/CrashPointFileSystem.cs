@@ -51,6 +51,13 @@ internal sealed class CrashPointFileSystem : DelegatingFileSystem
     /// <summary>When set, each image is handed to it at once (on the thread of the operation) and deleted after.</summary>
     public Action<string, string>? OnImage { get; set; }
 
+    /// <summary>
+    /// When set, called just before each image is copied (under the image lock): a test reads there
+    /// what was acknowledged, since everything acknowledged before the copy must be in the image (other
+    /// threads go on while <see cref="OnImage"/> checks one).
+    /// </summary>
+    public Action? BeforeImage { get; set; }
+
     /// <summary>(operation, image directory) for every image taken while armed.</summary>
     public List<(string Operation, string Image)> Steps { get; } = new();
 
@@ -73,6 +80,7 @@ internal sealed class CrashPointFileSystem : DelegatingFileSystem
         {
             string image = Path.Combine(_images, Steps.Count.ToString("D4", System.Globalization.CultureInfo.InvariantCulture));
             Directory.CreateDirectory(image);
+            BeforeImage?.Invoke();
             _power.CopyDurableImage(_root, image);
             Steps.Add((operation, image));
             Hand(operation, image);
