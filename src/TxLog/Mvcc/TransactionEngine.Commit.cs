@@ -482,7 +482,9 @@ public sealed partial class TransactionEngine
 
         try
         {
-            _redo.FlushAsync().AsTask().GetAwaiter().GetResult();
+            // A plain fsync on this timer thread: blocking on the group commit's asynchronous wait would
+            // need another pool thread to finish it, and under a starved pool the timer stalls.
+            _redo.Log.Sync();
             Interlocked.Exchange(ref _unsyncedCommits, 0);
         }
         catch (Exception e) when (e is TxLogException or ObjectDisposedException or IOException)
@@ -506,7 +508,9 @@ public sealed partial class TransactionEngine
         _checkpointGate.Wait(_store.Options.CloseTimeout);
         try
         {
-            _redo.FlushAsync().AsTask().GetAwaiter().GetResult();
+            // A plain fsync on this timer thread: blocking on the group commit's asynchronous wait would
+            // need another pool thread to finish it, and under a starved pool the timer stalls.
+            _redo.Log.Sync();
         }
         catch (Exception e) when (e is TxLogException or ObjectDisposedException)
         {
