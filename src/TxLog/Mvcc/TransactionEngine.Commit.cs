@@ -508,9 +508,7 @@ public sealed partial class TransactionEngine
         _checkpointGate.Wait(_store.Options.CloseTimeout);
         try
         {
-            // A plain fsync on this timer thread: blocking on the group commit's asynchronous wait would
-            // need another pool thread to finish it, and under a starved pool the timer stalls.
-            _redo.Log.Sync();
+            _redo.Log.Sync(); // every commit durable before the store closes (a plain fsync, as in PeriodicSync)
         }
         catch (Exception e) when (e is TxLogException or ObjectDisposedException)
         {

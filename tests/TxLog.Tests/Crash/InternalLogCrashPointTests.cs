@@ -5,76 +5,13 @@ using TxLog.Producers;
 using TxLog.Tests.Faults;
 using TxLog.Tests.Storage;
 using TxLog.Tests.Transactions;
+using static TxLog.Tests.Crash.CrashPoints;
 
 namespace TxLog.Tests.Crash;
 
 /// <summary>Power cut at every step of the internal logs' structural operations (checkpoints, restatements, topic deletion).</summary>
 public class InternalLogCrashPointTests
 {
-    private static LogStoreOptions Options(IFileSystemHolder? fs, DurabilityMode mode = DurabilityMode.GroupCommit)
-    {
-        LogStoreOptions o = Tx.Options(mode);
-        o.PreallocateBytes = 0;
-        o.SegmentBytes = 2048;
-        o.IndexIntervalBytes = 256;
-        if (fs is not null)
-        {
-            o.FileSystem = fs.Fs;
-        }
-
-        return o;
-    }
-
-    internal sealed class IFileSystemHolder(CrashPointFileSystem fs)
-    {
-        public CrashPointFileSystem Fs { get; } = fs;
-    }
-
-    private static async Task RunAsync(string what, Func<LogStore, Task> setup, Func<LogStore, LogStoreOptions, Task> operation, Func<LogStore, List<string>> check, DurabilityMode mode = DurabilityMode.GroupCommit)
-    {
-        using var dir = new TempDirectory();
-        using var images = new TempDirectory();
-        var all = new List<string>();
-        var fs = new CrashPointFileSystem(dir.Path, images.Path) { LoseDirectoryEntries = true };
-        fs.OnImage = (op, image) =>
-        {
-            try
-            {
-                using LogStore s = LogStore.Open(image, Options(null, mode));
-                foreach (string p in check(s))
-                {
-                    all.Add($"{what}: after '{op}': {p}");
-                }
-            }
-            catch (Exception e)
-            {
-                all.Add($"{what}: after '{op}': open/check threw {e.GetType().Name}: {e.Message.Split('\n')[0]}");
-            }
-        };
-        LogStoreOptions options = Options(new IFileSystemHolder(fs), mode);
-        LogStore store = LogStore.Open(dir.Path, options);
-        try
-        {
-            await setup(store);
-            fs.Arm();
-            await operation(store, options);
-        }
-        finally
-        {
-            try
-            {
-                store.Dispose();
-            }
-            finally
-            {
-                fs.Disarm();
-            }
-        }
-
-        TestContext.Progress.WriteLine($"{what}: {fs.Steps.Count} crash points");
-        Assert.That(all, Is.Empty);
-    }
-
     private static readonly MvccOptions Mvcc = new() { SyncMode = LogSyncMode.Instant, CheckpointInterval = null, CheckpointRedoBytes = long.MaxValue };
 
     [Test]

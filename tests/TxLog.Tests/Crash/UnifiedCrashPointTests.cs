@@ -5,6 +5,7 @@ using TxLog.Producers;
 using TxLog.Tests.Faults;
 using TxLog.Tests.Storage;
 using TxLog.Tests.Transactions;
+using static TxLog.Tests.Crash.CrashPoints;
 
 namespace TxLog.Tests.Crash;
 
@@ -16,67 +17,6 @@ namespace TxLog.Tests.Crash;
 /// </summary>
 public class UnifiedCrashPointTests
 {
-    private static LogStoreOptions Options(CrashPointFileSystem? fs, DurabilityMode mode = DurabilityMode.GroupCommit)
-    {
-        LogStoreOptions o = Tx.Options(mode);
-        o.PreallocateBytes = 0;
-        o.SegmentBytes = 2048;
-        o.IndexIntervalBytes = 256;
-        if (fs is not null)
-        {
-            o.FileSystem = fs;
-        }
-
-        return o;
-    }
-
-    private static async Task RunAsync(string what, Func<LogStore, Task> setup, Func<LogStore, LogStoreOptions, Task> operation, Func<LogStore, List<string>> check,
-        DurabilityMode mode = DurabilityMode.GroupCommit, Action<string>? after = null, Action? beforeImage = null)
-    {
-        using var dir = new TempDirectory();
-        using var images = new TempDirectory();
-        var all = new List<string>();
-        var fs = new CrashPointFileSystem(dir.Path, images.Path) { LoseDirectoryEntries = true, BeforeImage = beforeImage };
-        fs.OnImage = (op, image) =>
-        {
-            try
-            {
-                using LogStore s = LogStore.Open(image, Options(null, mode));
-                foreach (string p in check(s))
-                {
-                    all.Add($"{what}: after '{op}': {p}");
-                }
-            }
-            catch (Exception e)
-            {
-                all.Add($"{what}: after '{op}': open/check threw {e.GetType().Name}: {e.Message.Split('\n')[0]}");
-            }
-        };
-        LogStoreOptions options = Options(fs, mode);
-        LogStore store = LogStore.Open(dir.Path, options);
-        try
-        {
-            await setup(store);
-            fs.Arm();
-            await operation(store, options);
-        }
-        finally
-        {
-            try
-            {
-                store.Dispose();
-            }
-            finally
-            {
-                fs.Disarm();
-            }
-        }
-
-        after?.Invoke(dir.Path);
-        TestContext.Progress.WriteLine($"{what}: {fs.Steps.Count} crash points");
-        Assert.That(all.Take(20), Is.Empty, $"{all.Count} problems");
-    }
-
     private static readonly MvccOptions Instant = new() { SyncMode = LogSyncMode.Instant, CheckpointInterval = null, CheckpointRedoBytes = long.MaxValue };
 
     private static readonly TopicPartition A = new("a", 0);
