@@ -692,9 +692,8 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
         }
 
         _stopping.Cancel();
-        _engine?.Dispose();
+        bool clean = _engine?.Close() ?? true; // false: a checkpoint still runs (it writes and trims files)
         Coordinator?.Dispose();
-        bool clean = true;
         try
         {
             clean &= _background?.Wait(Options.CloseTimeout) ?? true;

@@ -496,16 +496,34 @@ public sealed partial class TransactionEngine
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 
     /// <summary>Stops the timers and makes every commit durable (the store's close fsyncs the redo log too).</summary>
-    public void Dispose()
+    public void Dispose() => Close();
+
+    // Set once the close has taken the checkpoint gate: no checkpoint runs any more (nor ever will).
+    private bool _checkpointsDrained; // guarded by _closeLock
+    private readonly object _closeLock = new();
+
+    /// <summary>
+    /// <see cref="Dispose"/>; returns false when a running checkpoint did not finish within the store's
+    /// <see cref="LogStoreOptions.CloseTimeout"/>: it goes on writing and trimming files, so the store's
+    /// close is not clean. Called again (the store's close after the owner's Dispose), it waits again.
+    /// </summary>
+    internal bool Close()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
-            return;
+            lock (_closeLock)
+            {
+                return _checkpointsDrained || (_checkpointsDrained = _checkpointGate.Wait(_store.Options.CloseTimeout));
+            }
         }
 
         _syncTimer?.Dispose();
         _checkpointTimer?.Dispose();
-        _checkpointGate.Wait(_store.Options.CloseTimeout);
+        lock (_closeLock)
+        {
+            _checkpointsDrained = _checkpointGate.Wait(_store.Options.CloseTimeout);
+        }
+
         try
         {
             _redo.Log.Sync(); // every commit durable before the store closes (a plain fsync, as in PeriodicSync)
@@ -514,5 +532,7 @@ public sealed partial class TransactionEngine
         {
             // Already reported to committers.
         }
+
+        return _checkpointsDrained;
     }
 }
