@@ -38,6 +38,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private Task? _background;
     private int _disposed;
+    private readonly TaskCompletionSource _closing = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private LogStore(string directory, LogStoreOptions options, IDisposable directoryLock)
     {
@@ -678,6 +679,9 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
 
     internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 
+    /// <summary>Completes when the store starts closing (after <see cref="ThrowIfDisposed"/> starts throwing).</summary>
+    internal Task Closing => _closing.Task;
+
     /// <summary>
     /// Flushes every partition, persists the active segments' indexes, writes the clean-shutdown
     /// marker and releases the directory lock. Waits at most <see cref="LogStoreOptions.CloseTimeout"/>
@@ -691,6 +695,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
             return;
         }
 
+        _closing.TrySetResult(); // waiters that no partition wakes (a consumer with nothing assigned)
         _stopping.Cancel();
         bool clean = _engine?.Close() ?? true; // false: a checkpoint still runs (it writes and trims files)
         Coordinator?.Dispose();

@@ -280,9 +280,9 @@ public sealed class Consumer : IDisposable
                 // Caught up: take the wake-up tasks, then look once more, so a record that arrived after
                 // the first look still wakes us. (Only here: reading a backlog allocates no tasks.)
                 int count = _assignments.Count;
-                if (waits is null || waits.Length != count + 1)
+                if (waits is null || waits.Length != count + 2)
                 {
-                    waits = new Task[count + 1];
+                    waits = new Task[count + 2];
                 }
 
                 for (int i = 0; i < count; i++)
@@ -291,6 +291,7 @@ public sealed class Consumer : IDisposable
                 }
 
                 waits[count] = cancelled.Task;
+                waits[count + 1] = _store.Closing; // with nothing assigned, no partition's close wakes us
                 result = Consume();
                 if (result is null)
                 {

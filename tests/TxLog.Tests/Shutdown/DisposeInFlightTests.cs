@@ -65,4 +65,27 @@ public class DisposeInFlightTests
         using MvccTransaction read = engine2.BeginTransaction(TransactionIsolation.ReadCommitted);
         Assert.That(engine2.OpenMap("m", Serializers.Int32, Serializers.Int32).Get(read, 1, -1), Is.EqualTo(1));
     }
+
+    [Test]
+    public async Task ConsumeAsync_without_an_assignment_ends_when_the_store_closes()
+    {
+        // A consumer loop that has nothing assigned yet waits only for its cancellation token: the
+        // store's close woke the partitions' waiters, not this one, so the loop outlived the store.
+        using var dir = new TempDirectory();
+        var store = LogStore.Open(dir.Path, new LogStoreOptions { CloseTimeout = TimeSpan.FromSeconds(2) });
+        using Consuming.Consumer consumer = store.CreateConsumer();
+        Task loop = Task.Run(async () =>
+        {
+            await foreach (Consuming.ConsumeResult _ in consumer.ConsumeAsync())
+            {
+            }
+        });
+        await Task.Delay(200); // the loop is waiting
+        Assert.That(loop.IsCompleted, Is.False);
+
+        await store.DisposeAsync();
+        Task first = await Task.WhenAny(loop, Task.Delay(Bound));
+        Assert.That(first, Is.SameAs(loop), "ConsumeAsync ends when the store closes");
+        Assert.That(async () => await loop, Throws.InstanceOf<ObjectDisposedException>());
+    }
 }
