@@ -25,7 +25,7 @@ public sealed class StoreTransaction : IAsyncDisposable
     private readonly LogStore _store;
     private readonly TransactionEngine _engine;
     private readonly long _generation; // the producer's transaction this one is (see Producer.BeginTransactionInternal)
-    private bool _finished;
+    private int _finished; // 1 once CommitAsync or AbortAsync has started (set atomically: one of them wins)
 
     internal StoreTransaction(LogStore store, TransactionEngine engine, Producer producer, long generation, MvccTransaction maps)
     {
@@ -62,8 +62,7 @@ public sealed class StoreTransaction : IAsyncDisposable
     /// </summary>
     public async Task CommitAsync(CancellationToken cancellationToken = default)
     {
-        ThrowIfFinished();
-        _finished = true;
+        Finish();
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         LogPartition redo = _store.GetPartition(TransactionEngine.RedoTopic, 0);
         var redoPartition = new TopicPartition(TransactionEngine.RedoTopic, 0);
@@ -137,8 +136,12 @@ public sealed class StoreTransaction : IAsyncDisposable
     /// <summary>Aborts: map writes are undone, records and offsets are aborted.</summary>
     public async Task AbortAsync(CancellationToken cancellationToken = default)
     {
-        ThrowIfFinished();
-        _finished = true;
+        Finish();
+        await AbortCoreAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task AbortCoreAsync(CancellationToken cancellationToken)
+    {
         Maps.Rollback();
         await Producer.AbortUnifiedTransactionAsync(_generation, cancellationToken).ConfigureAwait(false);
         CountAbort();
@@ -156,9 +159,10 @@ public sealed class StoreTransaction : IAsyncDisposable
         }
     }
 
-    private void ThrowIfFinished()
+    // Claims the transaction for a commit or an abort; a second claim (also from another thread) throws.
+    private void Finish()
     {
-        if (_finished)
+        if (Interlocked.Exchange(ref _finished, 1) != 0)
         {
             throw new InvalidOperationException("The transaction already committed or aborted.");
         }
@@ -167,9 +171,9 @@ public sealed class StoreTransaction : IAsyncDisposable
     /// <summary>Aborts if neither committed nor aborted.</summary>
     public async ValueTask DisposeAsync()
     {
-        if (!_finished)
+        if (Interlocked.Exchange(ref _finished, 1) == 0)
         {
-            await AbortAsync().ConfigureAwait(false);
+            await AbortCoreAsync(CancellationToken.None).ConfigureAwait(false);
         }
     }
 }
