@@ -558,9 +558,17 @@ public sealed class LogPartition
     /// Completes once every offset up to and including <paramref name="offset"/> is fsynced, whatever
     /// the durability mode (an explicit flush). Shares the fsync with concurrent waiters.
     /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="offset"/> is at or beyond the log end offset (not written yet).</exception>
     public ValueTask WaitForDurableAsync(long offset)
     {
         _store.ThrowIfDisposed();
+        long end = Log.LogEndOffset;
+        if (offset >= end)
+        {
+            // No fsync can make an unwritten offset durable: the group commit would flush in a loop for ever.
+            throw new ArgumentOutOfRangeException(nameof(offset), offset, $"Offset {offset} of partition {Log.Name} is not written yet (the log end offset is {end}).");
+        }
+
         return GroupCommit.WaitAsync(offset);
     }
 
