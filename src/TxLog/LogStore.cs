@@ -65,6 +65,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
     /// <summary>
     /// Opens (creating if needed) the store in <paramref name="directory"/>.
     /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range (checked before anything is touched).</exception>
     /// <exception cref="LogDirectoryLockedException">Another store has the directory open.</exception>
     /// <exception cref="CorruptRecordException">A batch inside committed data is corrupt (file and position named).</exception>
     /// <exception cref="CorruptIndexException">The topic list is corrupt.</exception>

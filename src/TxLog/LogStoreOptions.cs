@@ -12,7 +12,7 @@ public sealed class LogStoreOptions
     /// <summary>When appends are acknowledged relative to fsync. Default: <see cref="DurabilityMode.GroupCommit"/>.</summary>
     public DurabilityMode Durability { get; set; } = DurabilityMode.GroupCommit;
 
-    /// <summary>Interval between fsyncs in <see cref="DurabilityMode.Periodic"/> mode (the loss window on power failure). Default 1 s.</summary>
+    /// <summary>Interval between fsyncs in <see cref="DurabilityMode.Periodic"/> mode (the loss window on power failure). Default 1 s. At most int.MaxValue milliseconds (about 24.8 days).</summary>
     public TimeSpan FlushInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Default segment size before a roll (Kafka's segment.bytes). Default 1 GiB.</summary>
@@ -41,16 +41,16 @@ public sealed class LogStoreOptions
     /// <summary>Default age limit for retention (by the newest record of a segment); null = keep forever (the default).</summary>
     public TimeSpan? RetentionTime { get; set; }
 
-    /// <summary>How often the background task applies retention. Default 5 minutes.</summary>
+    /// <summary>How often the background task applies retention. Default 5 minutes. At most int.MaxValue milliseconds (about 24.8 days).</summary>
     public TimeSpan RetentionCheckInterval { get; set; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>How often the coordinator looks for transactions open longer than their timeout. Default 1 s.</summary>
+    /// <summary>How often the coordinator looks for transactions open longer than their timeout. Default 1 s. At most int.MaxValue milliseconds (about 24.8 days).</summary>
     public TimeSpan TransactionTimeoutCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Largest batch accepted, header included. Default 1 MiB + 12 bytes (Kafka's message.max.bytes).</summary>
     public int MaxBatchBytes { get; set; } = 1024 * 1024 + 12;
 
-    /// <summary>How long <see cref="LogStore.Dispose"/> waits for in-flight fsyncs and background work. Default 30 s.</summary>
+    /// <summary>How long <see cref="LogStore.Dispose"/> waits for in-flight fsyncs and background work. Default 30 s. At most int.MaxValue milliseconds (about 24.8 days).</summary>
     public TimeSpan CloseTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>The clock for record timestamps, segment age and retention. Default <see cref="TimeProvider.System"/>.</summary>
@@ -76,15 +76,13 @@ public sealed class LogStoreOptions
             throw new ArgumentOutOfRangeException(nameof(Durability), Durability, "Unknown durability mode.");
         }
 
-        Positive(FlushInterval, nameof(FlushInterval));
-        Positive(RetentionCheckInterval, nameof(RetentionCheckInterval));
-        Positive(CloseTimeout, nameof(CloseTimeout));
-        if (CloseTimeout.TotalMilliseconds > int.MaxValue)
-        {
-            // The close waits with it (Task.Wait, SemaphoreSlim.Wait): longer throws there, before anything is flushed.
-            throw new ArgumentOutOfRangeException(nameof(CloseTimeout), CloseTimeout, $"At most {TimeSpan.FromMilliseconds(int.MaxValue)} (int.MaxValue milliseconds).");
-        }
-        Positive(TransactionTimeoutCheckInterval, nameof(TransactionTimeoutCheckInterval));
+        // The intervals drive timers and Task.Delay, the close waits with Task.Wait: longer than
+        // int.MaxValue ms throws there (the background loop died and every close reported a timeout;
+        // the coordinator's timer failed the open after recovery had written).
+        PositiveWaitable(FlushInterval, nameof(FlushInterval));
+        PositiveWaitable(RetentionCheckInterval, nameof(RetentionCheckInterval));
+        PositiveWaitable(CloseTimeout, nameof(CloseTimeout));
+        PositiveWaitable(TransactionTimeoutCheckInterval, nameof(TransactionTimeoutCheckInterval));
         Positive(SlowFsyncThreshold, nameof(SlowFsyncThreshold));
         if (SegmentAge is { } age)
         {
@@ -115,6 +113,15 @@ public sealed class LogStoreOptions
         if (value <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(name, value, "Must be positive.");
+        }
+    }
+
+    private static void PositiveWaitable(TimeSpan value, string name)
+    {
+        Positive(value, name);
+        if (value.TotalMilliseconds > int.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(name, value, $"At most {TimeSpan.FromMilliseconds(int.MaxValue)} (int.MaxValue milliseconds).");
         }
     }
 }

@@ -35,13 +35,13 @@ public sealed class MvccOptions
     /// <summary>When commits are acknowledged. Default <see cref="LogSyncMode.Instant"/>.</summary>
     public LogSyncMode SyncMode { get; set; } = LogSyncMode.Instant;
 
-    /// <summary>Periodic mode: the longest time a commit stays un-fsynced (the loss window). Default 100 ms.</summary>
+    /// <summary>Periodic mode: the longest time a commit stays un-fsynced (the loss window). Default 100 ms. At most int.MaxValue milliseconds (about 24.8 days).</summary>
     public TimeSpan SyncInterval { get; set; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>Periodic mode: commits acknowledged but not yet fsynced before new commits wait (backpressure). Default 10,000.</summary>
     public int MaxPendingCommits { get; set; } = 10_000;
 
-    /// <summary>How long a writer waits for a row lock before <see cref="WriteConflictException"/>. Default 5 s.</summary>
+    /// <summary>How long a writer waits for a row lock before <see cref="WriteConflictException"/>. Default 5 s. At most int.MaxValue milliseconds (about 24.8 days).</summary>
     public TimeSpan LockTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Largest key in bytes. Default 1 KiB.</summary>
@@ -50,7 +50,7 @@ public sealed class MvccOptions
     /// <summary>Largest value in bytes. Default 512 KiB.</summary>
     public int MaxValueBytes { get; set; } = 512 * 1024;
 
-    /// <summary>Checkpoint at least this often (null: only by redo size and on request). Default 5 minutes.</summary>
+    /// <summary>Checkpoint at least this often (null: only by redo size and on request). Default 5 minutes. At most int.MaxValue milliseconds (about 24.8 days).</summary>
     public TimeSpan? CheckpointInterval { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>Checkpoint when this much redo accumulated since the last one. Default 64 MiB.</summary>
@@ -68,9 +68,26 @@ public sealed class MvccOptions
             throw new ArgumentOutOfRangeException(nameof(MvccOptions), "Intervals must be positive (LockTimeout may be zero).");
         }
 
+        // Timers and Monitor.Wait take at most int.MaxValue ms: longer failed the open after recovery
+        // (SyncInterval, CheckpointInterval) or every lock wait (LockTimeout).
+        AtMostIntMaxMilliseconds(SyncInterval, nameof(SyncInterval));
+        AtMostIntMaxMilliseconds(LockTimeout, nameof(LockTimeout));
+        if (CheckpointInterval is { } every)
+        {
+            AtMostIntMaxMilliseconds(every, nameof(CheckpointInterval));
+        }
+
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxPendingCommits, 1, nameof(MaxPendingCommits));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxKeyBytes, 1, nameof(MaxKeyBytes));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxValueBytes, 0, nameof(MaxValueBytes));
         ArgumentOutOfRangeException.ThrowIfLessThan(CheckpointRedoBytes, 1, nameof(CheckpointRedoBytes));
+    }
+
+    private static void AtMostIntMaxMilliseconds(TimeSpan value, string name)
+    {
+        if (value.TotalMilliseconds > int.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(name, value, $"At most {TimeSpan.FromMilliseconds(int.MaxValue)} (int.MaxValue milliseconds).");
+        }
     }
 }

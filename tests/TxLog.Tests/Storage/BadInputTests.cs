@@ -23,4 +23,31 @@ public class BadInputTests
         Assert.That(e!.ParamName, Is.EqualTo("offset"));
         Assert.DoesNotThrowAsync(async () => await p.WaitForDurableAsync(0));
     }
+
+    // Longer than the timers and Task.Delay take (uint.MaxValue - 1 ms), shorter than TimeSpan.MaxValue.
+    private static readonly TimeSpan SixtyDays = TimeSpan.FromDays(60);
+
+    [TestCase(nameof(LogStoreOptions.FlushInterval), Durability.DurabilityMode.Periodic)]
+    [TestCase(nameof(LogStoreOptions.RetentionCheckInterval), Durability.DurabilityMode.GroupCommit)]
+    [TestCase(nameof(LogStoreOptions.TransactionTimeoutCheckInterval), Durability.DurabilityMode.GroupCommit)]
+    public void Intervals_longer_than_a_timer_can_wait_are_rejected_at_open_before_anything_is_written(string option, Durability.DurabilityMode mode)
+    {
+        using var dir = new TempDirectory();
+        var options = new LogStoreOptions { Durability = mode };
+        typeof(LogStoreOptions).GetProperty(option)!.SetValue(options, SixtyDays);
+
+        // Before the fix: the background loop's Task.Delay threw (no periodic fsync, no retention, and
+        // every close failed with a TimeoutException and left the store unclean), or the coordinator's
+        // timer failed the open after recovery had already written.
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() =>
+        {
+            LogStore store = LogStore.Open(dir.Path, options);
+            store.CreateTopic("t");
+            store.GetPartition("t", 0).Append(new Message(TestRecords.Bytes("v")));
+            Thread.Sleep(100);
+            store.Dispose();
+        });
+        Assert.That(e!.ParamName, Is.EqualTo(option));
+        Assert.That(Directory.Exists(dir.Path) ? Directory.GetFileSystemEntries(dir.Path) : [], Is.Empty);
+    }
 }
