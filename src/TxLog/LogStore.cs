@@ -487,9 +487,17 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
     /// Begins one transaction over maps and partitions (see <see cref="StoreTransaction"/>) on a
     /// transactional producer (after its InitTransactions) and the store's MVCC engine.
     /// </summary>
+    /// <exception cref="ArgumentException">The producer belongs to another store.</exception>
     public StoreTransaction BeginTransaction(Producers.Producer producer, Mvcc.TransactionIsolation isolation = Mvcc.TransactionIsolation.RepeatableRead)
     {
         ArgumentNullException.ThrowIfNull(producer);
+        if (!ReferenceEquals(producer.Store, this))
+        {
+            // Its coordinator would take this store's redo partition into its transaction: the commit
+            // failed half-way and left an undecided batch here that held the redo's LSO until the next open.
+            throw new ArgumentException("The producer was created by another store; use a producer of this store.", nameof(producer));
+        }
+
         ThrowIfDisposed();
         Mvcc.TransactionEngine engine = _engine ?? throw new InvalidOperationException("Open the transaction engine first (OpenTransactionEngine).");
         long generation = producer.BeginTransactionInternal();

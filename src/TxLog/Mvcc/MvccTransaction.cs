@@ -53,6 +53,9 @@ public sealed class MvccTransaction : IDisposable
     /// <summary>The snapshot of RepeatableRead and Serializable transactions.</summary>
     internal Snapshot Snapshot { get; }
 
+    /// <summary>The engine that began the transaction.</summary>
+    internal TransactionEngine Engine => _engine;
+
     /// <summary>Unique id of the transaction (in this process).</summary>
     public long Id { get; }
 

@@ -4,7 +4,8 @@ namespace TxLog.Mvcc;
 /// An ordered map whose reads and writes happen inside an <see cref="MvccTransaction"/>: reads
 /// follow the transaction's isolation level (and always see the transaction's own writes); writes
 /// take row locks and are undone on rollback. Keys are ordered by their serialized bytes.
-/// Thread-safe (each transaction is used by one thread at a time).
+/// Thread-safe (each transaction is used by one thread at a time). Every call takes a transaction of
+/// the engine that opened the map (<see cref="ArgumentException"/> otherwise).
 /// </summary>
 /// <typeparam name="TKey">Key type.</typeparam>
 /// <typeparam name="TValue">Value type.</typeparam>
@@ -27,6 +28,18 @@ public sealed class TransactionalMap<TKey, TValue>
     /// <summary>The map name.</summary>
     public string Name => _core.Name;
 
+    // A transaction of another engine (another store) would lock and version this map's rows with its
+    // own timestamps and write their redo into its own store: readers here see foreign versions, and the
+    // other store's maps gain this map at its next open.
+    private void CheckTransaction(MvccTransaction transaction)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        if (!ReferenceEquals(transaction.Engine, _engine))
+        {
+            throw new ArgumentException($"The transaction belongs to another transaction engine (another store) than map '{Name}'; use a transaction of the engine that opened the map.", nameof(transaction));
+        }
+    }
+
     private byte[] Key(TKey key)
     {
         ArgumentNullException.ThrowIfNull(key);
@@ -46,7 +59,7 @@ public sealed class TransactionalMap<TKey, TValue>
     /// <summary>Reads a key; false when the transaction sees no value.</summary>
     public bool TryGet(MvccTransaction transaction, TKey key, out TValue value)
     {
-        ArgumentNullException.ThrowIfNull(transaction);
+        CheckTransaction(transaction);
         byte[]? bytes = _engine.Read(transaction, _core, Key(key));
         value = bytes is null ? default! : _values.Deserialize(bytes);
         return bytes is not null;
@@ -64,14 +77,14 @@ public sealed class TransactionalMap<TKey, TValue>
     /// <exception cref="DeadlockException">This transaction was the victim of a lock cycle.</exception>
     public void Put(MvccTransaction transaction, TKey key, TValue value)
     {
-        ArgumentNullException.ThrowIfNull(transaction);
+        CheckTransaction(transaction);
         _engine.Write(transaction, _core, Key(key), Value(value));
     }
 
     /// <summary>Deletes a key; returns whether the transaction saw a value before.</summary>
     public bool Remove(MvccTransaction transaction, TKey key)
     {
-        ArgumentNullException.ThrowIfNull(transaction);
+        CheckTransaction(transaction);
         byte[] k = Key(key);
         bool existed = _engine.Read(transaction, _core, k) is not null;
         _engine.Write(transaction, _core, k, null);
@@ -84,7 +97,7 @@ public sealed class TransactionalMap<TKey, TValue>
     /// </summary>
     public bool TryUpdate(MvccTransaction transaction, TKey key, TValue newValue, TValue expectedValue)
     {
-        ArgumentNullException.ThrowIfNull(transaction);
+        CheckTransaction(transaction);
         return _engine.Write(transaction, _core, Key(key), Value(newValue), compare: true, expected: Value(expectedValue));
     }
 
@@ -106,20 +119,20 @@ public sealed class TransactionalMap<TKey, TValue>
     /// <summary>Number of entries the transaction sees.</summary>
     public long Count(MvccTransaction transaction)
     {
-        ArgumentNullException.ThrowIfNull(transaction);
+        CheckTransaction(transaction);
         return _engine.Scan(transaction, _core, null, null).Count;
     }
 
     /// <summary>Number of entries the transaction sees with <paramref name="fromInclusive"/> ≤ key &lt; <paramref name="toExclusive"/>.</summary>
     public long Count(MvccTransaction transaction, TKey fromInclusive, TKey toExclusive)
     {
-        ArgumentNullException.ThrowIfNull(transaction);
+        CheckTransaction(transaction);
         return _engine.Scan(transaction, _core, Key(fromInclusive), Key(toExclusive)).Count;
     }
 
     private IReadOnlyList<KeyValuePair<TKey, TValue>> ScanBytes(MvccTransaction transaction, byte[]? from, byte[]? to)
     {
-        ArgumentNullException.ThrowIfNull(transaction);
+        CheckTransaction(transaction);
         List<KeyValuePair<byte[], byte[]>> raw = _engine.Scan(transaction, _core, from, to);
         var result = new List<KeyValuePair<TKey, TValue>>(raw.Count);
         foreach (KeyValuePair<byte[], byte[]> pair in raw)

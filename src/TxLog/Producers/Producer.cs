@@ -65,6 +65,9 @@ public sealed class Producer : IDisposable, IAsyncDisposable
         Disposed,
     }
 
+    /// <summary>The store that created the producer.</summary>
+    internal LogStore Store => _store;
+
     internal Producer(LogStore store, ProducerOptions options)
     {
         _store = store;

@@ -49,4 +49,54 @@ public class MvccBadInputTests
         });
         Assert.That(e!.ParamName, Is.EqualTo(option));
     }
+
+    [Test]
+    public void A_map_refuses_a_transaction_of_another_stores_engine()
+    {
+        using var dirA = new TempDirectory();
+        using var dirB = new TempDirectory();
+        var options = new LogStoreOptions { Durability = DurabilityMode.None };
+        using (LogStore a = LogStore.Open(dirA.Path, options))
+        using (LogStore b = LogStore.Open(dirB.Path, options))
+        {
+            TransactionEngine engineA = a.OpenTransactionEngine();
+            TransactionalMap<byte[], byte[]> mapOfB = b.OpenTransactionEngine().OpenMap("m");
+            using MvccTransaction txOfA = engineA.BeginTransaction();
+
+            // Before the fix the write and its commit succeeded: B's rows got a version with A's commit
+            // timestamp, and the redo went to A, whose maps gained "m" at the next open.
+            var e = Assert.Throws<ArgumentException>(() => mapOfB.Put(txOfA, [1], [1]));
+            Assert.That(e!.ParamName, Is.EqualTo("transaction"));
+            Assert.Throws<ArgumentException>(() => mapOfB.TryGet(txOfA, [1], out _));
+            Assert.Throws<ArgumentException>(() => mapOfB.Scan(txOfA));
+            Assert.Throws<ArgumentException>(() => mapOfB.Count(txOfA));
+            txOfA.Commit();
+        }
+
+        using (LogStore a = LogStore.Open(dirA.Path, options))
+        {
+            Assert.That(a.OpenTransactionEngine().MapNames(), Does.Not.Contain("m"));
+        }
+    }
+
+    [Test]
+    public async Task A_unified_transaction_refuses_a_producer_of_another_store()
+    {
+        using var dirA = new TempDirectory();
+        using var dirB = new TempDirectory();
+        var options = new LogStoreOptions { Durability = DurabilityMode.None };
+        using LogStore a = LogStore.Open(dirA.Path, options);
+        using LogStore b = LogStore.Open(dirB.Path, options);
+        b.OpenTransactionEngine();
+        await using TxLog.Producers.Producer producerOfA = await a.CreateProducerAsync(new TxLog.Producers.ProducerOptions { TransactionalId = "x" });
+        await producerOfA.InitTransactionsAsync();
+
+        // Before the fix: accepted; the commit failed with TopicNotFoundException('__mvcc_redo') after A's
+        // coordinator had written a transactional batch into B's redo, which held B's redo LSO below its end.
+        var e = Assert.Throws<ArgumentException>(() => b.BeginTransaction(producerOfA));
+        Assert.That(e!.ParamName, Is.EqualTo("producer"));
+        Assert.That(producerOfA.InTransaction, Is.False);
+        LogPartition redo = b.GetPartition(TransactionEngine.RedoTopic, 0);
+        Assert.That(redo.LogEndOffset, Is.Zero);
+    }
 }
