@@ -22,7 +22,7 @@ public static class Serializers
     /// <summary>Raw bytes (copied).</summary>
     public static ISerializer<byte[]> Bytes { get; } = new BytesSerializer();
 
-    /// <summary>UTF-8 strings (byte order = ordinal code point order).</summary>
+    /// <summary>UTF-8 strings (byte order = ordinal code point order); a string with a lone surrogate throws <see cref="ArgumentException"/>.</summary>
     public static ISerializer<string> String { get; } = new StringSerializer();
 
     /// <summary>32-bit integers, big-endian with the sign bit flipped (so -1 sorts before 0).</summary>
@@ -40,7 +40,21 @@ public static class Serializers
 
     private sealed class StringSerializer : ISerializer<string>
     {
-        public byte[] Serialize(string value) => Encoding.UTF8.GetBytes(value);
+        // Strict: the lenient encoder wrote a lone surrogate as U+FFFD, so distinct keys ("a\uD800",
+        // "a\uD801") became one row and values came back changed.
+        private static readonly UTF8Encoding Strict = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+        public byte[] Serialize(string value)
+        {
+            try
+            {
+                return Strict.GetBytes(value);
+            }
+            catch (EncoderFallbackException e)
+            {
+                throw new ArgumentException($"The string is not valid UTF-16 (a lone surrogate at index {e.Index}); it cannot be stored without changing it.", nameof(value), e);
+            }
+        }
 
         public string Deserialize(ReadOnlySpan<byte> bytes) => Encoding.UTF8.GetString(bytes);
     }

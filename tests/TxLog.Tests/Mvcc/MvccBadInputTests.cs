@@ -99,4 +99,25 @@ public class MvccBadInputTests
         LogPartition redo = b.GetPartition(TransactionEngine.RedoTopic, 0);
         Assert.That(redo.LogEndOffset, Is.Zero);
     }
+
+    [Test]
+    public void The_string_serializer_refuses_lone_surrogates_instead_of_merging_keys()
+    {
+        using var fixture = new EngineFixture();
+        TransactionalMap<string, string> map = fixture.Engine.OpenMap("s", Serializers.String, Serializers.String);
+        using (MvccTransaction tx = fixture.Engine.BeginTransaction())
+        {
+            // Before the fix both were encoded as "a\uFFFD": one row, the first value silently overwritten,
+            // and Scan returned a key that was never written.
+            var e = Assert.Throws<ArgumentException>(() => map.Put(tx, "a\uD800", "first"));
+            Assert.That(e!.ParamName, Is.EqualTo("value"));
+            Assert.Throws<ArgumentException>(() => map.Put(tx, "a\uD801", "second"));
+            Assert.Throws<ArgumentException>(() => map.Put(tx, "k", "v\uDC00"));
+            map.Put(tx, "ok \uD83D\uDE00", "fine"); // a surrogate pair is valid
+            tx.Commit();
+        }
+
+        using MvccTransaction read = fixture.Engine.BeginTransaction();
+        Assert.That(map.Scan(read).Select(p => p.Key), Is.EqualTo(new[] { "ok \uD83D\uDE00" }));
+    }
 }
