@@ -43,7 +43,7 @@ public sealed class TransactionalMap<TKey, TValue>
     private byte[] Key(TKey key)
     {
         ArgumentNullException.ThrowIfNull(key);
-        return _keys.Serialize(key);
+        return _keys.Serialize(key) ?? throw new InvalidOperationException($"The key serializer of map '{Name}' returned null.");
     }
 
     private byte[] Value(TValue value)
@@ -53,7 +53,8 @@ public sealed class TransactionalMap<TKey, TValue>
             throw new ArgumentNullException(nameof(value), "Values cannot be null; use Remove to delete a key.");
         }
 
-        return _values.Serialize(value);
+        // A null here would reach the engine as a delete: the put would silently remove the key.
+        return _values.Serialize(value) ?? throw new InvalidOperationException($"The value serializer of map '{Name}' returned null for a value; a serializer must return an array (empty for an empty value).");
     }
 
     /// <summary>Reads a key; false when the transaction sees no value.</summary>

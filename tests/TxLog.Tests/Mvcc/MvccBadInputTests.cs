@@ -120,4 +120,33 @@ public class MvccBadInputTests
         using MvccTransaction read = fixture.Engine.BeginTransaction();
         Assert.That(map.Scan(read).Select(p => p.Key), Is.EqualTo(new[] { "ok \uD83D\uDE00" }));
     }
+
+    [Test]
+    public void A_value_serializer_returning_null_fails_the_put_instead_of_deleting_the_key()
+    {
+        using var fixture = new EngineFixture();
+        TransactionalMap<int, int> map = fixture.Engine.OpenMap("n", Serializers.Int32, new NullForZero());
+        using (MvccTransaction tx = fixture.Engine.BeginTransaction())
+        {
+            map.Put(tx, 1, 7);
+            tx.Commit();
+        }
+
+        using (MvccTransaction tx = fixture.Engine.BeginTransaction())
+        {
+            // Before the fix the null went to the engine as a delete: the put succeeded and removed key 1.
+            Assert.Throws<InvalidOperationException>(() => map.Put(tx, 1, 0));
+            tx.Commit();
+        }
+
+        using MvccTransaction read = fixture.Engine.BeginTransaction();
+        Assert.That(map.Get(read, 1), Is.EqualTo(7));
+    }
+
+    private sealed class NullForZero : ISerializer<int>
+    {
+        public byte[] Serialize(int value) => value == 0 ? null! : Serializers.Int32.Serialize(value);
+
+        public int Deserialize(ReadOnlySpan<byte> bytes) => Serializers.Int32.Deserialize(bytes);
+    }
 }
