@@ -414,6 +414,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
     /// <summary>True when the topic exists.</summary>
     public bool TopicExists(string name)
     {
+        ArgumentNullException.ThrowIfNull(name);
         lock (_topicsLock)
         {
             ThrowIfDisposed();
@@ -426,6 +427,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
     /// <exception cref="ArgumentOutOfRangeException">No such partition.</exception>
     public LogPartition GetPartition(string topic, int partition)
     {
+        ArgumentNullException.ThrowIfNull(topic);
         lock (_topicsLock)
         {
             ThrowIfDisposed();
@@ -447,6 +449,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
     /// <exception cref="TopicNotFoundException">No such topic.</exception>
     public int PartitionCount(string topic)
     {
+        ArgumentNullException.ThrowIfNull(topic);
         lock (_topicsLock)
         {
             ThrowIfDisposed();
@@ -549,10 +552,22 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
     }
 
     /// <summary>Creates a consumer (see <see cref="Consuming.Consumer"/>).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An option holds an undefined enum value.</exception>
     public Consuming.Consumer CreateConsumer(Consuming.ConsumerOptions? options = null)
     {
         ThrowIfDisposed();
-        return new Consuming.Consumer(this, options ?? new Consuming.ConsumerOptions());
+        options ??= new Consuming.ConsumerOptions();
+        if (!Enum.IsDefined(options.Isolation))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.Isolation, "ConsumerOptions.Isolation is not an IsolationLevel.");
+        }
+
+        if (!Enum.IsDefined(options.AutoOffsetReset))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.AutoOffsetReset, "ConsumerOptions.AutoOffsetReset is not an AutoOffsetReset value.");
+        }
+
+        return new Consuming.Consumer(this, options);
     }
 
     /// <summary>Fsyncs every partition.</summary>

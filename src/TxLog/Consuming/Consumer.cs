@@ -146,6 +146,7 @@ public sealed class Consumer : IDisposable
     /// <summary>Assigns every partition of the topics (one process: the only member of its group).</summary>
     public void Subscribe(params IEnumerable<string> topics)
     {
+        ArgumentNullException.ThrowIfNull(topics);
         var partitions = new List<TopicPartition>();
         foreach (string topic in topics)
         {

@@ -99,6 +99,11 @@ internal sealed class RecordBatchBuilder : IDisposable
         for (int i = 0; i < headerCount; i++)
         {
             RecordHeader header = headers![i];
+            if (header.Key is null)
+            {
+                throw new ArgumentException($"Header {i} has no key (a default RecordHeader); every header needs a key.", nameof(headers));
+            }
+
             int headerKeyLength = Encoding.UTF8.GetByteCount(header.Key);
             int headerValueLength = header.Value.HasValue ? header.Value.GetValueOrDefault().Length : -1;
             bodySize += Varint.SizeOf(headerKeyLength) + headerKeyLength + Varint.SizeOf(headerValueLength) + Math.Max(headerValueLength, 0);
