@@ -34,13 +34,29 @@ public sealed class LogAppender : IDisposable
     public void Append(in Message message)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        int estimate = (message.Key?.Length ?? 0) + (message.Value?.Length ?? 0) + 32;
+        int estimate = EstimateSize(in message);
         if (_builder.Count > 0 && _builder.Length + estimate > _batchBytes)
         {
             WriteBatch();
         }
 
         _builder.Add(in message, _store.NowMs());
+    }
+
+    // An upper bound of the record's encoded size: the body, headers included, and every varint at its widest.
+    private static int EstimateSize(in Message message)
+    {
+        int size = (message.Key?.Length ?? 0) + (message.Value?.Length ?? 0) + 40;
+        if (message.Headers is { } headers)
+        {
+            for (int i = 0; i < headers.Count; i++)
+            {
+                RecordHeader header = headers[i];
+                size += (header.Key is null ? 0 : System.Text.Encoding.UTF8.GetByteCount(header.Key)) + (header.Value?.Length ?? 0) + 10;
+            }
+        }
+
+        return size;
     }
 
     /// <summary>Writes the open batch (if any) to the page cache; returns its offsets, or null when nothing was pending.</summary>
