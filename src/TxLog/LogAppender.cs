@@ -31,6 +31,7 @@ public sealed class LogAppender : IDisposable
     public int PendingCount => _builder.Count;
 
     /// <summary>Adds a record to the open batch, writing the batch first if the record would overflow it.</summary>
+    /// <exception cref="ArgumentException">The record alone exceeds <see cref="LogStoreOptions.MaxBatchBytes"/>; nothing else is affected.</exception>
     public void Append(in Message message)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -41,6 +42,15 @@ public sealed class LogAppender : IDisposable
         }
 
         _builder.Add(in message, _store.NowMs());
+        int max = _partition.Log.Config.MaxBatchBytes;
+        if (_builder.Length > max)
+        {
+            // Alone in the batch (the estimate is an upper bound, so any earlier records were written
+            // above): refuse it now, not at a later Append or Flush that would fail and drop it silently.
+            int length = _builder.Length;
+            ResetBuilder();
+            throw new ArgumentException($"The record needs a batch of {length} bytes; the largest allowed is {max} bytes (LogStoreOptions.MaxBatchBytes).", nameof(message));
+        }
     }
 
     // An upper bound of the record's encoded size: the body, headers included, and every varint at its widest.
