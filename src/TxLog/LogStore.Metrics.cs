@@ -13,7 +13,7 @@ public sealed partial class LogStore
     private void ReportOpened(long started, Activity? span)
     {
         double ms = StoreTelemetry.ElapsedMs(started);
-        Telemetry.RecoveryDuration.Record(ms);
+        StoreTelemetry.Record(Telemetry.RecoveryDuration, ms, default); // a throwing listener must not fail the open (and leak the store)
         LogMessages.StoreOpened(Telemetry.Logger, Directory, ms, Recovery.CleanShutdown, Recovery.ScannedSegments, Recovery.TruncatedBytes, Recovery.RebuiltIndexes);
         span?.SetTag("txlog.recovery.clean_shutdown", Recovery.CleanShutdown);
         span?.SetTag("txlog.recovery.scanned_segments", Recovery.ScannedSegments);

@@ -1,0 +1,51 @@
+using System.Diagnostics.Metrics;
+using TxLog.Durability;
+using TxLog.Producers;
+using TxLog.Tests.Storage;
+using static TxLog.Tests.Storage.TestRecords;
+using static TxLog.Tests.Transactions.Tx;
+
+namespace TxLog.Tests.Diagnostics;
+
+/// <summary>A metrics listener whose callback throws must not fail (or half-fail) the operation being measured.</summary>
+[NonParallelizable]
+public sealed class ThrowingListenerTests
+{
+    private static readonly TopicPartition T0 = new("t", 0);
+
+    // Enables one instrument of the store at `directory` and throws from every measurement of it.
+    private static MeterListener Throwing(string directory, string instrumentName)
+    {
+        string full = Path.GetFullPath(directory);
+        var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Name == instrumentName && instrument.Meter.Tags is { } tags
+                    && tags.Any(t => t.Key == TxLog.Diagnostics.TxLogDiagnostics.StoreTag && Equals(t.Value, full)))
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((_, _, _, _) => throw new InvalidOperationException("listener bug"));
+        listener.SetMeasurementEventCallback<double>((_, _, _, _) => throw new InvalidOperationException("listener bug"));
+        listener.Start();
+        return listener;
+    }
+
+    [Test]
+    public void A_listener_that_throws_on_the_recovery_duration_does_not_fail_the_open()
+    {
+        using var dir = new TempDirectory();
+        using (MeterListener listener = Throwing(dir.Path, "txlog.recovery.duration"))
+        {
+            LogStore? store = null;
+            Assert.DoesNotThrow(() => store = LogStore.Open(dir.Path, new LogStoreOptions { Durability = DurabilityMode.None }));
+            store?.Dispose();
+        }
+
+        // And the directory is not left locked by a store nobody can close.
+        using LogStore again = LogStore.Open(dir.Path, new LogStoreOptions { Durability = DurabilityMode.None });
+    }
+}
