@@ -39,7 +39,7 @@ public sealed partial class LogStore
         if (aborted)
         {
             Diagnostics.LogMessages.TransactionAbortedByAdmin(Telemetry.Logger, transactionalId, producerId, epoch);
-            Telemetry.TransactionsAborted.Add(1, new KeyValuePair<string, object?>(Diagnostics.StoreTelemetry.KindTag, "log"));
+            Telemetry.TransactionEnded("log", committed: false, 0); // never throws: a listener bug must not skip the flush below
             // The markers and records are fsynced in the background; the caller is promised durability.
             await FlushAsync().ConfigureAwait(false);
         }

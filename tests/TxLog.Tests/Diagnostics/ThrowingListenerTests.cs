@@ -48,4 +48,20 @@ public sealed class ThrowingListenerTests
         // And the directory is not left locked by a store nobody can close.
         using LogStore again = LogStore.Open(dir.Path, new LogStoreOptions { Durability = DurabilityMode.None });
     }
+
+    [Test]
+    public async Task A_listener_that_throws_on_the_aborted_counter_does_not_fail_an_administrative_abort()
+    {
+        using var dir = new TempDirectory();
+        using LogStore store = LogStore.Open(dir.Path, new LogStoreOptions { Durability = DurabilityMode.GroupCommit });
+        store.CreateTopic("t");
+        await using Producer producer = await TransactionalAsync(store, "hanging");
+        producer.BeginTransaction();
+        await producer.ProduceAsync(T0, Msg("a"));
+
+        using MeterListener listener = Throwing(dir.Path, "txlog.transactions.aborted");
+        bool aborted = false;
+        Assert.DoesNotThrowAsync(async () => aborted = await store.AbortTransactionAsync("hanging"));
+        Assert.That(aborted, Is.True);
+    }
 }
