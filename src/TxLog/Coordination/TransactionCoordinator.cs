@@ -1043,8 +1043,9 @@ internal sealed class TransactionCoordinator : IDisposable
                 aborted++;
                 StoreTelemetry telemetry = _store.Telemetry;
                 LogMessages.TransactionTimedOut(telemetry.Logger, m.TransactionalId, producerId, epoch, age, timeout);
-                telemetry.TransactionsTimedOut.Add(1);
-                telemetry.TransactionsAborted.Add(1, new KeyValuePair<string, object?>(StoreTelemetry.KindTag, "log"));
+                // Through the wrappers: a throwing listener must not stop the sweep (or crash the timer thread).
+                StoreTelemetry.Add(telemetry.TransactionsTimedOut, 1, default);
+                telemetry.TransactionEnded("log", committed: false, 0);
             }
         }
 

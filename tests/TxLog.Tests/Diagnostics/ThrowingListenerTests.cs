@@ -64,4 +64,25 @@ public sealed class ThrowingListenerTests
         Assert.DoesNotThrowAsync(async () => aborted = await store.AbortTransactionAsync("hanging"));
         Assert.That(aborted, Is.True);
     }
+
+    [Test]
+    public async Task A_listener_that_throws_on_the_timed_out_counter_does_not_stop_the_timeout_sweep()
+    {
+        using var dir = new TempDirectory();
+        var clock = new ManualClock(DateTimeOffset.UnixEpoch.AddDays(20000));
+        using LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.None, clock));
+        store.CreateTopic("t");
+        await using Producer first = await TransactionalAsync(store, "slow-1", TimeSpan.FromSeconds(10));
+        await using Producer second = await TransactionalAsync(store, "slow-2", TimeSpan.FromSeconds(10));
+        first.BeginTransaction();
+        await first.ProduceAsync(T0, Msg("a"));
+        second.BeginTransaction();
+        await second.ProduceAsync(T0, Msg("b"));
+        clock.Advance(TimeSpan.FromSeconds(11));
+
+        using MeterListener listener = Throwing(dir.Path, "txlog.transactions.timed_out");
+        int aborted = -1;
+        Assert.DoesNotThrow(() => aborted = store.Coordinator.AbortExpiredTransactions());
+        Assert.That(aborted, Is.EqualTo(2), "both expired transactions are aborted in one sweep");
+    }
 }
