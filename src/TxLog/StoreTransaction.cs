@@ -124,10 +124,12 @@ public sealed class StoreTransaction : IAsyncDisposable
         _store.Telemetry.TransactionEnded("unified", committed: true, started);
     }
 
-    // A transaction the coordinator timed out was already counted (as a timed-out log abort).
+    // A transaction the coordinator timed out, or LogStore.AbortTransactionAsync aborted, was already
+    // counted (as a log abort).
     private void CountAbort(Exception? failure = null)
     {
-        if (failure is not TransactionTimedOutException)
+        if (failure is not TransactionTimedOutException && !(failure is ProducerFencedException && Producer.TransactionalId is { } id
+            && _store.Coordinator.WasAbortedByAdmin(id, Producer.ProducerId, Producer.Epoch)))
         {
             _store.Telemetry.TransactionEnded("unified", committed: false, 0);
         }

@@ -1054,7 +1054,7 @@ internal sealed class TransactionCoordinator : IDisposable
 
     // Aborts (with a bumped epoch, which fences the old producer everywhere) or completes whatever
     // transaction m has open. Returns true when it aborted an Ongoing transaction.
-    private bool AbortOrCompleteOpenTransaction(TransactionMetadata m, bool timedOut, (long ProducerId, short Epoch, long StartMs)? expired = null)
+    private bool AbortOrCompleteOpenTransaction(TransactionMetadata m, bool timedOut, (long ProducerId, short Epoch, long StartMs)? expired = null, bool byAdmin = false)
     {
         List<KeyValuePair<TopicPartition, long>> parts;
         long producerId;
@@ -1089,6 +1089,11 @@ internal sealed class TransactionCoordinator : IDisposable
                     if (timedOut)
                     {
                         m.TimedOutEpoch = m.Epoch;
+                    }
+
+                    if (byAdmin)
+                    {
+                        m.AdminAbortedEpoch = m.Epoch;
                     }
 
                     m.TransitionTo(TransactionState.PrepareEpochFence);
@@ -1440,6 +1445,24 @@ internal sealed class TransactionCoordinator : IDisposable
             (producerId, epoch) = (m.ProducerId, m.Epoch); // the epoch of the transaction being aborted
         }
 
-        return AbortOrCompleteOpenTransaction(m, timedOut: false);
+        return AbortOrCompleteOpenTransaction(m, timedOut: false, byAdmin: true);
+    }
+
+    /// <summary>Whether the transaction of this producer epoch was aborted by <see cref="AbortOpenTransaction"/> (already counted then).</summary>
+    internal bool WasAbortedByAdmin(string transactionalId, long producerId, short epoch)
+    {
+        TransactionMetadata? m;
+        lock (_lock)
+        {
+            if (!_transactions.TryGetValue(transactionalId, out m))
+            {
+                return false;
+            }
+        }
+
+        lock (m)
+        {
+            return m.ProducerId == producerId && m.AdminAbortedEpoch == epoch;
+        }
     }
 }

@@ -44,6 +44,9 @@ internal sealed class TransactionMetadata
     /// <summary>The epoch whose transaction the coordinator aborted on timeout (-1 when none).</summary>
     public short TimedOutEpoch { get; set; } = -1;
 
+    /// <summary>The epoch whose transaction <c>LogStore.AbortTransactionAsync</c> aborted (-1 when none).</summary>
+    public short AdminAbortedEpoch { get; set; } = -1;
+
     /// <summary>
     /// Committed transactions of this id whose COMMIT markers may not all be durable yet. Every record
     /// of the id carries them, because a later record of the id (its completion, the next transaction's

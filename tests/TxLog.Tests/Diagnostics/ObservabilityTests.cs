@@ -458,6 +458,25 @@ public sealed class ObservabilityTests
     }
 
     [Test]
+    public async Task An_administratively_aborted_unified_transaction_is_counted_once()
+    {
+        using var dir = new TempDirectory();
+        using var metrics = new MetricsRecorder(dir.Path);
+        (LogStore store, TransactionEngine engine, TransactionalMap<int, int> map) = OpenWithMaps(dir.Path);
+        using LogStore owned = store;
+        await using Producer producer = await TransactionalAsync(store, "u");
+        await using (StoreTransaction tx = store.BeginTransaction(producer))
+        {
+            map.Put(tx.Maps, 1, 1);
+            await tx.Producer.ProduceAsync(T0, Msg("a"));
+            Assert.That(await store.AbortTransactionAsync("u"), Is.True);
+            Assert.ThrowsAsync(Is.InstanceOf<Exception>(), () => tx.CommitAsync());
+        }
+
+        Assert.That(metrics.Sum("txlog.transactions.aborted"), Is.EqualTo(1), "one transaction, one abort");
+    }
+
+    [Test]
     public async Task An_empty_unified_transaction_commits_without_hanging()
     {
         using var dir = new TempDirectory();
