@@ -78,32 +78,13 @@ internal sealed class GroupCoordinator
 
         raw.Roll();
         long start = raw.LogEndOffset;
-        // As many batches as it takes: one batch of every offset could exceed MaxBatchBytes (and then
-        // every open would fail). Half the limit leaves room for the per-record framing.
-        int budget = Math.Max(1, raw.Config.MaxBatchBytes / 2);
-        var messages = new List<Message>();
-        int bytes = 0;
+        var messages = new List<Message>(_committed.Count);
         foreach (((string group, TopicPartition tp), long offset) in _committed)
         {
-            byte[] key = EncodeKey(group, tp);
-            byte[] value = EncodeValue(offset, _store.NowMs());
-            int size = key.Length + value.Length + 32;
-            if (messages.Count > 0 && bytes + size > budget)
-            {
-                _log.Append(messages.ToArray());
-                messages.Clear();
-                bytes = 0;
-            }
-
-            messages.Add(new Message(key, value));
-            bytes += size;
+            messages.Add(new Message(EncodeKey(group, tp), EncodeValue(offset, _store.NowMs())));
         }
 
-        if (messages.Count > 0)
-        {
-            _log.Append(messages.ToArray());
-        }
-
+        AppendInBatches(messages);
         raw.Sync();
         raw.DeleteSegmentsBefore(start);
     }
@@ -238,9 +219,7 @@ internal sealed class GroupCoordinator
                 // transactional offset committed later does not bring it back (newest write wins).
                 if (!batch.IsTransactional)
                 {
-                    (string deletedGroup, TopicPartition deletedPartition) = DecodeKey(record.Key);
-                    committed.Remove((deletedGroup, deletedPartition));
-                    committedAt[(deletedGroup, deletedPartition)] = record.Offset;
+                    DeleteOffset(committed, committedAt, DecodeKey(record.Key), record.Offset);
                 }
 
                 continue;
@@ -375,52 +354,68 @@ internal sealed class GroupCoordinator
             return;
         }
 
-        int budget = Math.Max(1, _log.Log.Config.MaxBatchBytes / 2);
-        var messages = new List<Message>();
-        var written = new List<((string Group, TopicPartition Partition) Key, long RecordOffset)>(keys.Count);
-        int bytes = 0;
-        foreach ((string group, TopicPartition tp) in keys)
+        var keyList = new List<(string Group, TopicPartition Partition)>(keys);
+        var messages = new List<Message>(keyList.Count);
+        foreach ((string group, TopicPartition tp) in keyList)
         {
-            byte[] key = EncodeKey(group, tp);
-            if (messages.Count > 0 && bytes + key.Length + 32 > budget)
-            {
-                AppendTombstones(messages, written);
-                bytes = 0;
-            }
-
-            messages.Add(new Message(key, null));
-            written.Add(((group, tp), -1));
-            bytes += key.Length + 32;
+            messages.Add(new Message(EncodeKey(group, tp), null));
         }
 
-        AppendTombstones(messages, written);
+        long[] recordOffsets = AppendInBatches(messages);
         _log.Log.Sync();
 
         // Durable: now they take effect (live, plain records are applied when acknowledged, not appended).
         lock (_lock)
         {
-            foreach ((var key, long recordOffset) in written)
+            for (int i = 0; i < keyList.Count; i++)
             {
-                if (!_committedAt.TryGetValue(key, out long at) || recordOffset > at)
+                if (!_committedAt.TryGetValue(keyList[i], out long at) || recordOffsets[i] > at)
                 {
-                    _committed.Remove(key);
-                    _committedAt[key] = recordOffset;
+                    DeleteOffset(_committed, _committedAt, keyList[i], recordOffsets[i]);
                 }
             }
         }
     }
 
-    // Appends the collected tombstones as one batch and fills in their record offsets.
-    private void AppendTombstones(List<Message> messages, List<((string Group, TopicPartition Partition) Key, long RecordOffset)> written)
+    // Appends the records in as many batches as it takes (one batch of all could exceed MaxBatchBytes,
+    // and then every open would fail; half the limit leaves room for the per-record framing). Returns
+    // each record's offset.
+    private long[] AppendInBatches(List<Message> messages)
     {
-        long first = _log.Append(messages.ToArray()).BaseOffset;
-        int start = written.Count - messages.Count;
-        for (int i = 0; i < messages.Count; i++)
+        int budget = Math.Max(1, _log.Log.Config.MaxBatchBytes / 2);
+        var offsets = new long[messages.Count];
+        int first = 0;
+        int bytes = 0;
+        for (int i = 0; i <= messages.Count; i++)
         {
-            written[start + i] = (written[start + i].Key, first + i);
+            int size = i < messages.Count ? (messages[i].Key?.Length ?? 0) + (messages[i].Value?.Length ?? 0) + 32 : 0;
+            if (i == messages.Count || (i > first && bytes + size > budget))
+            {
+                if (i > first)
+                {
+                    long baseOffset = _log.Append(messages.GetRange(first, i - first).ToArray()).BaseOffset;
+                    for (int j = first; j < i; j++)
+                    {
+                        offsets[j] = baseOffset + (j - first);
+                    }
+                }
+
+                first = i;
+                bytes = 0;
+            }
+
+            bytes += size;
         }
 
-        messages.Clear();
+        return offsets;
+    }
+
+    // A tombstone's effect: no committed offset for the key, and the record position that decided it.
+    private static void DeleteOffset(Dictionary<(string Group, TopicPartition Partition), long> committed,
+        Dictionary<(string Group, TopicPartition Partition), long> committedAt, (string Group, TopicPartition Partition) key, long recordOffset)
+    {
+        committed.Remove(key);
+        committedAt[key] = recordOffset;
     }
 
     private static void AddKeysOf(List<((string Group, TopicPartition Partition) Key, long Offset, long RecordOffset)> offsets, string topic,
@@ -509,7 +504,7 @@ internal sealed class GroupCoordinator
 
     // Counts the plain commits appended (or being appended) but not yet acknowledged, per key: their
     // records may precede DeleteTopicOffsets' tombstones while they take effect only after it looked.
-    // (An entry is reused when its key is committed again: no allocation per commit once it exists.)
+    // (An entry is removed when its count reaches zero.)
     private void SetInFlightUnsynchronized(string group, TopicPartitionOffset[] written, int delta)
     {
         for (int i = 0; i < written.Length; i++)
