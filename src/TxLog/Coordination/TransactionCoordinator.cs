@@ -255,16 +255,7 @@ internal sealed class TransactionCoordinator : IDisposable
             return;
         }
 
-        log.Roll();
-        long start = log.LogEndOffset;
-        _log.Append(new Message(TransactionLogRecords.ProducerIdBlockKey(), TransactionLogRecords.ProducerIdBlockValue(_blockEnd)));
-        foreach (TransactionMetadata m in _transactions.Values)
-        {
-            AppendRecord(m);
-        }
-
-        log.Sync();
-        log.DeleteSegmentsBefore(start);
+        RestateNow();
     }
 
     /// <summary>
@@ -300,8 +291,17 @@ internal sealed class TransactionCoordinator : IDisposable
             return false;
         }
 
+        RestateNow();
+        return true;
+    }
+
+    // Rolls, writes the producer-id block and every id's current state (each under its lock), makes them
+    // durable, then deletes the segments before them. Used at open and, concurrently with commits, live.
+    private void RestateNow()
+    {
         lock (_restateLock)
         {
+            PartitionLog log = _log.Log;
             log.Roll();
             long start = log.LogEndOffset;
             List<TransactionMetadata> all;
@@ -322,8 +322,6 @@ internal sealed class TransactionCoordinator : IDisposable
             log.Sync();
             log.DeleteSegmentsBefore(start);
         }
-
-        return true;
     }
 
     private long AppendRecord(TransactionMetadata m)
