@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using TxLog.Consuming;
 using TxLog.Durability;
@@ -504,20 +505,36 @@ public sealed class LogPartition
         }
     }
 
-    /// <summary>Clean close: snapshot the producer state at the log end, then flush and close the log.</summary>
+    /// <summary>
+    /// Clean close: snapshot the producer state at the log end, then flush and close the log. Waits at
+    /// most <paramref name="timeout"/> for an append or fsync in progress (an append can hold the append
+    /// lock through a segment roll's fsync); returns false when that ran out or the partition had failed.
+    /// </summary>
     internal bool Close(TimeSpan timeout)
     {
         _lazyTimer?.Dispose();
         GroupCommit.Dispose();
-        lock (_appendLock)
+        long started = Stopwatch.GetTimestamp();
+        if (!Monitor.TryEnter(_appendLock, timeout))
+        {
+            Signal.Pulse();
+            return false;
+        }
+
+        try
         {
             if (Log.Failure is null)
             {
                 SnapshotProducerStateUnsynchronized(Log.LogEndOffset);
             }
         }
+        finally
+        {
+            Monitor.Exit(_appendLock);
+        }
 
-        bool clean = Log.Close(timeout);
+        TimeSpan left = timeout - Stopwatch.GetElapsedTime(started);
+        bool clean = Log.Close(left > TimeSpan.Zero ? left : TimeSpan.Zero);
         Signal.Pulse(); // waiting consumers find the store closed
         return clean;
     }

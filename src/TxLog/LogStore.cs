@@ -29,7 +29,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
     /// <summary>Name of the marker written at a clean close and removed at open.</summary>
     public const string CleanShutdownFileName = ".clean_shutdown";
 
-    private readonly IFileSystem _fileSystem;
+    private readonly SealableFileSystem _fileSystem;
     private readonly IDisposable _lock;
     private readonly object _topicsLock = new();
     private readonly Dictionary<string, TopicState> _topics = new(StringComparer.Ordinal);
@@ -44,7 +44,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
     {
         Directory = directory;
         Options = options;
-        _fileSystem = options.FileSystem;
+        _fileSystem = new SealableFileSystem(options.FileSystem);
         _lock = directoryLock;
         Telemetry = new StoreTelemetry(directory, options.LoggerFactory, options.SlowFsyncThreshold);
         Recovery.Logger = Telemetry.Logger;
@@ -709,8 +709,12 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
     /// <summary>
     /// Flushes every partition, persists the active segments' indexes, writes the clean-shutdown
     /// marker and releases the directory lock. Waits at most <see cref="LogStoreOptions.CloseTimeout"/>
-    /// for background work and in-flight fsyncs; if that runs out, the store closes without the
-    /// marker (the next open recovers) and a <see cref="TimeoutException"/> is thrown.
+    /// in all for background work and in-flight fsyncs; if that runs out, the store closes without the
+    /// marker (the next open recovers) and a <see cref="TimeoutException"/> is thrown. From the close on,
+    /// the store refuses to change any file, whichever thread asks; when a file operation that started
+    /// before (a hung fsync) is still running at the timeout, the directory lock stays held until it
+    /// returns (or the process ends), so that no other store can open the directory while this one
+    /// might still write to it.
     /// </summary>
     public void Dispose()
     {
@@ -719,13 +723,18 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
             return;
         }
 
+        // One deadline for the whole close, not one CloseTimeout per wait.
+        long deadline = Stopwatch.GetTimestamp() + (long)(Options.CloseTimeout.TotalSeconds * Stopwatch.Frequency);
+        TimeSpan Remaining() => TimeSpan.FromTicks(Math.Max(0, (long)((deadline - Stopwatch.GetTimestamp()) * ((double)TimeSpan.TicksPerSecond / Stopwatch.Frequency))));
+
         _closing.TrySetResult(); // waiters that no partition wakes (a consumer with nothing assigned)
         _stopping.Cancel();
-        bool clean = _engine?.Close() ?? true; // false: a checkpoint still runs (it writes and trims files)
+        // false: a checkpoint still runs (it writes and trims files). The redo log is fsynced with the partitions below.
+        bool clean = _engine?.Close(Remaining(), syncRedo: false) ?? true;
         Coordinator?.Dispose();
         try
         {
-            clean &= _background?.Wait(Options.CloseTimeout) ?? true;
+            clean &= _background?.Wait(Remaining()) ?? true;
         }
         catch (AggregateException)
         {
@@ -743,14 +752,20 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
 
         foreach (LogPartition partition in partitions)
         {
-            clean &= partition.Close(Options.CloseTimeout);
+            clean &= partition.Close(Remaining());
         }
 
+        // From here on no internal writer (a commit's markers, the coordinator's timer, a checkpoint, a
+        // flusher thread, preallocation) can change a file. What already runs may finish; only then is
+        // the lock released, by whoever finishes last.
+        _fileSystem.Seal();
+        bool drained = _fileSystem.WaitForDrain(Remaining());
         try
         {
-            if (clean)
+            if (clean && drained)
             {
-                AtomicFile.Write(_fileSystem, Path.Combine(Directory, CleanShutdownFileName), "clean\n"u8);
+                // Through the configured file system: the sealed one refuses everything, the close's own last write included.
+                AtomicFile.Write(_fileSystem.Inner, Path.Combine(Directory, CleanShutdownFileName), "clean\n"u8);
             }
         }
         catch (IOException)
@@ -759,9 +774,22 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
         }
         finally
         {
-            _lock.Dispose();
             _stopping.Dispose();
-            Telemetry.Dispose();
+            Telemetry.Dispose(); // the meter; the logger still reports the late release
+            if (drained)
+            {
+                _lock.Dispose();
+            }
+            else
+            {
+                LogMessages.DirectoryLockHeldAfterClose(Telemetry.Logger, Directory, Options.CloseTimeout.TotalMilliseconds);
+                _fileSystem.WhenDrained(ReleaseLockLate);
+            }
+        }
+
+        if (!drained)
+        {
+            throw new TimeoutException($"Closing the store in '{Directory}' did not finish within {Options.CloseTimeout}; it was closed without the clean-shutdown marker and will be recovered at the next open. A file operation (such as an fsync) still runs: the directory stays locked until it returns or the process ends.");
         }
 
         if (!clean)
@@ -776,6 +804,20 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
             {
                 throw new TimeoutException($"Closing the store in '{Directory}' did not finish within {Options.CloseTimeout}; it was closed without the clean-shutdown marker and will be recovered at the next open.");
             }
+        }
+    }
+
+    // Runs on the thread whose stuck file operation returned last, after the close gave up on it.
+    private void ReleaseLockLate()
+    {
+        try
+        {
+            _lock.Dispose();
+            LogMessages.DirectoryLockReleased(Telemetry.Logger, Directory);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            // Releasing a lock file handle does not fail in practice; the process ending releases it anyway.
         }
     }
 
@@ -795,7 +837,9 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
             }
         }
 
-        _lock.Dispose();
+        // As in Dispose: the lock goes only once nothing of this store can write any more.
+        _fileSystem.Seal();
+        _fileSystem.WhenDrained(_lock.Dispose);
         Telemetry.Dispose();
     }
 

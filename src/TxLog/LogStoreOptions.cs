@@ -50,7 +50,12 @@ public sealed class LogStoreOptions
     /// <summary>Largest batch accepted, header included. Default 1 MiB + 12 bytes (Kafka's message.max.bytes).</summary>
     public int MaxBatchBytes { get; set; } = 1024 * 1024 + 12;
 
-    /// <summary>How long <see cref="LogStore.Dispose"/> waits for in-flight fsyncs and background work. Default 30 s. At most int.MaxValue milliseconds (about 24.8 days).</summary>
+    /// <summary>
+    /// How long <see cref="LogStore.Dispose"/> waits in all for in-flight fsyncs and background work.
+    /// Default 30 s. At most int.MaxValue milliseconds (about 24.8 days). When it runs out while a file
+    /// operation still runs, the store writes nothing more but keeps its directory locked until that
+    /// operation returns (see <see cref="LogStore.Dispose"/>).
+    /// </summary>
     public TimeSpan CloseTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>The clock for record timestamps, segment age and retention. Default <see cref="TimeProvider.System"/>.</summary>

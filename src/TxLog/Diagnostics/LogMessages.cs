@@ -56,6 +56,14 @@ internal static partial class LogMessages
         Message = "Partition {Partition} stopped after a failed {Operation}; it refuses writes until the store reopens")]
     public static partial void PartitionFailed(ILogger logger, string partition, string operation, Exception exception);
 
+    [LoggerMessage(EventId = 4003, EventName = "DirectoryLockHeldAfterClose", Level = LogLevel.Warning,
+        Message = "Closing store {Directory} ran out of its close timeout ({TimeoutMs} ms) while a file operation (such as an fsync) still runs: the store writes nothing more, but keeps the directory locked until that operation returns or the process ends")]
+    public static partial void DirectoryLockHeldAfterClose(ILogger logger, string directory, double timeoutMs);
+
+    [LoggerMessage(EventId = 4004, EventName = "DirectoryLockReleased", Level = LogLevel.Information,
+        Message = "The last file operation of closed store {Directory} returned: its directory lock is released")]
+    public static partial void DirectoryLockReleased(ILogger logger, string directory);
+
     [LoggerMessage(EventId = 5001, EventName = "DirectoryLocked", Level = LogLevel.Error,
         Message = "Cannot open {Directory}: its lock file is held by another store (this or another process)")]
     public static partial void DirectoryLocked(ILogger logger, string directory);

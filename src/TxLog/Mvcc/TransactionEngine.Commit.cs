@@ -507,13 +507,21 @@ public sealed partial class TransactionEngine
     /// <see cref="LogStoreOptions.CloseTimeout"/>: it goes on writing and trimming files, so the store's
     /// close is not clean. Called again (the store's close after the owner's Dispose), it waits again.
     /// </summary>
-    internal bool Close()
+    internal bool Close() => Close(_store.Options.CloseTimeout, syncRedo: true);
+
+    /// <summary>
+    /// <see cref="Close()"/>, waiting at most <paramref name="timeout"/> for a running checkpoint (what
+    /// is left of the store's close). <paramref name="syncRedo"/> false: the caller fsyncs the redo log
+    /// itself (the store's close does, bounded by its deadline; a plain fsync here would wait without
+    /// bound behind a hung one).
+    /// </summary>
+    internal bool Close(TimeSpan timeout, bool syncRedo)
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
             lock (_closeLock)
             {
-                return _checkpointsDrained || (_checkpointsDrained = _checkpointGate.Wait(_store.Options.CloseTimeout));
+                return _checkpointsDrained || (_checkpointsDrained = _checkpointGate.Wait(timeout));
             }
         }
 
@@ -521,16 +529,19 @@ public sealed partial class TransactionEngine
         _checkpointTimer?.Dispose();
         lock (_closeLock)
         {
-            _checkpointsDrained = _checkpointGate.Wait(_store.Options.CloseTimeout);
+            _checkpointsDrained = _checkpointGate.Wait(timeout);
         }
 
-        try
+        if (syncRedo)
         {
-            _redo.Log.Sync(); // every commit durable before the store closes (a plain fsync, as in PeriodicSync)
-        }
-        catch (Exception e) when (e is TxLogException or ObjectDisposedException)
-        {
-            // Already reported to committers.
+            try
+            {
+                _redo.Log.Sync(); // every commit durable before the store closes (a plain fsync, as in PeriodicSync)
+            }
+            catch (Exception e) when (e is TxLogException or ObjectDisposedException)
+            {
+                // Already reported to committers.
+            }
         }
 
         return _checkpointsDrained;

@@ -26,8 +26,8 @@ public class DisposeInFlightTests
     {
         // A checkpoint holds the engine's checkpoint gate while its file is fsynced. If that fsync hangs
         // past CloseTimeout, the close must say so (TimeoutException, no clean-shutdown marker): the
-        // checkpoint is still running and will go on to rename files and trim the redo log after the
-        // directory lock was released.
+        // checkpoint is still running (what it may still write is refused, and the directory stays
+        // locked until its fsync returns: CloseTimeoutLockTests).
         using var dir = new TempDirectory();
         var fs = new FaultyFileSystem { Targets = static path => path.EndsWith(".ckpt.tmp", StringComparison.Ordinal) };
         var store = LogStore.Open(dir.Path, new LogStoreOptions { FileSystem = fs, Durability = DurabilityMode.GroupCommit, CloseTimeout = TimeSpan.FromMilliseconds(300) });
