@@ -50,6 +50,9 @@ public sealed class LogPartition
 
     internal PartitionLog Log { get; }
 
+    /// <summary>The store the partition belongs to.</summary>
+    internal LogStore Store => _store;
+
     internal GroupCommit GroupCommit { get; }
 
     internal ProducerStateManager ProducerState { get; }
@@ -672,11 +675,16 @@ public sealed class LogPartition
     /// Opens a read-committed reader that stops at this partition's offset in a
     /// <see cref="ConsistentCut"/>, so that readers of several partitions see the same transactions.
     /// </summary>
+    /// <exception cref="ArgumentException">The cut was captured by another store (another directory, or an
+    /// earlier opening of this one), does not contain this partition, or was captured before this
+    /// partition's topic was deleted and created again.</exception>
+    /// <exception cref="ObjectDisposedException">The store is closed.</exception>
+    /// <exception cref="OffsetOutOfRangeException">The offset is below the log start offset or above the log end offset.</exception>
     public LogReader OpenReader(long offset, ConsistentCut cut)
     {
         ArgumentNullException.ThrowIfNull(cut);
         _store.ThrowIfDisposed();
-        return new LogReader(this, offset, IsolationLevel.ReadCommitted, cut.EndOffset(new TopicPartition(Topic, Partition)));
+        return new LogReader(this, offset, IsolationLevel.ReadCommitted, cut.EndOffsetFor(this, nameof(cut)));
     }
 
     /// <summary>

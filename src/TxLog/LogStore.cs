@@ -542,12 +542,14 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
         return Coordinator.WithVisibilityFrozen(() =>
         {
             var ends = new Dictionary<TopicPartition, long>(targets.Count);
+            var captured = new Dictionary<TopicPartition, LogPartition>(targets.Count);
             foreach ((TopicPartition tp, LogPartition p) in targets)
             {
                 ends[tp] = p.LastStableOffset;
+                captured[tp] = p;
             }
 
-            return complete(new ConsistentCut(ends));
+            return complete(new ConsistentCut(this, ends, captured));
         });
     }
 
