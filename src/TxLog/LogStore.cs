@@ -784,8 +784,8 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
             }
             else
             {
-                LogMessages.DirectoryLockHeldAfterClose(Telemetry.Logger, Directory, Options.CloseTimeout.TotalMilliseconds);
                 _fileSystem.WhenDrained(ReleaseLockLate);
+                LogMessages.DirectoryLockHeldAfterClose(Telemetry.Logger, Directory, Options.CloseTimeout.TotalMilliseconds);
             }
         }
 
@@ -809,17 +809,18 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
         }
     }
 
-    // Runs on the thread whose stuck file operation returned last, after the close gave up on it.
+    // Runs on the thread whose stuck file operation returned last, after the close gave up on it (in the
+    // finally of that operation: nothing may escape from here into it).
     private void ReleaseLockLate()
     {
+        _lock.Dispose();
         try
         {
-            _lock.Dispose();
             LogMessages.DirectoryLockReleased(Telemetry.Logger, Directory);
         }
-        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        catch (Exception)
         {
-            // Releasing a lock file handle does not fail in practice; the process ending releases it anyway.
+            // A logger that throws must not turn the operation that just finished into a failure.
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using TxLog.Consuming;
+using TxLog.Tests.Diagnostics;
 using TxLog.Durability;
 using TxLog.Mvcc;
 using TxLog.Producers;
@@ -160,7 +161,10 @@ public class CloseTimeoutLockTests
         // would write the old segment's indexes and create the next segment.
         using var dir = new TempDirectory();
         var fs = new ZombieWatchFileSystem();
-        LogStore store = LogStore.Open(dir.Path, Options(fs, TimeSpan.FromMilliseconds(500)));
+        var loggers = new ListLoggerFactory();
+        LogStoreOptions options = Options(fs, TimeSpan.FromMilliseconds(500));
+        options.LoggerFactory = loggers;
+        LogStore store = LogStore.Open(dir.Path, options);
         store.CreateTopic("t", 1, new TopicOptions { SegmentBytes = 100 }); // the second batch rolls
         LogPartition partition = store.GetPartition("t", 0);
         partition.Append(Tx.Msg("x"));
@@ -176,6 +180,8 @@ public class CloseTimeoutLockTests
         Assert.That(first, Is.SameAs(dispose), "the close is bounded by CloseTimeout");
         Assert.That(dispose.Exception?.InnerException, Is.InstanceOf<TimeoutException>());
         Assert.That(async () => await roll.WaitAsync(Bound), Throws.InstanceOf<ObjectDisposedException>(), "the roll is refused after its fsync");
+        Assert.That(loggers.WithId(4003), Has.Count.EqualTo(1), "the close reports that it keeps the lock");
+        Assert.That(loggers.WithId(4004), Has.Count.EqualTo(1), "the release is reported once the fsync returned");
         Assert.Multiple(() =>
         {
             Assert.That(freeWhileHeld, Is.False, "the directory stays locked while the roll's fsync runs");
