@@ -159,10 +159,20 @@ public sealed class LogReader : IDisposable
             {
                 status = _file.Next(out bytes);
             }
-            catch (ObjectDisposedException) when (_log.LogStartOffset > _nextOffset)
+            catch (ObjectDisposedException) when (_log.LogStartOffset > segment.BaseOffset)
             {
-                // Retention deleted (and closed) the segment under this reader: the documented error.
-                throw new OffsetOutOfRangeException(_log.Name, _nextOffset, _log.LogStartOffset, _log.LogEndOffset);
+                // Retention deleted (and closed) the segment under this reader. Below the new log start
+                // that is the documented error. At or above it, every record the deleted segment held is
+                // below this reader's position (a reader opened at the log end looks its position up in
+                // the active segment without reading it, and that segment may roll and be deleted
+                // before the next read): read on from the segment that holds the position.
+                if (_log.LogStartOffset > _nextOffset)
+                {
+                    throw new OffsetOutOfRangeException(_log.Name, _nextOffset, _log.LogStartOffset, _log.LogEndOffset);
+                }
+
+                LocateNextOffset();
+                continue;
             }
 
             if (status == BatchReadStatus.End)
@@ -292,18 +302,24 @@ public sealed class LogReader : IDisposable
             throw new OffsetOutOfRangeException(_log.Name, _nextOffset, latest[0].BaseOffset, _log.LogEndOffset);
         }
 
+        LocateNextOffset();
+        return true;
+    }
+
+    // Opens the segment holding _nextOffset at the position its index gives.
+    private void LocateNextOffset()
+    {
         (LogSegment[] segments, int index, long position) = _log.Locate(_nextOffset);
         if (segments[index].BaseOffset > _nextOffset)
         {
-            // Retention deleted the next segment between the check above and the lookup: reading on
-            // from the first remaining segment would skip records silently.
+            // Retention deleted the segment holding the position meanwhile: reading on from the first
+            // remaining segment would skip records silently.
             throw new OffsetOutOfRangeException(_log.Name, _nextOffset, segments[index].BaseOffset, _log.LogEndOffset);
         }
 
         _segments = segments;
         _segmentIndex = index;
         OpenSegment(position);
-        return true;
     }
 
     private void OpenSegment(long position)
