@@ -587,7 +587,14 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
         int deleted = 0;
         foreach (LogPartition partition in AllPartitions())
         {
-            deleted += partition.Log.EnforceRetention();
+            try
+            {
+                deleted += partition.Log.EnforceRetention();
+            }
+            catch (ObjectDisposedException) when (partition.Deleted)
+            {
+                // Its topic was deleted after the list was taken (DeleteTopic marks it before closing it).
+            }
         }
 
         return deleted;
