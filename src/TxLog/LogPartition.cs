@@ -60,6 +60,14 @@ public sealed class LogPartition
     /// <summary>Sees every batch appended (under the append lock); used by the consumer-offsets log.</summary>
     internal BatchObserver? Observer { get; set; }
 
+    /// <summary>
+    /// The lock every append (and <see cref="Roll"/>) takes. An owner of an internal log holds it (it is
+    /// reentrant) around a sequence that no other append may interleave with: the consumer-offsets log
+    /// records where its plain writes land, and writes a restatement with nothing in between. Take it
+    /// before any lock of the owner: observers run under it.
+    /// </summary>
+    internal object AppendLock => _appendLock;
+
     /// <summary>Pulsed when the HW or the LSO moves (consumers wait on it).</summary>
     internal AsyncSignal Signal { get; }
 
@@ -553,7 +561,15 @@ public sealed class LogPartition
     public ValueTask<AppendResult> AppendAsync(ReadOnlySpan<Message> messages, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        AppendResult result = Append(messages);
+        return WaitAsDurabilityModeSays(Append(messages));
+    }
+
+    /// <summary>
+    /// Completes with <paramref name="result"/> (a batch this partition appended) when the store's
+    /// durability mode acknowledges it, as <see cref="AppendAsync(ReadOnlySpan{Message}, CancellationToken)"/> does.
+    /// </summary>
+    internal ValueTask<AppendResult> WaitAsDurabilityModeSays(AppendResult result)
+    {
         if (_store.Options.Durability != DurabilityMode.GroupCommit)
         {
             return new ValueTask<AppendResult>(result);

@@ -615,7 +615,9 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
         }
     }
 
-    // Periodic fsyncs (Periodic mode) and retention, until the store closes.
+    // Periodic fsyncs (Periodic mode), retention and the live restatement of __consumer_offsets (checked
+    // at every pass: every FlushInterval in Periodic mode, else every RetentionCheckInterval), until the
+    // store closes. Dispose waits for a pass in progress before it closes the partitions.
     private async Task BackgroundLoopAsync(CancellationToken token)
     {
         TimeProvider time = Options.TimeProvider;
@@ -661,6 +663,11 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
                 {
                     // The partition recorded its failure and refuses further writes; callers see it.
                 }
+            }
+
+            if (!token.IsCancellationRequested)
+            {
+                Groups.RestateFromTimer(); // never throws
             }
 
             if (time.GetTimestamp() >= nextRetention)

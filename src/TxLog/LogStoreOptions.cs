@@ -41,7 +41,7 @@ public sealed class LogStoreOptions
     /// <summary>Default age limit for retention (by the newest record of a segment); null = keep forever (the default).</summary>
     public TimeSpan? RetentionTime { get; set; }
 
-    /// <summary>How often the background task applies retention. Default 5 minutes. At most int.MaxValue milliseconds (about 24.8 days).</summary>
+    /// <summary>How often the background task applies retention (and checks whether <c>__consumer_offsets</c> needs restating). Default 5 minutes. At most int.MaxValue milliseconds (about 24.8 days).</summary>
     public TimeSpan RetentionCheckInterval { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>How often the coordinator looks for transactions open longer than their timeout. Default 1 s. At most int.MaxValue milliseconds (about 24.8 days).</summary>

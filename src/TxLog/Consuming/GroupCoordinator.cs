@@ -15,9 +15,11 @@ namespace TxLog.Consuming;
 /// Plain batches are committed offsets. Transactional batches (written by
 /// <c>SendOffsetsToTransaction</c>) are held per producer until the transaction's marker: a COMMIT
 /// applies them, an ABORT drops them — so offsets sent to a transaction become visible exactly when
-/// it commits. The table is rebuilt at open by replaying the partition (restated compactly when it
-/// grows) and kept current by observing every batch appended to it.
-/// Thread-safety: thread-safe (one lock).
+/// it commits. The table is rebuilt at open by replaying the partition and kept current by observing
+/// every batch appended to it; the partition is restated compactly when history dominates, at open
+/// and from the store's background loop (<see cref="RestateIfGrown()"/>).
+/// Thread-safety: thread-safe. One lock guards the tables; it is taken after the partition's append
+/// lock (the observer runs under that), never before it. Restatements are serialised by a lock of their own.
 /// </summary>
 internal sealed class GroupCoordinator
 {
@@ -32,7 +34,7 @@ internal sealed class GroupCoordinator
     private readonly Dictionary<(string Group, TopicPartition Partition), long> _committed = new();
     private readonly Dictionary<(string Group, TopicPartition Partition), long> _committedAt = new(); // log offset of the record that set it
     private readonly Dictionary<long, List<((string Group, TopicPartition Partition) Key, long Offset, long RecordOffset)>> _pending = new();
-    private readonly Dictionary<(string Group, TopicPartition Partition), int> _inFlight = new(); // plain commits not yet acknowledged
+    private readonly HashSet<PlainWrite> _inFlight = new(); // plain records in the log that have not taken effect yet
 
     // Offsets of committed transactions whose records are not yet visible on the offsets partition (a
     // multi-partition commit's visibility hold, or the HW in GroupCommit mode), in marker order, with the
@@ -61,32 +63,265 @@ internal sealed class GroupCoordinator
         }
 
         log.Observer = batch => groups.Apply(batch, replaying: false);
-        groups.Restate();
+        groups.RestateIfGrown(OpenRestateSlack);
         return groups;
     }
 
-    // Rewrites the committed offsets as a fresh prefix when history dominates, dropping the rest.
-    private void Restate()
+    // At open the log is restated once it holds this much history; the running store waits for more.
+    private const long OpenRestateSlack = 10_000;
+
+    /// <summary>
+    /// History (records beyond two per committed offset) that the running store lets
+    /// <c>__consumer_offsets</c> grow by before <see cref="RestateIfGrown()"/> rewrites it (tests lower it).
+    /// </summary>
+    internal long LiveRestateSlack { get; set; } = 100_000;
+
+    /// <summary>Restatements that deleted history (at open and live).</summary>
+    internal int Restatements => Volatile.Read(ref _restatements);
+
+    /// <summary>Live restatements that failed (logged; the next pass of the store's timer tries again).</summary>
+    internal int RestateFailures => Volatile.Read(ref _restateFailures);
+
+    /// <summary>Tests only: called at named steps of a restatement ("planned": the copies are decided, nothing written yet).</summary>
+    internal Action<string>? StepHook { get; set; }
+
+    private readonly object _restateLock = new();
+    private int _restatements;
+    private int _restateFailures;
+
+    /// <summary>
+    /// Called by the store's background loop: <see cref="RestateIfGrown()"/>, never throwing. A failure
+    /// (a failed write or fsync, which also stops the partition) is logged and counted; since nothing is
+    /// deleted before the copies are durable, it costs nothing but the retry.
+    /// </summary>
+    internal void RestateFromTimer()
     {
-        PartitionLog raw = _log.Log;
-        long records = raw.LogEndOffset - raw.LogStartOffset;
+        try
+        {
+            RestateIfGrown();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The store is closing.
+        }
+        catch (Exception e)
+        {
+            Interlocked.Increment(ref _restateFailures);
+            Diagnostics.LogMessages.OffsetsRestateFailed(_store.Telemetry.Logger, e);
+        }
+    }
+
+    /// <summary>
+    /// While the store runs: when <c>__consumer_offsets</c> holds more than twice the committed offsets
+    /// plus <see cref="LiveRestateSlack"/> records, writes the current state again at its end and deletes
+    /// the segments before it (see <see cref="PlanRestatementUnsynchronized"/> for what may go). Returns
+    /// true when it deleted history. Commits go on meanwhile; only appends to this partition wait while
+    /// the copies are written.
+    /// </summary>
+    internal bool RestateIfGrown() => RestateIfGrown(LiveRestateSlack);
+
+    // Rolls when the whole log may go, writes the copies with no other record between them and the point
+    // they were computed at (the partition's append lock is held, so the copies are exactly what a replay
+    // of the log before them gives), makes them durable, then deletes the segments before keepFrom. A
+    // power cut before the deletion leaves old records and copies (replay: the same state); after it,
+    // only what is kept and the copies.
+    private bool RestateIfGrown(long slack)
+    {
+        lock (_restateLock)
+        {
+            PartitionLog raw = _log.Log;
+            int live;
+            lock (_lock)
+            {
+                live = _committed.Count;
+            }
+
+            if (raw.LogEndOffset - raw.LogStartOffset <= 2L * live + slack)
+            {
+                return false;
+            }
+
+            long keepFrom;
+            lock (_log.AppendLock)
+            {
+                List<(Message Copy, (string Group, TopicPartition Partition) Key, long At)>? copies;
+                lock (_lock)
+                {
+                    copies = PlanRestatementUnsynchronized(slack, out keepFrom);
+                }
+
+                if (copies is null)
+                {
+                    return false;
+                }
+
+                StepHook?.Invoke("planned");
+
+                if (keepFrom == raw.LogEndOffset)
+                {
+                    _log.Roll();
+                }
+
+                var messages = new List<Message>(copies.Count);
+                foreach (var c in copies)
+                {
+                    messages.Add(c.Copy);
+                }
+
+                long[] written = AppendInBatches(messages);
+                lock (_lock)
+                {
+                    // A key whose offset in effect is the very record its copy repeats now lives at the copy
+                    // (the next restatement sees where it is). Keys waiting for a commit to be acknowledged,
+                    // or for a held transaction, keep the position they have: what takes effect decides.
+                    for (int i = 0; i < copies.Count; i++)
+                    {
+                        if (_committedAt.TryGetValue(copies[i].Key, out long at) && at == copies[i].At)
+                        {
+                            _committedAt[copies[i].Key] = written[i];
+                        }
+                    }
+                }
+            }
+
+            raw.Sync();
+            raw.DeleteSegmentsBefore(keepFrom);
+            Interlocked.Increment(ref _restatements);
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Decides, under the partition's append lock and <see cref="_lock"/>, what a restatement keeps and
+    /// rewrites; null when it would not drop more than twice the committed offsets plus
+    /// <paramref name="slack"/> records.
+    /// </summary>
+    /// <remarks>
+    /// The rule. Replay keeps, per key, the newest record among plain ones (commits, tombstones, copies)
+    /// and those of committed transactions; a transaction's records wait for its marker. A restatement
+    /// writes at the log end, for every key, a copy of what that replay gives for the log before it, and
+    /// deletes whole segments before <c>keepFrom</c>. That is exact except for records of transactions
+    /// not decided yet (offsets sent to a transaction, pending until its marker):
+    /// <list type="bullet">
+    /// <item>such a record must not be deleted (its transaction may still commit): keepFrom is at or below
+    /// the first of them;</item>
+    /// <item>a key with such a record gets no copy: a copy written after the record would be newer than it
+    /// and win over it when the transaction commits (an aborted one's never counts, committed or not).
+    /// So the record its value comes from stays too: keepFrom is also at or below it. Whatever the
+    /// transaction's outcome, replay then decides that key from the same records as before.</item>
+    /// </list>
+    /// What is in effect is not all that is in the log: plain commits not yet acknowledged, tombstones not
+    /// yet durable and committed transactions still hidden (held) count at replay. They are in
+    /// <see cref="_inFlight"/> (with their offsets: plain writes register under the append lock) and
+    /// <see cref="_held"/>, and the copies take them in; the copy repeats what is already in the log
+    /// before it, so it makes nothing visible early. A key whose newest record is a tombstone gets no copy
+    /// (a deleted topic's offsets stay deleted; an older record of a transaction not yet decided keeps
+    /// everything from it, tombstone included). Keys with records at or after keepFrom need no copy.
+    /// </remarks>
+    private List<(Message Copy, (string Group, TopicPartition Partition) Key, long At)>? PlanRestatementUnsynchronized(long slack, out long keepFrom)
+    {
         ApplyVisibleUnsynchronized();
-        if (records <= 2L * _committed.Count + 10_000 || _pending.Count > 0 || _held.Count > 0)
+        PartitionLog raw = _log.Log;
+        long start = raw.LogStartOffset;
+        long end = raw.LogEndOffset;
+        long allowed = 2L * _committed.Count + slack;
+        long keep = end;
+        foreach (var offsets in _pending.Values)
         {
-            return;
+            foreach (var pending in offsets)
+            {
+                keep = Math.Min(keep, pending.RecordOffset);
+            }
         }
 
-        raw.Roll();
-        long start = raw.LogEndOffset;
-        var messages = new List<Message>(_committed.Count);
-        foreach (((string group, TopicPartition tp), long offset) in _committed)
+        keepFrom = SegmentStart(raw, keep);
+        if (keepFrom - start <= allowed)
         {
-            messages.Add(new Message(EncodeKey(group, tp), EncodeValue(offset, _store.NowMs())));
+            return null;
         }
 
-        AppendInBatches(messages);
-        raw.Sync();
-        raw.DeleteSegmentsBefore(start);
+        // What a replay of the log gives: the offsets in effect, then what takes effect later.
+        var state = new Dictionary<(string Group, TopicPartition Partition), (long Offset, long At)>(_committedAt.Count);
+        foreach (((string Group, TopicPartition Partition) key, long at) in _committedAt)
+        {
+            state[key] = (_committed.TryGetValue(key, out long offset) ? offset : -1, at);
+        }
+
+        foreach (var (_, offsets) in _held)
+        {
+            foreach ((var key, long offset, long recordOffset) in offsets)
+            {
+                SetIfNewer(state, key, offset, recordOffset);
+            }
+        }
+
+        foreach (PlainWrite write in _inFlight)
+        {
+            for (int i = 0; i < write.Count; i++)
+            {
+                SetIfNewer(state, write.KeyAt(i), write.OffsetAt(i), write.BaseOffset + i);
+            }
+        }
+
+        foreach (var offsets in _pending.Values)
+        {
+            foreach ((var key, long _, long _) in offsets)
+            {
+                if (state.TryGetValue(key, out var current) && current.Offset >= 0)
+                {
+                    keep = Math.Min(keep, current.At);
+                }
+            }
+        }
+
+        keepFrom = SegmentStart(raw, keep);
+        if (keepFrom - start <= allowed)
+        {
+            return null;
+        }
+
+        var copies = new List<(Message, (string, TopicPartition), long)>(state.Count);
+        long now = _store.NowMs();
+        foreach (((string group, TopicPartition tp) key, (long offset, long at)) in state)
+        {
+            if (offset >= 0 && at < keepFrom)
+            {
+                copies.Add((new Message(EncodeKey(key.group, key.tp), EncodeValue(offset, now)), key, at));
+            }
+        }
+
+        return copies;
+    }
+
+    // The first offset of the segment holding `offset`, or the log end when offset is the log end (the
+    // restatement rolls then, and every segment before it may go).
+    private static long SegmentStart(PartitionLog raw, long offset)
+    {
+        if (offset >= raw.LogEndOffset)
+        {
+            return raw.LogEndOffset;
+        }
+
+        LogSegment[] segments = raw.Segments;
+        for (int i = segments.Length - 1; i > 0; i--)
+        {
+            if (segments[i].BaseOffset <= offset)
+            {
+                return segments[i].BaseOffset;
+            }
+        }
+
+        return segments[0].BaseOffset;
+    }
+
+    // Replay's rule for one record (offset -1: a tombstone): the newer record wins.
+    private static void SetIfNewer(Dictionary<(string Group, TopicPartition Partition), (long Offset, long At)> state,
+        (string Group, TopicPartition Partition) key, long offset, long recordOffset)
+    {
+        if (!state.TryGetValue(key, out var current) || recordOffset > current.At)
+        {
+            state[key] = (offset, recordOffset);
+        }
     }
 
     /// <summary>
@@ -311,69 +546,93 @@ internal sealed class GroupCoordinator
     /// topic: a topic created again under its name starts with no committed offsets, as in Kafka), with
     /// tombstones (records without a value) made durable before returning. Offsets of transactions not
     /// yet applied, and plain commits not yet acknowledged, are covered too: their records are older than
-    /// the tombstones. (A commit whose record is appended after the tombstones, one racing the deletion,
-    /// is newer and stays.)
+    /// the tombstones (the keys are collected under the append lock, and the tombstones follow at once).
+    /// (A commit whose record is appended after the tombstones, one racing the deletion, is newer and stays.)
     /// </summary>
     public void DeleteTopicOffsets(string topic)
     {
-        var keys = new HashSet<(string Group, TopicPartition Partition)>();
-        lock (_lock)
+        PlainWrite tombstones;
+        lock (_log.AppendLock)
         {
-            ApplyVisibleUnsynchronized();
-            foreach ((string Group, TopicPartition Partition) key in _committed.Keys)
+            var keys = new HashSet<(string Group, TopicPartition Partition)>();
+            lock (_lock)
             {
-                if (key.Partition.Topic == topic)
+                ApplyVisibleUnsynchronized();
+                foreach ((string Group, TopicPartition Partition) key in _committed.Keys)
                 {
-                    keys.Add(key);
+                    if (key.Partition.Topic == topic)
+                    {
+                        keys.Add(key);
+                    }
+                }
+
+                foreach (var (_, offsets) in _held)
+                {
+                    AddKeysOf(offsets, topic, keys);
+                }
+
+                foreach (var offsets in _pending.Values)
+                {
+                    AddKeysOf(offsets, topic, keys);
+                }
+
+                // Plain commits not yet acknowledged: their records are already in the log, older than the
+                // tombstones, yet take effect later (when acknowledged) and at every replay.
+                foreach (PlainWrite write in _inFlight)
+                {
+                    for (int i = 0; i < write.Count; i++)
+                    {
+                        if (write.KeyAt(i).Partition.Topic == topic)
+                        {
+                            keys.Add(write.KeyAt(i));
+                        }
+                    }
                 }
             }
 
-            foreach (var (_, offsets) in _held)
+            if (keys.Count == 0)
             {
-                AddKeysOf(offsets, topic, keys);
+                return;
             }
 
-            foreach (var offsets in _pending.Values)
+            var keyList = new List<(string Group, TopicPartition Partition)>(keys);
+            var messages = new List<Message>(keyList.Count);
+            foreach ((string group, TopicPartition tp) in keyList)
             {
-                AddKeysOf(offsets, topic, keys);
+                messages.Add(new Message(EncodeKey(group, tp), null));
             }
 
-            // Plain commits not yet acknowledged: their records may already be in the log, older than the
-            // tombstones, yet take effect later (when acknowledged) and at every replay.
-            foreach ((string Group, TopicPartition Partition) key in _inFlight.Keys)
+            // Consecutive offsets: nothing else is appended while the append lock is held.
+            long first = AppendInBatches(messages)[0];
+            tombstones = new PlainWrite(keyList, first);
+            lock (_lock)
             {
-                if (key.Partition.Topic == topic)
-                {
-                    keys.Add(key);
-                }
+                _inFlight.Add(tombstones); // a restatement must take them in before they take effect
             }
         }
 
-        if (keys.Count == 0)
+        try
         {
-            return;
+            _log.Log.Sync();
         }
-
-        var keyList = new List<(string Group, TopicPartition Partition)>(keys);
-        var messages = new List<Message>(keyList.Count);
-        foreach ((string group, TopicPartition tp) in keyList)
+        catch
         {
-            messages.Add(new Message(EncodeKey(group, tp), null));
+            Forget(tombstones);
+            throw;
         }
-
-        long[] recordOffsets = AppendInBatches(messages);
-        _log.Log.Sync();
 
         // Durable: now they take effect (live, plain records are applied when acknowledged, not appended).
         lock (_lock)
         {
-            for (int i = 0; i < keyList.Count; i++)
+            for (int i = 0; i < tombstones.Count; i++)
             {
-                if (!_committedAt.TryGetValue(keyList[i], out long at) || recordOffsets[i] > at)
+                if (!_committedAt.TryGetValue(tombstones.KeyAt(i), out long at) || tombstones.BaseOffset + i > at)
                 {
-                    DeleteOffset(_committed, _committedAt, keyList[i], recordOffsets[i]);
+                    DeleteOffset(_committed, _committedAt, tombstones.KeyAt(i), tombstones.BaseOffset + i);
                 }
             }
+
+            _inFlight.Remove(tombstones);
         }
     }
 
@@ -441,82 +700,113 @@ internal sealed class GroupCoordinator
         // A copy: the offsets are applied after the acknowledgement, in the order they were written.
         TopicPartitionOffset[] written = [.. offsets];
         Message[] messages = ToMessages(group, written, _store.NowMs());
-        SetInFlight(group, written, +1); // before the append: DeleteTopicOffsets must see it from then on
-        ValueTask<AppendResult> append;
+        AppendResult appended;
+        PlainWrite write;
+        lock (_log.AppendLock)
+        {
+            // Appended and registered in one step: whoever holds the append lock (DeleteTopicOffsets, a
+            // restatement) finds every plain record of the log either in effect or in _inFlight.
+            appended = _log.Append(messages);
+            write = new PlainWrite(group, written, appended.BaseOffset);
+            lock (_lock)
+            {
+                _inFlight.Add(write);
+            }
+        }
+
+        ValueTask<AppendResult> acknowledged;
         try
         {
-            append = _log.AppendAsync(messages);
+            acknowledged = _log.WaitAsDurabilityModeSays(appended);
         }
         catch
         {
-            SetInFlight(group, written, -1);
+            Forget(write);
             throw;
         }
 
-        if (append.IsCompletedSuccessfully)
+        if (acknowledged.IsCompletedSuccessfully)
         {
-            ApplyAcknowledged(group, written, append.Result.BaseOffset);
+            ApplyAcknowledged(write);
             return default;
         }
 
-        return ApplyWhenAcknowledgedAsync(append, group, written);
+        return ApplyWhenAcknowledgedAsync(acknowledged, write);
     }
 
-    private async ValueTask ApplyWhenAcknowledgedAsync(ValueTask<AppendResult> append, string group, TopicPartitionOffset[] written)
+    private async ValueTask ApplyWhenAcknowledgedAsync(ValueTask<AppendResult> acknowledged, PlainWrite write)
     {
-        AppendResult result;
         try
         {
-            result = await append.ConfigureAwait(false);
+            await acknowledged.ConfigureAwait(false);
         }
         catch
         {
-            SetInFlight(group, written, -1);
+            Forget(write);
             throw;
         }
 
-        ApplyAcknowledged(group, written, result.BaseOffset);
+        ApplyAcknowledged(write);
     }
 
     // Like Kafka's coordinator, which updates its cache when the append succeeds: a commit is readable
     // once acknowledged, never before and never when it failed (two commits of one partition may be
     // acknowledged out of order: the newer record still wins).
-    private void ApplyAcknowledged(string group, TopicPartitionOffset[] written, long baseOffset)
+    private void ApplyAcknowledged(PlainWrite write)
     {
         lock (_lock)
         {
-            for (int i = 0; i < written.Length; i++)
+            for (int i = 0; i < write.Count; i++)
             {
-                SetIfNewer(_committed, _committedAt, (group, written[i].TopicPartition), written[i].Offset, baseOffset + i);
+                SetIfNewer(_committed, _committedAt, write.KeyAt(i), write.OffsetAt(i), write.BaseOffset + i);
             }
 
-            SetInFlightUnsynchronized(group, written, -1);
+            _inFlight.Remove(write);
         }
     }
 
-    private void SetInFlight(string group, TopicPartitionOffset[] written, int delta)
+    // A plain write that failed never takes effect live (its records, if they reached the disk, count at
+    // the next replay, as before).
+    private void Forget(PlainWrite write)
     {
         lock (_lock)
         {
-            SetInFlightUnsynchronized(group, written, delta);
+            _inFlight.Remove(write);
         }
     }
 
-    // Counts the plain commits appended (or being appended) but not yet acknowledged, per key: their
-    // records may precede DeleteTopicOffsets' tombstones while they take effect only after it looked.
-    // (An entry is removed when its count reaches zero.)
-    private void SetInFlightUnsynchronized(string group, TopicPartitionOffset[] written, int delta)
+    /// <summary>
+    /// Plain records appended to the offsets partition that have not taken effect yet: a commit until it
+    /// is acknowledged, DeleteTopicOffsets' tombstones until they are durable. Created under the
+    /// partition's append lock with the offset of its first record (the records are consecutive).
+    /// </summary>
+    private sealed class PlainWrite
     {
-        for (int i = 0; i < written.Length; i++)
+        private readonly string? _group;
+        private readonly TopicPartitionOffset[]? _offsets;
+        private readonly List<(string Group, TopicPartition Partition)>? _tombstones;
+
+        public PlainWrite(string group, TopicPartitionOffset[] offsets, long baseOffset)
         {
-            (string Group, TopicPartition Partition) key = (group, written[i].TopicPartition);
-            ref int count = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_inFlight, key, out _);
-            count += delta;
-            if (count <= 0)
-            {
-                _inFlight.Remove(key);
-            }
+            _group = group;
+            _offsets = offsets;
+            BaseOffset = baseOffset;
         }
+
+        public PlainWrite(List<(string Group, TopicPartition Partition)> tombstones, long baseOffset)
+        {
+            _tombstones = tombstones;
+            BaseOffset = baseOffset;
+        }
+
+        public long BaseOffset { get; }
+
+        public int Count => _offsets?.Length ?? _tombstones!.Count;
+
+        public (string Group, TopicPartition Partition) KeyAt(int i) => _offsets is { } o ? (_group!, o[i].TopicPartition) : _tombstones![i];
+
+        /// <summary>The committed offset the i-th record sets, or -1 for a tombstone.</summary>
+        public long OffsetAt(int i) => _offsets is { } o ? o[i].Offset : -1;
     }
 
     /// <summary>Encodes offsets as records of the offsets partition.</summary>

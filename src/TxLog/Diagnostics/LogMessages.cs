@@ -40,6 +40,10 @@ internal static partial class LogMessages
         Message = "Aborted the open transaction of '{TransactionalId}' (producer {ProducerId}, epoch {Epoch}) on request")]
     public static partial void TransactionAbortedByAdmin(ILogger logger, string transactionalId, long producerId, short epoch);
 
+    [LoggerMessage(EventId = 2004, EventName = "OffsetsRestateFailed", Level = LogLevel.Warning,
+        Message = "Restating __consumer_offsets while the store runs failed; nothing was deleted, the next pass of the background loop tries again")]
+    public static partial void OffsetsRestateFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(EventId = 3001, EventName = "CheckpointWritten", Level = LogLevel.Information,
         Message = "MVCC checkpoint at timestamp {Timestamp} (redo from offset {RedoOffset}): {Entries} entries, {Bytes} bytes, written in {DurationMs:F1} ms")]
     public static partial void CheckpointWritten(ILogger logger, long timestamp, long redoOffset, long entries, long bytes, double durationMs);

@@ -166,6 +166,105 @@ public class InternalLogCrashPointTests
         return Restatement(DurabilityMode.GroupCommit, live: true);
     }
 
+    private static Producer? _open;
+    private static volatile bool _openCommitted;
+
+    // __consumer_offsets restated while the store runs: a deleted topic's tombstones (deleted with the
+    // history), transactions' offsets (committed and aborted), plain commits, and, with
+    // pendingTransaction, a transaction open across the restatement with offsets pending on a key that
+    // has plain commits (g2) and on one that has none (g3), committed after it: every image shows both
+    // of its offsets or neither (recovery aborts it when its decision did not survive), and both once
+    // the commit was acknowledged.
+    [TestCase(false)]
+    [TestCase(true)]
+    public Task Power_cut_during_a_live_offsets_restatement(bool pendingTransaction) => RunAsync(pendingTransaction ? "live offsets restate (open transaction)" : "live offsets restate", async store =>
+    {
+        store.CreateTopic("t");
+        store.CreateTopic("gone");
+        var tp = new TopicPartition("t", 0);
+        var gone = new TopicPartition("gone", 0);
+        for (int i = 0; i < 20; i++)
+        {
+            await store.Groups.CommitAsync("g4", [new TopicPartitionOffset(gone, i)]);
+        }
+
+        store.DeleteTopic("gone");
+        Producer p = await Tx.TransactionalAsync(store, "tx");
+        for (int i = 0; i < 40; i++)
+        {
+            p.BeginTransaction();
+            await p.ProduceAsync(tp, Tx.Msg("v" + i));
+            await p.SendOffsetsToTransactionAsync([new TopicPartitionOffset(tp, i)], "g1");
+            if (i % 2 == 0)
+            {
+                await p.CommitTransactionAsync();
+            }
+            else
+            {
+                await p.AbortTransactionAsync();
+            }
+        }
+
+        for (int i = 0; i < 100; i++)
+        {
+            await store.Groups.CommitAsync("g2", [new TopicPartitionOffset(tp, i)]);
+        }
+
+        for (int i = 0; i < 40; i++)
+        {
+            await store.Groups.CommitAsync("g5", [new TopicPartitionOffset(new TopicPartition("t", i % 4), i)]); // segments after g2's last commit
+        }
+
+        _open = null;
+        _openCommitted = false;
+        if (pendingTransaction)
+        {
+            p.BeginTransaction();
+            await p.ProduceAsync(tp, Tx.Msg("open"));
+            await p.SendOffsetsToTransactionAsync([new TopicPartitionOffset(tp, 999)], "g2");
+            await p.SendOffsetsToTransactionAsync([new TopicPartitionOffset(tp, 5)], "g3");
+            _open = p;
+        }
+
+        await store.FlushAsync();
+    }, async (store, _) =>
+    {
+        store.Groups.LiveRestateSlack = 10;
+        long start = store.GetPartition(GroupCoordinator.TopicName, 0).LogStartOffset;
+        Assert.That(store.Groups.RestateIfGrown(), Is.True, "the history is restated");
+        Assert.That(store.GetPartition(GroupCoordinator.TopicName, 0).LogStartOffset, Is.GreaterThan(start));
+        if (_open is { } open)
+        {
+            await open.CommitTransactionAsync();
+            _openCommitted = true;
+        }
+    }, s =>
+    {
+        var problems = new List<string>();
+        var tp = new TopicPartition("t", 0);
+        bool acknowledged = _openCommitted;
+        if (s.Groups.Committed("g1", tp) != 38)
+        {
+            problems.Add($"g1 committed {s.Groups.Committed("g1", tp)}");
+        }
+
+        long? g2 = s.Groups.Committed("g2", tp);
+        long? g3 = s.Groups.Committed("g3", tp);
+        bool before = g2 == 99 && g3 is null;
+        bool after = pendingTransaction && g2 == 999 && g3 == 5;
+        if (!(before && !acknowledged) && !after)
+        {
+            problems.Add($"g2 committed {g2}, g3 {g3} (acknowledged: {acknowledged})");
+        }
+
+        if (s.Groups.Committed("g4", new TopicPartition("gone", 0)) is { } g4)
+        {
+            problems.Add($"g4 committed {g4} on a deleted topic");
+        }
+
+        return problems;
+    });
+
     // The coordinator log restated at open (live: false) or while the store runs (live: true).
     private static Task Restatement(DurabilityMode mode, bool live = false) => RunAsync(live ? "live restate" : "restate", async store =>
     {
