@@ -46,6 +46,7 @@ public sealed class LogPartition
         ProducerState = new ProducerStateManager(log.Name);
         Signal = new AsyncSignal();
         log.HighWatermarkAdvanced = Signal.Pulse;
+        log.LogStartAdvanced = Signal.Pulse; // a waiting consumer may be out of range now, and the LSO may have risen
     }
 
     internal PartitionLog Log { get; }
@@ -68,7 +69,7 @@ public sealed class LogPartition
     /// </summary>
     internal object AppendLock => _appendLock;
 
-    /// <summary>Pulsed when the HW or the LSO moves (consumers wait on it).</summary>
+    /// <summary>Pulsed when the HW, the LSO or the log start offset moves (consumers wait on it).</summary>
     internal AsyncSignal Signal { get; }
 
     /// <summary>

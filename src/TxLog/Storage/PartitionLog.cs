@@ -539,20 +539,28 @@ internal sealed class PartitionLog : IDisposable
     /// </summary>
     public int DeleteSegmentsBefore(long offset)
     {
-        lock (_syncLock)
+        long startBefore = LogStartOffset;
+        try
         {
-            lock (_lock)
+            lock (_syncLock)
             {
-                ThrowIfUnusableUnsynchronized();
-                int delete = 0;
-                while (delete < _segments.Length - 1 && _segments[delete].NextOffset <= offset)
+                lock (_lock)
                 {
-                    delete++;
-                }
+                    ThrowIfUnusableUnsynchronized();
+                    int delete = 0;
+                    while (delete < _segments.Length - 1 && _segments[delete].NextOffset <= offset)
+                    {
+                        delete++;
+                    }
 
-                DeleteLeadingSegmentsUnsynchronized(delete);
-                return delete;
+                    DeleteLeadingSegmentsUnsynchronized(delete);
+                    return delete;
+                }
             }
+        }
+        finally
+        {
+            NotifyIfLogStartAdvanced(startBefore);
         }
     }
 
@@ -567,37 +575,61 @@ internal sealed class PartitionLog : IDisposable
             return 0;
         }
 
-        lock (_syncLock)
+        long startBefore = LogStartOffset;
+        try
         {
-            lock (_lock)
+            lock (_syncLock)
             {
-                ThrowIfUnusableUnsynchronized();
-                long now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-                long total = 0;
-                foreach (LogSegment segment in _segments)
+                lock (_lock)
                 {
-                    total += segment.Size;
-                }
-
-                int delete = 0;
-                while (delete < _segments.Length - 1)
-                {
-                    LogSegment candidate = _segments[delete];
-                    bool tooBig = _config.RetentionBytes is { } limit && total - candidate.Size >= limit;
-                    bool tooOld = _config.RetentionTime is { } age && candidate.MaxTimestamp >= 0
-                        && now - candidate.MaxTimestamp > (long)age.TotalMilliseconds;
-                    if (!tooBig && !tooOld)
+                    ThrowIfUnusableUnsynchronized();
+                    long now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+                    long total = 0;
+                    foreach (LogSegment segment in _segments)
                     {
-                        break;
+                        total += segment.Size;
                     }
 
-                    total -= candidate.Size;
-                    delete++;
-                }
+                    int delete = 0;
+                    while (delete < _segments.Length - 1)
+                    {
+                        LogSegment candidate = _segments[delete];
+                        bool tooBig = _config.RetentionBytes is { } limit && total - candidate.Size >= limit;
+                        bool tooOld = _config.RetentionTime is { } age && candidate.MaxTimestamp >= 0
+                            && now - candidate.MaxTimestamp > (long)age.TotalMilliseconds;
+                        if (!tooBig && !tooOld)
+                        {
+                            break;
+                        }
 
-                DeleteLeadingSegmentsUnsynchronized(delete);
-                return delete;
+                        total -= candidate.Size;
+                        delete++;
+                    }
+
+                    DeleteLeadingSegmentsUnsynchronized(delete);
+                    return delete;
+                }
             }
+        }
+        finally
+        {
+            NotifyIfLogStartAdvanced(startBefore);
+        }
+    }
+
+    /// <summary>
+    /// Called (without this log's locks held) after segments were deleted and the log start offset moved:
+    /// a waiting consumer's position may now be out of range, and the LSO may have risen with the log start.
+    /// </summary>
+    public Action? LogStartAdvanced { get; set; }
+
+    // Also after a deletion that failed half-way (the shorter segment list is published before any file is
+    // deleted), so waiting consumers never miss a move of the log start.
+    private void NotifyIfLogStartAdvanced(long startBefore)
+    {
+        if (LogStartOffset > startBefore)
+        {
+            LogStartAdvanced?.Invoke();
         }
     }
 
