@@ -1,18 +1,24 @@
 using System.Runtime.CompilerServices;
+using TxLog.Diagnostics;
 using TxLog.Records;
 
 namespace TxLog.Consuming;
 
-/// <summary>Where a consumer starts on a partition with no committed offset, or with one out of range (below the log start or past the log end).</summary>
+/// <summary>
+/// Where a consumer starts on a partition with no committed offset, or with one out of range (below the
+/// log start or past the log end), and where it continues when retention deletes the records at its
+/// position before it has read them (its position falls below the log start), as Kafka's
+/// <c>auto.offset.reset</c>.
+/// </summary>
 public enum AutoOffsetReset
 {
-    /// <summary>At the log start offset.</summary>
+    /// <summary>At the log start offset: only records retention deleted are skipped.</summary>
     Earliest,
 
-    /// <summary>At the end for the consumer's isolation level.</summary>
+    /// <summary>At the end for the consumer's isolation level (the HW, or the LSO for read-committed).</summary>
     Latest,
 
-    /// <summary>Throw <see cref="OffsetOutOfRangeException"/>.</summary>
+    /// <summary>Throw <see cref="OffsetOutOfRangeException"/> (from <see cref="Consumer.Assign"/> without a usable committed offset, from <see cref="Consumer.Consume"/> and <see cref="Consumer.ConsumeAsync"/> for a position); nothing is skipped.</summary>
     Error,
 }
 
@@ -28,7 +34,7 @@ public sealed class ConsumerOptions
     /// </summary>
     public IsolationLevel Isolation { get; set; } = IsolationLevel.ReadCommitted;
 
-    /// <summary>Start position without a committed offset or with one out of range. Default <see cref="AutoOffsetReset.Earliest"/>.</summary>
+    /// <summary>Start position without a committed offset or with one out of range, and the new position when retention deletes records the consumer has not read yet. Default <see cref="AutoOffsetReset.Earliest"/>.</summary>
     public AutoOffsetReset AutoOffsetReset { get; set; } = AutoOffsetReset.Earliest;
 }
 
@@ -228,9 +234,19 @@ public sealed class Consumer : IDisposable
         return new Watermarks(start, hw, lso, _options.Isolation == IsolationLevel.ReadCommitted ? lso : hw);
     }
 
-    /// <summary>Returns the next available record of any assigned partition (round-robin), or null when none is available now.</summary>
+    /// <summary>
+    /// Returns the next available record of any assigned partition (round-robin), or null when none is
+    /// available now. When retention has deleted records at a partition's position that the consumer
+    /// has not read, the position is reset as <see cref="ConsumerOptions.AutoOffsetReset"/> says
+    /// (to the log start, or to the end for the isolation level) and logged (event 7001), as Kafka's
+    /// consumer does.
+    /// </summary>
     /// <exception cref="ObjectDisposedException">The consumer or the store is disposed.</exception>
     /// <exception cref="TopicNotFoundException">An assigned partition's topic was deleted.</exception>
+    /// <exception cref="OffsetOutOfRangeException">A partition's position is below its log start offset
+    /// (retention deleted records the consumer had not read) and <see cref="ConsumerOptions.AutoOffsetReset"/>
+    /// is <see cref="AutoOffsetReset.Error"/>; the message names the partition, <see cref="OffsetOutOfRangeException.Offset"/>
+    /// is the position. The position is left there: later calls throw again until <see cref="Seek"/> moves it.</exception>
     public ConsumeResult? Consume()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -244,18 +260,72 @@ public sealed class Consumer : IDisposable
                 throw new TopicNotFoundException(a.TopicPartition.Topic);
             }
 
-            LogReader reader = a.Reader(_options.Isolation);
-            if (reader.TryRead(out Record record))
+            if (TryRead(a, out Record record))
             {
-                a.Position = record.Offset + 1;
                 _next = (_next + i + 1) % count;
                 return new ConsumeResult(a.TopicPartition, record);
             }
-
-            a.Position = reader.Position;
         }
 
         return null;
+    }
+
+    // Reads the next record of one partition and moves its position. A position that retention left
+    // below the log start (found by the reader, or when a reader is opened at it) is reset as
+    // AutoOffsetReset says, as Kafka's consumer does on an out-of-range fetch, and the read retried.
+    private bool TryRead(PartitionAssignment a, out Record record)
+    {
+        while (true)
+        {
+            try
+            {
+                LogReader reader = a.Reader(_options.Isolation);
+                if (reader.TryRead(out record))
+                {
+                    a.Position = record.Offset + 1;
+                    return true;
+                }
+
+                a.Position = reader.Position;
+                return false;
+            }
+            catch (OffsetOutOfRangeException e) when (e.Offset < e.LogStartOffset)
+            {
+                if (!TryResetPosition(a, e))
+                {
+                    throw;
+                }
+            }
+        }
+    }
+
+    // Moves a position that fell below the log start as AutoOffsetReset says; false for Error (the caller
+    // rethrows). The records between the lost position and the log start are gone, so Earliest skips
+    // nothing still in the log. After Error the position stays at the lost offset: every later Consume
+    // throws again until the caller seeks.
+    private bool TryResetPosition(PartitionAssignment a, OffsetOutOfRangeException lost)
+    {
+        a.CloseReader();
+        a.Position = lost.Offset; // a reader may have passed control records beyond the last returned record
+        long reset;
+        string policy;
+        switch (_options.AutoOffsetReset)
+        {
+            case AutoOffsetReset.Earliest:
+                reset = a.Partition.LogStartOffset; // read after the failed read: at or above the exception's
+                policy = nameof(AutoOffsetReset.Earliest);
+                break;
+            case AutoOffsetReset.Latest:
+                reset = a.Partition.EndOffset(_options.Isolation); // never below the log start (the LSO is not)
+                policy = nameof(AutoOffsetReset.Latest);
+                break;
+            default:
+                return false;
+        }
+
+        a.Position = reset;
+        LogMessages.ConsumerPositionReset(_store.Telemetry.Logger, _options.GroupId ?? "(none)", a.TopicPartition.ToString(), lost.Offset, lost.LogStartOffset, reset, policy);
+        return true;
     }
 
     /// <summary>
@@ -265,6 +335,10 @@ public sealed class Consumer : IDisposable
     /// </summary>
     /// <exception cref="ObjectDisposedException">The store (or this consumer) was closed, also while waiting.</exception>
     /// <exception cref="TopicNotFoundException">An assigned partition's topic was deleted, also while waiting.</exception>
+    /// <exception cref="OffsetOutOfRangeException">Retention deleted records at a partition's position that the
+    /// consumer had not read, also while waiting, and <see cref="ConsumerOptions.AutoOffsetReset"/> is
+    /// <see cref="AutoOffsetReset.Error"/> (with <see cref="AutoOffsetReset.Earliest"/> or <see cref="AutoOffsetReset.Latest"/>
+    /// the loop resets the position and goes on, as <see cref="Consume"/> does).</exception>
     public async IAsyncEnumerable<ConsumeResult> ConsumeAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         // Registered for this enumeration only: leaving the loop early removes it from the caller's token.
@@ -298,7 +372,7 @@ public sealed class Consumer : IDisposable
                 {
                     await Task.WhenAny(waits).ConfigureAwait(false);
                     Array.Clear(waits);
-                    continue; // Consume throws if the store closed or a topic was deleted meanwhile
+                    continue; // Consume throws if the store closed or a topic was deleted meanwhile, and resets (or throws for) a position retention passed
                 }
 
                 Array.Clear(waits);

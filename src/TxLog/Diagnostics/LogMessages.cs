@@ -4,7 +4,8 @@ namespace TxLog.Diagnostics;
 
 /// <summary>
 /// Every message TxLog logs, with a stable <see cref="EventId"/> (listed in docs/operations.md) and
-/// structured fields. Ids: 1xxx recovery, 2xxx transactions, 3xxx MVCC, 4xxx I/O, 5xxx store lifecycle.
+/// structured fields. Ids: 1xxx recovery, 2xxx transactions, 3xxx MVCC, 4xxx I/O, 5xxx store lifecycle, 7xxx consumers
+/// (6xxx are TxLog.Hosting's).
 /// </summary>
 internal static partial class LogMessages
 {
@@ -71,4 +72,8 @@ internal static partial class LogMessages
     [LoggerMessage(EventId = 5001, EventName = "DirectoryLocked", Level = LogLevel.Error,
         Message = "Cannot open {Directory}: its lock file is held by another store (this or another process)")]
     public static partial void DirectoryLocked(ILogger logger, string directory);
+
+    [LoggerMessage(EventId = 7001, EventName = "ConsumerPositionReset", Level = LogLevel.Warning,
+        Message = "Consumer of group {Group} was at offset {Offset} of partition {Partition}, below the log start offset {LogStartOffset} (retention deleted the records it had yet to read): reset to offset {NewOffset} as AutoOffsetReset.{Policy} says")]
+    public static partial void ConsumerPositionReset(ILogger logger, string group, string partition, long offset, long logStartOffset, long newOffset, string policy);
 }

@@ -99,7 +99,21 @@ internal sealed class ListLoggerFactory : ILoggerFactory
 
     public IReadOnlyList<Logged> Entries => _entries.ToList();
 
+    private readonly ConcurrentDictionary<int, TaskCompletionSource<Logged>> _waiters = new();
+
     public List<Logged> WithId(int eventId) => _entries.Where(e => e.EventId.Id == eventId).ToList();
+
+    /// <summary>Completes with the first entry of <paramref name="eventId"/> (at once if one was logged already).</summary>
+    public Task<Logged> WhenLogged(int eventId)
+    {
+        TaskCompletionSource<Logged> waiter = _waiters.GetOrAdd(eventId, static _ => new TaskCompletionSource<Logged>(TaskCreationOptions.RunContinuationsAsynchronously));
+        if (WithId(eventId) is [Logged first, ..])
+        {
+            waiter.TrySetResult(first); // logged before anyone waited
+        }
+
+        return waiter.Task;
+    }
 
     public ILogger CreateLogger(string categoryName) => new ListLogger(this, categoryName);
 
@@ -126,7 +140,12 @@ internal sealed class ListLoggerFactory : ILoggerFactory
                 }
             }
 
-            owner._entries.Enqueue(new Logged(category, logLevel, eventId, formatter(state, exception), fields, exception));
+            var entry = new Logged(category, logLevel, eventId, formatter(state, exception), fields, exception);
+            owner._entries.Enqueue(entry);
+            if (owner._waiters.TryGetValue(eventId.Id, out TaskCompletionSource<Logged>? waiter))
+            {
+                waiter.TrySetResult(entry);
+            }
         }
     }
 }
