@@ -58,10 +58,14 @@ public class OffsetOutOfRangeException : TxLogException
     public OffsetOutOfRangeException(string partition, long offset, long logStartOffset, long logEndOffset)
         : base($"Offset {offset} is out of range for partition {partition}: valid offsets are {logStartOffset} to {logEndOffset} (the log end offset, where the next record will go).")
     {
+        Partition = partition;
         Offset = offset;
         LogStartOffset = logStartOffset;
         LogEndOffset = logEndOffset;
     }
+
+    /// <summary>The partition the offset was asked of, as <c>topic-partition</c> (e.g. <c>orders-0</c>).</summary>
+    public string Partition { get; }
 
     /// <summary>The offset that was asked for.</summary>
     public long Offset { get; }
