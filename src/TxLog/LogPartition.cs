@@ -47,7 +47,17 @@ public sealed class LogPartition
         Signal = new AsyncSignal();
         log.HighWatermarkAdvanced = Signal.Pulse;
         log.LogStartAdvanced = Signal.Pulse; // a waiting consumer may be out of range now, and the LSO may have risen
+        Incarnation = Interlocked.Increment(ref s_incarnations);
     }
+
+    private static long s_incarnations;
+
+    /// <summary>
+    /// Tells this partition object apart from every other one, including a partition of the same name
+    /// in a topic deleted and created again (whose producer state starts empty): a producer restarts
+    /// its sequence for a partition whose incarnation is not the one its sequence belongs to.
+    /// </summary>
+    internal long Incarnation { get; }
 
     internal PartitionLog Log { get; }
 
@@ -88,6 +98,11 @@ public sealed class LogPartition
     internal bool Deleted => Volatile.Read(ref _deleted);
 
     private bool _deleted;
+
+    // A write that found the log closed because its topic was deleted (DeleteTopic marks the partition
+    // deleted before it closes the log): Kafka's unknown-topic error, which tells a caller that looked
+    // the partition up just before the deletion to look the name up again.
+    private TopicNotFoundException DeletedTopic() => new(Log.Topic);
 
     /// <summary>Marks the partition deleted and wakes its waiting consumers (they then find it gone).</summary>
     internal void MarkDeleted()
@@ -262,6 +277,7 @@ public sealed class LogPartition
     /// <param name="messages">The records (at least one).</param>
     /// <exception cref="ArgumentException">No records, or the batch exceeds the maximum batch size.</exception>
     /// <exception cref="LogWriteException">The write failed; the partition refuses writes until reopened.</exception>
+    /// <exception cref="TopicNotFoundException">The partition's topic was deleted.</exception>
     public AppendResult Append(ReadOnlySpan<Message> messages)
     {
         _store.ThrowIfDisposed();
@@ -301,7 +317,16 @@ public sealed class LogPartition
         Memory<byte> batch = builder.Seal(0);
         lock (_appendLock)
         {
-            AppendInfo info = Log.Append(batch, builder.Count, builder.MaxTimestamp);
+            AppendInfo info;
+            try
+            {
+                info = Log.Append(batch, builder.Count, builder.MaxTimestamp);
+            }
+            catch (ObjectDisposedException) when (Deleted)
+            {
+                throw DeletedTopic();
+            }
+
             if (info.Rolled)
             {
                 SnapshotProducerStateUnsynchronized(info.BaseOffset);
@@ -330,6 +355,13 @@ public sealed class LogPartition
         AppendInfo info;
         lock (_appendLock)
         {
+            if (Deleted)
+            {
+                // Before the duplicate check: the deleted partition's producer state is still in memory,
+                // and a retry acknowledged with offsets of a topic that is gone would be a lie.
+                throw DeletedTopic();
+            }
+
             // The coordinator knows every producer's current epoch: a zombie is fenced on every
             // partition at once, not only on those the new epoch has written to.
             if (!header.IsControl && _store.Coordinator is { } coordinator && coordinator.IsFenced(header.ProducerId, header.Epoch, out short current))
@@ -364,6 +396,10 @@ public sealed class LogPartition
                 }
 
                 aborted = ProducerState.Update(header, info.BaseOffset, info.LastOffset, Log.HighWatermark);
+            }
+            catch (ObjectDisposedException) when (Deleted)
+            {
+                throw DeletedTopic();
             }
             finally
             {

@@ -41,6 +41,11 @@ public readonly record struct DeliveryResult(TopicPartition TopicPartition, long
 /// written (not yet durable or visible to read-committed readers); <see cref="CommitTransactionAsync"/>
 /// completes at the durability point of the whole transaction.
 /// </para>
+/// <para>
+/// A topic deleted and created again has new partitions under the old names: the producer starts its
+/// sequence there again at 0 (its other partitions keep theirs), and a produce to a deleted topic
+/// fails with <see cref="TopicNotFoundException"/>.
+/// </para>
 /// Thread-safe: calls are serialised per producer. Misuse (produce outside a transaction, commit
 /// without begin, begin twice, use after dispose) throws and changes nothing.
 /// </summary>
@@ -49,7 +54,7 @@ public sealed class Producer : IDisposable, IAsyncDisposable
     private readonly LogStore _store;
     private readonly ProducerOptions _options;
     private readonly SemaphoreSlim _gate = new(1, 1);   // serialises operations, including async commits
-    private readonly Dictionary<TopicPartition, int> _sequences = new();
+    private readonly Dictionary<TopicPartition, PartitionSequence> _sequences = new();
     private readonly HashSet<TopicPartition> _transactionPartitions = new();
     private long _producerId = -1;
     private short _epoch = -1;
@@ -161,6 +166,7 @@ public sealed class Producer : IDisposable, IAsyncDisposable
     private long _generation; // transactions begun; guarded by _gate
 
     /// <summary>Produces one record to a partition chosen by the partitioner (murmur2 of the key; round-robin without a key).</summary>
+    /// <exception cref="TopicNotFoundException">The topic does not exist (or was deleted during the call).</exception>
     public ValueTask<DeliveryResult> ProduceAsync(string topic, Message message, CancellationToken cancellationToken = default)
     {
         int count = _store.PartitionCount(topic);
@@ -175,6 +181,7 @@ public sealed class Producer : IDisposable, IAsyncDisposable
     }
 
     /// <summary>Produces one record to a partition.</summary>
+    /// <exception cref="TopicNotFoundException">The topic does not exist (or was deleted during the call).</exception>
     public ValueTask<DeliveryResult> ProduceAsync(TopicPartition partition, Message message, CancellationToken cancellationToken = default) =>
         ProduceCoreAsync(partition, new RecordSource(message), cancellationToken);
 
@@ -182,6 +189,7 @@ public sealed class Producer : IDisposable, IAsyncDisposable
     /// Produces the records as one batch to a partition. Outside a transaction it completes as the
     /// store's durability mode acknowledges; inside one, as soon as the batch is written.
     /// </summary>
+    /// <exception cref="TopicNotFoundException">The topic does not exist (or was deleted during the call).</exception>
     public ValueTask<DeliveryResult> ProduceAsync(TopicPartition partition, IReadOnlyList<Message> messages, CancellationToken cancellationToken = default)
     {
         // Argument errors surface through the returned task, as from the async method this used to be.
@@ -289,13 +297,24 @@ public sealed class Producer : IDisposable, IAsyncDisposable
             _transactionPartitions.Add(partition);
         }
 
-        builder.Reset(transactional ? RecordBatchLayout.TransactionalFlag : (short)0, _producerId, _epoch, _sequences.GetValueOrDefault(partition));
+        builder.Reset(transactional ? RecordBatchLayout.TransactionalFlag : (short)0, _producerId, _epoch, NextSequenceUnsynchronized(partition, target));
     }
+
+    // The next sequence of a partition, per incarnation of the partition. A topic deleted and created
+    // again has new partitions under the old names, with no state for this producer (Kafka: the broker
+    // lost the producer's state); they start again at 0, as a modern Kafka client resets the sequence.
+    // Nothing is resent under an old sequence: a batch gets its sequence when it is built and is never
+    // retried by the producer, so every batch sent to the new incarnation is a new one.
+    private int NextSequenceUnsynchronized(TopicPartition partition, LogPartition target) =>
+        _sequences.TryGetValue(partition, out PartitionSequence known) && known.Incarnation == target.Incarnation ? known.Next : 0;
+
+    // The next sequence for one incarnation of a partition (see NextSequenceUnsynchronized).
+    private readonly record struct PartitionSequence(long Incarnation, int Next);
 
     // Appends a batch started by StartBatchUnsynchronized and advances the partition's sequence.
     private DeliveryResult AppendBuiltUnsynchronized(LogPartition target, TopicPartition partition, RecordBatchBuilder builder, bool transactional)
     {
-        int sequence = _sequences.GetValueOrDefault(partition);
+        int sequence = NextSequenceUnsynchronized(partition, target);
         var header = new ProducerBatchHeader(_producerId, _epoch, sequence, builder.Count - 1, transactional, false, ControlRecordType.Commit, -1, builder.MaxTimestamp);
         AppendResult appended;
         try
@@ -308,7 +327,7 @@ public sealed class Producer : IDisposable, IAsyncDisposable
             throw;
         }
 
-        _sequences[partition] = ProducerStateEntry.AddSequence(sequence, builder.Count);
+        _sequences[partition] = new PartitionSequence(target.Incarnation, ProducerStateEntry.AddSequence(sequence, builder.Count));
         if (transactional)
         {
             _store.Coordinator.RecordWrite(_options.TransactionalId!, _producerId, _epoch, partition, appended.LastOffset);
