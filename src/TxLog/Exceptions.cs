@@ -128,6 +128,54 @@ public class LogWriteException : TxLogException
 }
 
 /// <summary>
+/// A <see cref="LogAppender"/> could not write a batch, so records it had accepted (its
+/// <see cref="LogAppender.Append"/> calls returned) are not in the log; the appender is faulted and
+/// every later <see cref="LogAppender.Append"/>, <see cref="LogAppender.Flush"/> and
+/// <see cref="LogAppender.FlushAsync"/> throws this again, with the same numbers. Records are numbered
+/// from 0 in the order the appender accepted them: every record from <see cref="FirstUnwrittenRecord"/>
+/// on is missing (the <see cref="UnwrittenRecords"/> that were pending, and the record of the
+/// <see cref="LogAppender.Append"/> call that threw, if one did); every record before it was written,
+/// the last at <see cref="LastWrittenOffset"/>. <see cref="Exception.InnerException"/> is the cause: a
+/// <see cref="LogWriteException"/> (the partition then refuses writes until the store is reopened), a
+/// <see cref="TopicNotFoundException"/> (the topic was deleted) or an <see cref="ObjectDisposedException"/>
+/// (the store was closed).
+/// </summary>
+public class LogAppenderFaultedException : LogWriteException
+{
+    /// <summary>Creates the exception.</summary>
+    /// <param name="partition">The appender's partition.</param>
+    /// <param name="firstUnwrittenRecord">Number (from 0, in accepted order) of the first record not written.</param>
+    /// <param name="unwrittenRecords">How many accepted records were not written.</param>
+    /// <param name="lastWrittenOffset">Offset of the last record the appender wrote, or -1.</param>
+    /// <param name="innerException">Why the write failed.</param>
+    public LogAppenderFaultedException(TopicPartition partition, long firstUnwrittenRecord, int unwrittenRecords, long lastWrittenOffset, Exception? innerException)
+        : base($"The appender of partition {partition} is faulted: a batch write failed ({innerException?.Message}), so the {unwrittenRecords} record(s) it had accepted from record {firstUnwrittenRecord} on (counted from 0) were not written, and it accepts no more. "
+            + (lastWrittenOffset < 0 ? "It wrote no record before. " : $"The records before were written, the last at offset {lastWrittenOffset}. ")
+            + $"Append again from record {firstUnwrittenRecord} with a new appender (after reopening the store when the partition stopped on an I/O error).", innerException)
+    {
+        Partition = partition;
+        FirstUnwrittenRecord = firstUnwrittenRecord;
+        UnwrittenRecords = unwrittenRecords;
+        LastWrittenOffset = lastWrittenOffset;
+    }
+
+    /// <summary>The appender's partition.</summary>
+    public TopicPartition Partition { get; }
+
+    /// <summary>
+    /// Number of the first record not written, counting from 0 the records the appender accepted; also
+    /// the number of records it wrote. Every record from this one on is not in the log.
+    /// </summary>
+    public long FirstUnwrittenRecord { get; }
+
+    /// <summary>How many accepted records (pending in the failed batch) were not written.</summary>
+    public int UnwrittenRecords { get; }
+
+    /// <summary>Offset of the last record the appender wrote, or -1 when it wrote none.</summary>
+    public long LastWrittenOffset { get; }
+}
+
+/// <summary>
 /// A segment holds a valid batch larger than <see cref="LogStoreOptions.MaxBatchBytes"/>: it was
 /// written by a store opened with a larger limit. Recovery does not cut it (it is data, not a torn
 /// write); open the store with <c>MaxBatchBytes</c> at least <see cref="BatchSize"/>.

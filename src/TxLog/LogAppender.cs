@@ -9,6 +9,17 @@ namespace TxLog;
 /// <see cref="Append"/> does not return one; <see cref="Flush"/> returns the range of the last batch.
 /// Nothing is durable until <see cref="FlushAsync"/> completes. Not thread-safe: one appender per
 /// writer thread. Dispose writes nothing: call <see cref="Flush"/> or <see cref="FlushAsync"/> first.
+/// <para>
+/// No accepted record is lost without a report. When a batch cannot be written (an I/O error, after
+/// which the partition refuses writes until the store is reopened; the topic deleted; the store
+/// closed), the call that wrote it throws <see cref="LogAppenderFaultedException"/>, naming which
+/// records were not written: counted from 0 in the order <see cref="Append"/> accepted them, every
+/// record from <see cref="LogAppenderFaultedException.FirstUnwrittenRecord"/> on. The appender is then
+/// faulted: it holds nothing and every later <see cref="Append"/>, <see cref="Flush"/> and
+/// <see cref="FlushAsync"/> throws the same report, so a loader that missed the first one still learns
+/// where to start again. The pending records are not kept for a retry: a partition that failed a
+/// write accepts none until the store is reopened, and then it is a new partition object.
+/// </para>
 /// </summary>
 public sealed class LogAppender : IDisposable
 {
@@ -17,6 +28,9 @@ public sealed class LogAppender : IDisposable
     private readonly int _batchBytes;
     private readonly RecordBatchBuilder _builder = new();
     private long _lastWrittenOffset = -1;
+    private long _written;             // records written, counted in the order Append accepted them (all before the pending ones)
+    private Exception? _faultCause;    // set when a batch write failed: the appender is faulted
+    private int _unwritten;            // records of the failed batch
     private bool _disposed;
 
     internal LogAppender(LogPartition partition, LogStore store, int batchBytes)
@@ -27,14 +41,18 @@ public sealed class LogAppender : IDisposable
         ResetBuilder();
     }
 
-    /// <summary>Records waiting in the open batch.</summary>
+    /// <summary>Records waiting in the open batch (none once the appender is faulted: they were not written, see <see cref="LogAppenderFaultedException"/>).</summary>
     public int PendingCount => _builder.Count;
 
     /// <summary>Adds a record to the open batch, writing the batch first if the record would overflow it.</summary>
     /// <exception cref="ArgumentException">The record alone exceeds <see cref="LogStoreOptions.MaxBatchBytes"/>; nothing else is affected.</exception>
+    /// <exception cref="LogAppenderFaultedException">
+    /// The batch could not be written (or an earlier one could not): the pending records are not in the
+    /// log, this call's record is not accepted, and the appender is faulted.
+    /// </exception>
     public void Append(in Message message)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ThrowIfUnusable();
         int estimate = EstimateSize(in message);
         if (_builder.Count > 0 && _builder.Length + estimate > _batchBytes)
         {
@@ -70,13 +88,19 @@ public sealed class LogAppender : IDisposable
     }
 
     /// <summary>Writes the open batch (if any) to the page cache; returns its offsets, or null when nothing was pending.</summary>
+    /// <exception cref="LogAppenderFaultedException">The batch could not be written (or an earlier one could not); the appender is faulted.</exception>
     public AppendResult? Flush()
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ThrowIfUnusable();
         return _builder.Count == 0 ? null : WriteBatch();
     }
 
     /// <summary>Writes the open batch and waits until everything this appender wrote is fsynced.</summary>
+    /// <exception cref="LogAppenderFaultedException">The batch could not be written (or an earlier one could not); the appender is faulted.</exception>
+    /// <exception cref="LogWriteException">
+    /// The records were written but the fsync failed (from the returned task): whether they are durable
+    /// is decided by the next open's recovery; the partition refuses writes until then.
+    /// </exception>
     public ValueTask FlushAsync()
     {
         Flush();
@@ -85,15 +109,36 @@ public sealed class LogAppender : IDisposable
 
     private AppendResult WriteBatch()
     {
+        AppendResult result;
         try
         {
-            AppendResult result = _partition.AppendBuilt(_builder);
-            _lastWrittenOffset = result.LastOffset;
-            return result;
+            result = _partition.AppendBuilt(_builder);
         }
-        finally
+        catch (Exception e)
         {
+            // Whatever failed the write (an I/O error, a deleted topic, a closed store), the batch is not
+            // in the log: report exactly which records that costs, now and on every later call.
+            _faultCause = e;
+            _unwritten = _builder.Count;
             ResetBuilder();
+            throw Fault();
+        }
+
+        _written += _builder.Count;
+        _lastWrittenOffset = result.LastOffset;
+        ResetBuilder();
+        return result;
+    }
+
+    private LogAppenderFaultedException Fault() =>
+        new(new TopicPartition(_partition.Topic, _partition.Partition), _written, _unwritten, _lastWrittenOffset, _faultCause);
+
+    private void ThrowIfUnusable()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_faultCause is not null)
+        {
+            throw Fault();
         }
     }
 
