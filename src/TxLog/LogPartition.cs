@@ -48,6 +48,7 @@ public sealed class LogPartition
         log.HighWatermarkAdvanced = Signal.Pulse;
         log.LogStartAdvanced = Signal.Pulse; // a waiting consumer may be out of range now, and the LSO may have risen
         Incarnation = Interlocked.Increment(ref s_incarnations);
+        log.LogStartMovedLocked = ProducerState.ForgetAbortedBelow; // no reader needs aborts that ended below the log start
     }
 
     private static long s_incarnations;

@@ -22,7 +22,7 @@ public sealed class LogReader : IDisposable
     private readonly IsolationLevel _isolation;
     private readonly PriorityQueue<AbortedTransaction, long>? _upcomingAborted; // by first offset
     private readonly HashSet<long>? _abortedProducers;  // producers inside an aborted transaction at the current position
-    private int _abortedSeen;                             // entries of the partition's aborted list already queued
+    private long _abortedSeen;                            // entries of the partition's aborted list already queued (absolute position, see GetAborted)
     private LogSegment[] _segments;
     private int _segmentIndex;
     private BatchFileReader? _file;
@@ -52,7 +52,7 @@ public sealed class LogReader : IDisposable
             _abortedProducers = new HashSet<long>();
 
             // Skip aborted transactions that ended before the start (the list is in marker order).
-            ReadOnlySpan<AbortedTransaction> aborted = partition.ProducerState.AbortedSnapshot.Span;
+            ReadOnlySpan<AbortedTransaction> aborted = partition.ProducerState.GetAborted(out long dropped).Span;
             int lo = 0, hi = aborted.Length;
             while (lo < hi)
             {
@@ -67,7 +67,7 @@ public sealed class LogReader : IDisposable
                 }
             }
 
-            _abortedSeen = lo;
+            _abortedSeen = dropped + lo;
         }
 
         (LogSegment[] segments, int index, long position) = log.Locate(offset);
@@ -268,11 +268,28 @@ public sealed class LogReader : IDisposable
     // True when the batch belongs to an aborted transaction of its producer.
     private bool IsAborted(RecordBatch batch)
     {
-        ReadOnlySpan<AbortedTransaction> aborted = _partition.ProducerState.AbortedSnapshot.Span;
-        for (; _abortedSeen < aborted.Length; _abortedSeen++)
+        ReadOnlySpan<AbortedTransaction> aborted = _partition.ProducerState.GetAborted(out long dropped).Span;
+        long unqueued = _abortedSeen - dropped;
+        if (unqueued < 0)
         {
-            _upcomingAborted!.Enqueue(aborted[_abortedSeen], aborted[_abortedSeen].FirstOffset);
+            // Retention dropped entries this reader had not queued yet. Their markers are below the log
+            // start (which moved before they were dropped), so they cannot cover a batch at or above it;
+            // a batch below it was deleted under this reader.
+            long logStart = _log.LogStartOffset;
+            if (batch.BaseOffset < logStart)
+            {
+                throw new OffsetOutOfRangeException(_log.Name, _nextOffset, logStart, _log.LogEndOffset);
+            }
+
+            unqueued = 0;
         }
+
+        for (int i = (int)unqueued; i < aborted.Length; i++)
+        {
+            _upcomingAborted!.Enqueue(aborted[i], aborted[i].FirstOffset);
+        }
+
+        _abortedSeen = dropped + aborted.Length;
 
         while (_upcomingAborted!.TryPeek(out AbortedTransaction next, out long first) && first <= batch.BaseOffset)
         {

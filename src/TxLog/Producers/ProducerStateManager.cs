@@ -111,8 +111,9 @@ internal sealed class ProducerStateEntry
 /// </code>
 /// A producer appears once per remembered batch (oldest first), so the last five batches survive a
 /// restart; a producer with no batch in its epoch has one entry with LastSequence -1.
-/// Not thread-safe: the owning partition serialises all calls under its append lock; readers use the
-/// published snapshots <see cref="AbortedSnapshot"/> and <see cref="FirstUnstableOffset"/>.
+/// Not thread-safe: the owning partition serialises all calls under its append lock, except
+/// <see cref="ForgetAbortedBelow"/> (retention); readers use the published snapshots
+/// <see cref="AbortedSnapshot"/> and <see cref="FirstUnstableOffset"/>.
 /// </summary>
 internal sealed class ProducerStateManager
 {
@@ -125,7 +126,12 @@ internal sealed class ProducerStateManager
     private readonly SortedSet<(long FirstOffset, long ProducerId)> _ongoing = new(); // open transactions by first offset (Min: no allocation)
     private readonly List<AbortedTransaction> _aborted = new();
     private AbortedTransaction[] _abortedItems = new AbortedTransaction[16]; // append-only; readers see a prefix
-    private AbortedView _abortedView = new([], 0);
+    private AbortedView _abortedView = new([], 0, 0);
+    private long _abortedDropped; // entries dropped from the front of the list so far (retention)
+
+    // Guards the aborted list (_aborted, _abortedItems, _abortedDropped and the view): markers add to it
+    // under the partition's append lock, retention trims it under the log's locks. A leaf lock.
+    private readonly object _abortedLock = new();
     private long _firstUnstableOffset = long.MaxValue;
 
     public ProducerStateManager(string partitionName)
@@ -138,18 +144,23 @@ internal sealed class ProducerStateManager
 
     /// <summary>
     /// The aborted transactions in marker order, safe to read without the lock: entries are only ever
-    /// appended after the published count, and a full array is replaced, never changed in place.
+    /// appended after the published count, and a full or trimmed array is replaced, never changed in place.
     /// </summary>
-    public ReadOnlyMemory<AbortedTransaction> AbortedSnapshot
+    public ReadOnlyMemory<AbortedTransaction> AbortedSnapshot => GetAborted(out _);
+
+    /// <summary>
+    /// <see cref="AbortedSnapshot"/>, with the number of entries retention has dropped from its front so
+    /// far: entry <c>i</c> of the snapshot is entry <c>dropped + i</c> of the partition's whole history,
+    /// a position that stays the same when older entries are dropped (readers keep their place by it).
+    /// </summary>
+    public ReadOnlyMemory<AbortedTransaction> GetAborted(out long dropped)
     {
-        get
-        {
-            AbortedView view = Volatile.Read(ref _abortedView);
-            return new ReadOnlyMemory<AbortedTransaction>(view.Items, 0, view.Count);
-        }
+        AbortedView view = Volatile.Read(ref _abortedView);
+        dropped = view.Dropped;
+        return new ReadOnlyMemory<AbortedTransaction>(view.Items, 0, view.Count);
     }
 
-    private sealed record AbortedView(AbortedTransaction[] Items, int Count);
+    private sealed record AbortedView(AbortedTransaction[] Items, int Count, long Dropped);
 
     /// <summary>Number of producers known.</summary>
     public int ProducerCount => _producers.Count;
@@ -161,8 +172,12 @@ internal sealed class ProducerStateManager
     {
         _producers.Clear();
         _ongoing.Clear();
-        _aborted.Clear();
-        RepublishAborted();
+        lock (_abortedLock)
+        {
+            _aborted.Clear();
+            RepublishAbortedUnsynchronized();
+        }
+
         Volatile.Write(ref _firstUnstableOffset, long.MaxValue);
     }
 
@@ -312,43 +327,83 @@ internal sealed class ProducerStateManager
     /// <summary>Adds aborted transactions read from <c>.txnindex</c> files (at open, in offset order).</summary>
     public void LoadAborted(IEnumerable<AbortedTransaction> entries)
     {
-        foreach (AbortedTransaction entry in entries)
+        lock (_abortedLock)
         {
-            _aborted.Add(entry);
-        }
+            foreach (AbortedTransaction entry in entries)
+            {
+                _aborted.Add(entry);
+            }
 
-        RepublishAborted();
+            RepublishAbortedUnsynchronized();
+        }
     }
 
-    // Rebuilds the published array from the list (open and recovery only: O(n)).
-    private void RepublishAborted()
+    // Rebuilds the published array from the list (open, recovery and retention only: O(n)). Caller holds _abortedLock.
+    private void RepublishAbortedUnsynchronized()
     {
         _abortedItems = new AbortedTransaction[Math.Max(16, _aborted.Count * 2)];
         _aborted.CopyTo(_abortedItems);
-        Volatile.Write(ref _abortedView, new AbortedView(_abortedItems, _aborted.Count));
+        Volatile.Write(ref _abortedView, new AbortedView(_abortedItems, _aborted.Count, _abortedDropped));
     }
 
-    /// <summary>Drops aborted transactions whose marker is at or after <paramref name="offset"/> (before a replay from there).</summary>
+    /// <summary>Drops aborted transactions whose marker is at or after <paramref name="offset"/> (at open, before a replay from there).</summary>
     public void ForgetAbortedFrom(long offset)
     {
-        _aborted.RemoveAll(a => a.LastOffset >= offset);
-        RepublishAborted();
+        lock (_abortedLock)
+        {
+            _aborted.RemoveAll(a => a.LastOffset >= offset);
+            RepublishAbortedUnsynchronized();
+        }
+    }
+
+    /// <summary>
+    /// Drops the aborted transactions no reader can need any more: those whose marker (last offset) is
+    /// below <paramref name="logStartOffset"/>, after retention deleted the segments holding them (Kafka
+    /// drops them with the segments' <c>.txnindex</c>). A transaction that started below the log start
+    /// and ended at or above it is kept: its records after the log start are still readable. Safe to
+    /// call from any thread (retention runs beside appends).
+    /// </summary>
+    public void ForgetAbortedBelow(long logStartOffset)
+    {
+        lock (_abortedLock)
+        {
+            int drop = 0;
+            while (drop < _aborted.Count && _aborted[drop].LastOffset < logStartOffset) // marker order
+            {
+                drop++;
+            }
+
+            if (drop == 0)
+            {
+                return;
+            }
+
+            _aborted.RemoveRange(0, drop);
+            _aborted.TrimExcess();
+            _abortedDropped += drop;
+
+            // A new array: readers may still be scanning the old one.
+            RepublishAbortedUnsynchronized();
+        }
     }
 
     // Amortised O(1): write after the published count, then publish the longer view.
     private void AddAborted(in AbortedTransaction entry)
     {
-        _aborted.Add(entry);
-        int count = _aborted.Count;
-        if (count > _abortedItems.Length)
+        lock (_abortedLock)
         {
-            var bigger = new AbortedTransaction[_abortedItems.Length * 2];
-            Array.Copy(_abortedItems, bigger, count - 1);
-            _abortedItems = bigger;
-        }
+            _aborted.Add(entry);
+            int count = _aborted.Count;
+            if (count > _abortedItems.Length)
+            {
+                var bigger = new AbortedTransaction[_abortedItems.Length * 2];
+                Array.Copy(_abortedItems, bigger, count - 1);
+                _abortedItems = bigger;
+            }
 
-        _abortedItems[count - 1] = entry;
-        Volatile.Write(ref _abortedView, new AbortedView(_abortedItems, count));
+            _abortedItems[count - 1] = entry;
+            Volatile.Write(ref _abortedView, new AbortedView(_abortedItems, count, _abortedDropped));
+        }
     }
 
     private void PublishFirstUnstable() => Volatile.Write(ref _firstUnstableOffset, FirstOngoingOffset());

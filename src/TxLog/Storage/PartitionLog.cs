@@ -484,6 +484,14 @@ internal sealed class PartitionLog : IDisposable
     private void AdvanceHighWatermarkNotify() => HighWatermarkAdvanced?.Invoke();
 
     /// <summary>
+    /// Called with the new log start offset when retention or <see cref="DeleteSegmentsBefore"/> moved it,
+    /// right after the shorter segment list is published and with the partition's locks held: it must
+    /// be quick and take no lock that is held while calling into this log. (Waiters are woken later,
+    /// without locks, by <see cref="LogStartAdvanced"/>.)
+    /// </summary>
+    public Action<long>? LogStartMovedLocked { get; set; }
+
+    /// <summary>
     /// Visits every batch from the one holding <paramref name="fromOffset"/> to the log end, control
     /// batches included, checking CRCs. Used to rebuild producer state after a crash.
     /// </summary>
@@ -644,6 +652,7 @@ internal sealed class PartitionLog : IDisposable
 
         LogSegment[] old = _segments;
         Volatile.Write(ref _segments, old[count..]);
+        LogStartMovedLocked?.Invoke(old[count].BaseOffset);
         for (int i = 0; i < count; i++)
         {
             old[i].Delete();
