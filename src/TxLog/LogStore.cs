@@ -572,12 +572,21 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
         return new Consuming.Consumer(this, options);
     }
 
-    /// <summary>Fsyncs every partition.</summary>
+    /// <summary>Fsyncs every partition (a topic deleted while this runs is skipped).</summary>
     public async ValueTask FlushAsync()
     {
         foreach (LogPartition partition in AllPartitions())
         {
-            await partition.FlushAsync().ConfigureAwait(false);
+            try
+            {
+                await partition.FlushAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is ObjectDisposedException or LogWriteException && partition.Deleted)
+            {
+                // Its topic was deleted after the list was taken (DeleteTopic marks it before closing it):
+                // closed before its flush (ObjectDisposedException), or during it (the fsync then fails on the
+                // closed file). Its data is gone either way.
+            }
         }
     }
 
