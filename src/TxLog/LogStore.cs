@@ -590,10 +590,21 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
         }
     }
 
-    /// <summary>Applies retention to every partition now; returns the number of segments deleted.</summary>
+    /// <summary>
+    /// Applies retention to every partition now; returns the number of segments deleted. A partition
+    /// that stopped after an I/O failure (it refuses writes until the store is reopened, and the failure
+    /// was reported to the operation that met it) is skipped, as the background retention skips it, and
+    /// so is a partition whose topic is deleted while this runs.
+    /// </summary>
+    /// <exception cref="IOException">Deleting a segment's files failed on some partition. It is thrown after
+    /// every other partition was trimmed (the first such error when there are several); the partition
+    /// itself keeps working.</exception>
+    /// <exception cref="UnauthorizedAccessException">As <see cref="IOException"/>, for a permission error.</exception>
+    /// <exception cref="ObjectDisposedException">The store is closed.</exception>
     public int EnforceRetention()
     {
         int deleted = 0;
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo? firstError = null;
         foreach (LogPartition partition in AllPartitions())
         {
             try
@@ -604,8 +615,18 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
             {
                 // Its topic was deleted after the list was taken (DeleteTopic marks it before closing it).
             }
+            catch (LogWriteException) when (partition.Log.Failure is not null)
+            {
+                // Failed earlier: it takes no writes, so it cannot grow, and its failure was reported.
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Reported once the others are trimmed: one partition's disk error must not stop retention elsewhere.
+                firstError ??= System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e);
+            }
         }
 
+        firstError?.Throw();
         return deleted;
     }
 
