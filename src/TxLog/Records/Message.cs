@@ -79,9 +79,25 @@ public readonly struct Message
 
     /// <summary>
     /// Create time in milliseconds since the Unix epoch; null means "now" by the store's clock when
-    /// the batch is built.
+    /// the batch is built (there is no "no timestamp" value: null is it).
     /// </summary>
-    public long? Timestamp { get; init; }
+    /// <exception cref="ArgumentOutOfRangeException">A negative value (refused as Kafka's producer refuses
+    /// it: a batch's timestamps would disagree with its header, and time retention would never delete it).</exception>
+    public long? Timestamp
+    {
+        get => _timestamp;
+        init
+        {
+            if (value < 0)
+            {
+                throw new ArgumentOutOfRangeException(nameof(Timestamp), value, "A record timestamp cannot be negative; leave it null for the store's clock.");
+            }
+
+            _timestamp = value;
+        }
+    }
+
+    private readonly long? _timestamp;
 
     /// <summary>Headers, or null for none.</summary>
     public IReadOnlyList<RecordHeader>? Headers { get; init; }
