@@ -11,7 +11,9 @@ namespace TxLog.Storage;
 /// </code>
 /// An entry is added next to each offset index entry when the segment's largest timestamp grew, and
 /// once more when the segment becomes inactive, so the last entry holds the segment's largest
-/// timestamp. Not thread-safe: owned by a partition under its lock.
+/// timestamp. One writer: the owning partition, under its lock. <see cref="LookupScanStart"/> may run
+/// beside it without the lock (timestamp lookups on the active segment): entries are published before
+/// the count that includes them, as in <see cref="OffsetIndex"/>.
 /// </summary>
 internal sealed class TimeIndex
 {
@@ -33,13 +35,20 @@ internal sealed class TimeIndex
     }
 
     /// <summary>Number of entries.</summary>
-    public int Count => _count;
+    public int Count => Volatile.Read(ref _count);
 
     /// <summary>True when no more entries fit.</summary>
     public bool IsFull => _count >= _maxEntries;
 
     /// <summary>The last entry's timestamp, or -1 when empty.</summary>
-    public long LastTimestamp => _count == 0 ? -1 : _timestamps[_count - 1];
+    public long LastTimestamp
+    {
+        get
+        {
+            int count = Volatile.Read(ref _count);
+            return count == 0 ? -1 : _timestamps[count - 1];
+        }
+    }
 
     /// <summary>Adds an entry if <paramref name="timestamp"/> is larger than the last one.</summary>
     public void MaybeAppend(long timestamp, long offset)
@@ -54,16 +63,22 @@ internal sealed class TimeIndex
             return; // the partition rolls on a full offset or time index before this matters
         }
 
+        int relative = checked((int)(offset - _baseOffset));
         if (_count == _timestamps.Length)
         {
+            // Longer copies, each published whole (a reader that sees the new array sees its copied entries).
             int size = Math.Min(_maxEntries, _count * 2);
-            Array.Resize(ref _timestamps, size);
-            Array.Resize(ref _relativeOffsets, size);
+            long[] timestamps = new long[size];
+            int[] relativeOffsets = new int[size];
+            Array.Copy(_timestamps, timestamps, _count);
+            Array.Copy(_relativeOffsets, relativeOffsets, _count);
+            Volatile.Write(ref _timestamps, timestamps);
+            Volatile.Write(ref _relativeOffsets, relativeOffsets);
         }
 
         _timestamps[_count] = timestamp;
-        _relativeOffsets[_count] = checked((int)(offset - _baseOffset));
-        _count++;
+        _relativeOffsets[_count] = relative;
+        Volatile.Write(ref _count, _count + 1); // published after the entry (lock-free readers, see LookupScanStart)
     }
 
     /// <summary>
@@ -73,11 +88,17 @@ internal sealed class TimeIndex
     /// </summary>
     public long LookupScanStart(long timestamp)
     {
-        int lo = 0, hi = _count - 1, found = -1;
+        // Readers of the active segment run beside MaybeAppend: read the count first (published after its
+        // entries), then the arrays (a resize only ever replaces them with longer copies), once each.
+        int count = Volatile.Read(ref _count);
+        long[] timestamps = Volatile.Read(ref _timestamps);
+        int[] relativeOffsets = Volatile.Read(ref _relativeOffsets);
+        count = Math.Min(count, Math.Min(timestamps.Length, relativeOffsets.Length));
+        int lo = 0, hi = count - 1, found = -1;
         while (lo <= hi)
         {
             int mid = (lo + hi) >>> 1;
-            if (_timestamps[mid] < timestamp)
+            if (timestamps[mid] < timestamp)
             {
                 found = mid;
                 lo = mid + 1;
@@ -88,16 +109,19 @@ internal sealed class TimeIndex
             }
         }
 
-        return found < 0 ? _baseOffset : _baseOffset + _relativeOffsets[found] + 1;
+        return found < 0 ? _baseOffset : _baseOffset + relativeOffsets[found] + 1;
     }
 
     /// <summary>Drops entries for offsets at or beyond <paramref name="offset"/>.</summary>
     public void TruncateToOffset(long offset)
     {
-        while (_count > 0 && _baseOffset + _relativeOffsets[_count - 1] >= offset)
+        int count = _count;
+        while (count > 0 && _baseOffset + _relativeOffsets[count - 1] >= offset)
         {
-            _count--;
+            count--;
         }
+
+        Volatile.Write(ref _count, count);
     }
 
     /// <summary>Writes the whole index to its file and fsyncs it.</summary>
