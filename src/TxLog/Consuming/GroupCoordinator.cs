@@ -107,7 +107,14 @@ internal sealed class GroupCoordinator
         catch (Exception e)
         {
             Interlocked.Increment(ref _restateFailures);
-            Diagnostics.LogMessages.OffsetsRestateFailed(_store.Telemetry.Logger, e);
+            try
+            {
+                Diagnostics.LogMessages.OffsetsRestateFailed(_store.Telemetry.Logger, e);
+            }
+            catch (Exception)
+            {
+                // A logger that throws must not end the background loop (Periodic fsyncs, retention).
+            }
         }
     }
 

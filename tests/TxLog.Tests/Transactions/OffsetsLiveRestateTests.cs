@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using TxLog.Consuming;
 using TxLog.Durability;
 using TxLog.Producers;
@@ -376,6 +377,62 @@ public class OffsetsLiveRestateTests
         {
             Assert.That(reopened.Groups.Committed("g", new TopicPartition("tx", w)), Is.EqualTo(lastTransactional[w]), $"writer {w}: its last commit after a reopen");
             Assert.That(reopened.Groups.Committed("g", new TopicPartition("plain", w)), Is.EqualTo(lastPlain[w]), $"committer {w}: its last commit after a reopen");
+        }
+    }
+
+    // A logger whose event 2004 throws (a logging provider failing on the same full disk, say): the
+    // background loop must live on, or Periodic mode stops fsyncing and nothing restates any more.
+    [Test]
+    public async Task A_logger_that_throws_on_a_failed_restatement_does_not_stop_the_background_loop()
+    {
+        using var dir = new TempDirectory();
+        var fs = new FaultyFileSystem
+        {
+            Targets = static path => path.Contains(GroupCoordinator.TopicName, StringComparison.Ordinal) && path.EndsWith(".log", StringComparison.Ordinal),
+        };
+        LogStoreOptions options = SmallSegments(DurabilityMode.Periodic, fs);
+        options.FlushInterval = TimeSpan.FromMilliseconds(10); // a pass of the background loop
+        options.LoggerFactory = new ThrowingLoggerFactory(2004);
+        LogStore store = LogStore.Open(dir.Path, options);
+        store.CreateTopic("t");
+        for (int i = 0; i < 200; i++)
+        {
+            await store.Groups.CommitAsync("h", [new TopicPartitionOffset(new TopicPartition("x", i % 10), i)]);
+        }
+
+        fs.FailSync(); // the restatement's first fsync
+        store.Groups.LiveRestateSlack = 10;
+        Assert.That(await EventuallyAsync(() => store.Groups.RestateFailures >= 1), Is.True, "the restatement failed");
+        LogPartition t = store.GetPartition("t", 0);
+        AppendResult appended = await t.AppendAsync(Msg("after"));
+        Assert.That(await EventuallyAsync(() => t.Log.DurableOffset > appended.LastOffset), Is.True, "the loop still fsyncs (Periodic mode)");
+        Assert.That(await EventuallyAsync(() => store.Groups.RestateFailures >= 2 || store.Groups.Restatements > 0), Is.True, "the loop still tries to restate");
+        store.Dispose();
+    }
+
+    private sealed class ThrowingLoggerFactory(int eventId) : ILoggerFactory
+    {
+        public ILogger CreateLogger(string categoryName) => new Logger(eventId);
+
+        public void AddProvider(ILoggerProvider provider) => throw new NotSupportedException();
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(int eventId) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId id, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            {
+                if (id.Id == eventId)
+                {
+                    throw new InvalidOperationException("the logging provider failed");
+                }
+            }
         }
     }
 
