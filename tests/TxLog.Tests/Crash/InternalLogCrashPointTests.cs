@@ -265,6 +265,81 @@ public class InternalLogCrashPointTests
         return problems;
     });
 
+    private static volatile int _plainAcked;
+    private static int _plainAckedAtImage;
+    private static volatile bool _deleted;
+    private static bool _deletedAtImage;
+
+    // Plain commits acknowledged (and a topic deleted) while live restatements run: every image holds
+    // every acknowledged commit, the history, and none of the deleted topic's offsets once deleted.
+    [Test]
+    public Task Power_cut_during_live_restatements_with_concurrent_plain_commits_and_a_topic_deletion() => RunAsync("offsets restate + commits", async store =>
+    {
+        store.CreateTopic("t");
+        store.CreateTopic("gone");
+        _plainAcked = 0;
+        _deleted = false;
+        for (int i = 0; i < 60; i++)
+        {
+            await store.Groups.CommitAsync("h", [new TopicPartitionOffset(new TopicPartition("t", i % 4), i)]);
+        }
+
+        await store.Groups.CommitAsync("d", [new TopicPartitionOffset(new TopicPartition("gone", 0), 3)]);
+        await store.FlushAsync();
+    }, async (store, _) =>
+    {
+        store.Groups.LiveRestateSlack = 10;
+        var k = new TopicPartition("t", 9);
+        Task committer = Task.Run(async () =>
+        {
+            for (int i = 1; i <= 30; i++)
+            {
+                await store.Groups.CommitAsync("g", [new TopicPartitionOffset(k, i)]);
+                _plainAcked = i;
+                if (i == 10)
+                {
+                    store.DeleteTopic("gone");
+                    _deleted = true;
+                }
+            }
+        });
+        while (!committer.IsCompleted)
+        {
+            store.Groups.RestateIfGrown();
+            await Task.Delay(1);
+        }
+
+        await committer;
+        Assert.That(store.Groups.Restatements, Is.GreaterThan(0), "restated");
+    }, s =>
+    {
+        var problems = new List<string>();
+        long? g = s.Groups.Committed("g", new TopicPartition("t", 9));
+        if ((g ?? 0) < _plainAckedAtImage)
+        {
+            problems.Add($"g committed {g}, acknowledged {_plainAckedAtImage}");
+        }
+
+        for (int p = 0; p < 4; p++)
+        {
+            if (s.Groups.Committed("h", new TopicPartition("t", p)) != 56 + p)
+            {
+                problems.Add($"h/{p} committed {s.Groups.Committed("h", new TopicPartition("t", p))}");
+            }
+        }
+
+        if (_deletedAtImage && s.Groups.Committed("d", new TopicPartition("gone", 0)) is { } d)
+        {
+            problems.Add($"d committed {d} on a deleted topic");
+        }
+
+        return problems;
+    }, beforeImage: () =>
+    {
+        _plainAckedAtImage = _plainAcked;
+        _deletedAtImage = _deleted;
+    });
+
     // The coordinator log restated at open (live: false) or while the store runs (live: true).
     private static Task Restatement(DurabilityMode mode, bool live = false) => RunAsync(live ? "live restate" : "restate", async store =>
     {

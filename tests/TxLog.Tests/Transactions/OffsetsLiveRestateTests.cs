@@ -380,6 +380,56 @@ public class OffsetsLiveRestateTests
         }
     }
 
+    // A committed transaction still held (another transaction is open below it on "out") when the
+    // restatement copies its offset: invisible until the release, visible after it and after a reopen.
+    [Test]
+    public async Task A_held_transaction_across_a_restatement_becomes_visible_at_its_release_and_after_a_reopen()
+    {
+        using var dir = new TempDirectory();
+        LogStoreOptions options = SmallSegments(DurabilityMode.GroupCommit);
+        var k = new TopicPartition("in", 0);
+        using (LogStore store = LogStore.Open(dir.Path, options))
+        {
+            store.CreateTopic("out");
+            for (int i = 0; i < 300; i++)
+            {
+                await store.Groups.CommitAsync("h", [new TopicPartitionOffset(new TopicPartition("x", i % 10), i)]);
+            }
+
+            await store.Groups.CommitAsync("g", [new TopicPartitionOffset(k, 5)]);
+            await using Producer a = await TransactionalAsync(store, "a");
+            await using Producer b = await TransactionalAsync(store, "b");
+            a.BeginTransaction();
+            await a.ProduceAsync(new TopicPartition("out", 0), Msg("a"));
+            b.BeginTransaction();
+            await b.ProduceAsync(new TopicPartition("out", 0), Msg("b"));
+            await b.SendOffsetsToTransactionAsync([new TopicPartitionOffset(k, 7)], "g");
+            await b.CommitTransactionAsync(); // held: a is open below it on "out"
+            Assert.That(store.Groups.Committed("g", k), Is.EqualTo(5), "held");
+            for (int i = 0; i < 300; i++)
+            {
+                await store.Groups.CommitAsync("h", [new TopicPartitionOffset(new TopicPartition("x", i % 10), 1000 + i)]);
+            }
+
+            store.Groups.LiveRestateSlack = 5;
+            Assert.That(store.Groups.RestateIfGrown(), Is.True);
+            Assert.That(store.Groups.Committed("g", k), Is.EqualTo(5), "still held after the restatement");
+            await a.AbortTransactionAsync();
+            Assert.That(await EventuallyAsync(() => store.Groups.Committed("g", k) == 7), Is.True, "released");
+            Assert.That(store.Groups.RestateIfGrown(), Is.False);
+            for (int i = 0; i < 300; i++)
+            {
+                await store.Groups.CommitAsync("h", [new TopicPartitionOffset(new TopicPartition("x", i % 10), 2000 + i)]);
+            }
+
+            Assert.That(store.Groups.RestateIfGrown(), Is.True);
+            Assert.That(store.Groups.Committed("g", k), Is.EqualTo(7));
+        }
+
+        using LogStore reopened = LogStore.Open(dir.Path, options);
+        Assert.That(reopened.Groups.Committed("g", k), Is.EqualTo(7));
+    }
+
     // A logger whose event 2004 throws (a logging provider failing on the same full disk, say): the
     // background loop must live on, or Periodic mode stops fsyncing and nothing restates any more.
     [Test]
