@@ -10,6 +10,13 @@ namespace TxLog.Tests.Faults;
 /// (<see cref="PowerLossFileSystem"/>); with <see cref="LoseDirectoryEntries"/>, a second image per
 /// step also undoes the directory operations (creates, deletes, renames) made since their directory
 /// was last fsynced, as POSIX allows.
+/// <para>
+/// All of them at once, in every directory: the model does not produce a subset (a later deletion
+/// durable and an earlier one lost). A directory operation is done and recorded under the image lock,
+/// so every image has it recorded or not done yet; a directory fsync covers only the operations
+/// recorded before it started; and while <see cref="OnImage"/> checks an image, the other threads'
+/// steps wait (only the checking thread's own operations are not steps).
+/// </para>
 /// </summary>
 internal sealed class CrashPointFileSystem : DelegatingFileSystem
 {
@@ -19,6 +26,12 @@ internal sealed class CrashPointFileSystem : DelegatingFileSystem
     private readonly object _gate = new();
     private readonly List<DirOp> _dirOps = new();
     private volatile bool _armed;
+
+    // The thread running OnImage for this instance (its own file operations are not steps).
+    [ThreadStatic]
+    private static CrashPointFileSystem? t_checking;
+
+    private bool Recording => _armed && t_checking != this;
 
     private abstract record DirOp(string Directory);
 
@@ -37,8 +50,17 @@ internal sealed class CrashPointFileSystem : DelegatingFileSystem
     {
     }
 
-    private CrashPointFileSystem(PowerLossFileSystem power, string root, string images)
-        : base(power)
+    /// <summary>
+    /// For tests of this model: <paramref name="between"/> wraps the power-loss layer and sits between it
+    /// and this one, so a test can act after an operation was done and before this layer recorded it.
+    /// </summary>
+    internal CrashPointFileSystem(string root, string images, Func<IFileSystem, IFileSystem> between)
+        : this(new PowerLossFileSystem(), root, images, between)
+    {
+    }
+
+    private CrashPointFileSystem(PowerLossFileSystem power, string root, string images, Func<IFileSystem, IFileSystem>? between = null)
+        : base(between is null ? power : between(power))
     {
         _power = power;
         _root = Path.GetFullPath(root);
@@ -71,7 +93,7 @@ internal sealed class CrashPointFileSystem : DelegatingFileSystem
 
     private void Cut(string operation)
     {
-        if (!_armed)
+        if (!Recording)
         {
             return;
         }
@@ -104,15 +126,16 @@ internal sealed class CrashPointFileSystem : DelegatingFileSystem
     {
         if (OnImage is { } handler)
         {
-            bool armed = _armed;
-            _armed = false; // the handler's own file operations are not steps
+            // The handler's own file operations are not steps. (Disarming the whole instance here let
+            // other threads' directory operations go unrecorded meanwhile, as if durable at once.)
+            t_checking = this;
             try
             {
                 handler(operation, image);
             }
             finally
             {
-                _armed = armed;
+                t_checking = null;
                 Directory.Delete(image, recursive: true);
             }
         }
@@ -161,14 +184,10 @@ internal sealed class CrashPointFileSystem : DelegatingFileSystem
         }
     }
 
+    // Caller holds _gate and has just done the operation: no image can fall between the two.
     private void Record(DirOp op)
     {
-        if (!_armed || !Path.GetFullPath(op.Directory).StartsWith(_root, StringComparison.Ordinal))
-        {
-            return;
-        }
-
-        lock (_gate)
+        if (Recording && Path.GetFullPath(op.Directory).StartsWith(_root, StringComparison.Ordinal))
         {
             _dirOps.Add(op);
         }
@@ -176,31 +195,35 @@ internal sealed class CrashPointFileSystem : DelegatingFileSystem
 
     private string Rel(string path) => Path.GetRelativePath(_root, path);
 
+    // Directory operations run under _gate (after any image in progress) together with their recording.
+    // (Lock order: _gate, then the power-loss layer's lock.)
     public override IStorageFile OpenFile(string path, FileOpenMode mode)
     {
-        bool existed = Inner.FileExists(path);
-        IStorageFile file = base.OpenFile(path, mode);
-        if (!existed)
+        IStorageFile file;
+        lock (_gate)
         {
-            Record(new CreateOp(path));
+            bool existed = Inner.FileExists(path);
+            file = Inner.OpenFile(path, mode);
+            if (!existed)
+            {
+                Record(new CreateOp(path));
+            }
         }
 
-        return file;
-    }
-
-    protected override IStorageFile WrapFile(string path, IStorageFile file)
-    {
         Cut("open " + Rel(path));
         return new File(this, file);
     }
 
     public override void CreateDirectory(string path)
     {
-        bool existed = Inner.DirectoryExists(path);
-        base.CreateDirectory(path);
-        if (!existed)
+        lock (_gate)
         {
-            Record(new MkdirOp(Path.GetFullPath(path)));
+            bool existed = Inner.DirectoryExists(path);
+            base.CreateDirectory(path);
+            if (!existed)
+            {
+                Record(new MkdirOp(Path.GetFullPath(path)));
+            }
         }
 
         Cut("mkdir " + Rel(path));
@@ -208,11 +231,14 @@ internal sealed class CrashPointFileSystem : DelegatingFileSystem
 
     public override void DeleteFile(string path)
     {
-        byte[]? bytes = _armed ? _power.DurableBytes(path) : null;
-        base.DeleteFile(path);
-        if (bytes is not null)
+        lock (_gate)
         {
-            Record(new DeleteOp(path, bytes));
+            byte[]? bytes = Recording ? _power.DurableBytes(path) : null;
+            base.DeleteFile(path);
+            if (bytes is not null)
+            {
+                Record(new DeleteOp(path, bytes));
+            }
         }
 
         Cut("delete " + Rel(path));
@@ -220,28 +246,36 @@ internal sealed class CrashPointFileSystem : DelegatingFileSystem
 
     public override void DeleteDirectory(string path)
     {
-        var files = new Dictionary<string, byte[]>();
-        if (_armed && Directory.Exists(path))
+        lock (_gate)
         {
-            foreach (string f in Directory.GetFiles(path, "*", SearchOption.AllDirectories))
+            var files = new Dictionary<string, byte[]>();
+            if (Recording && Directory.Exists(path))
             {
-                if (_power.DurableBytes(f) is { } b)
+                foreach (string f in Directory.GetFiles(path, "*", SearchOption.AllDirectories))
                 {
-                    files[f] = b;
+                    if (_power.DurableBytes(f) is { } b)
+                    {
+                        files[f] = b;
+                    }
                 }
             }
+
+            base.DeleteDirectory(path);
+            Record(new RmdirOp(Path.GetFullPath(path), files));
         }
 
-        base.DeleteDirectory(path);
-        Record(new RmdirOp(Path.GetFullPath(path), files));
         Cut("rmdir " + Rel(path));
     }
 
     public override void MoveFile(string source, string destination)
     {
-        byte[]? old = _armed ? _power.DurableBytes(destination) : null;
-        base.MoveFile(source, destination);
-        Record(new RenameOp(source, destination, old));
+        lock (_gate)
+        {
+            byte[]? old = Recording ? _power.DurableBytes(destination) : null;
+            base.MoveFile(source, destination);
+            Record(new RenameOp(source, destination, old));
+        }
+
         Cut("rename " + Rel(source) + " " + Rel(destination));
     }
 
@@ -253,11 +287,21 @@ internal sealed class CrashPointFileSystem : DelegatingFileSystem
 
     public override void SyncDirectory(string path)
     {
-        base.SyncDirectory(path);
+        // The fsync makes durable what was done in the directory before it started; an operation that
+        // another thread does while it runs may come after it.
         string full = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar);
+        HashSet<DirOp> covered;
         lock (_gate)
         {
-            _dirOps.RemoveAll(op => Path.GetFullPath(op.Directory).TrimEnd(Path.DirectorySeparatorChar) == full);
+            covered = new HashSet<DirOp>(
+                _dirOps.Where(op => Path.GetFullPath(op.Directory).TrimEnd(Path.DirectorySeparatorChar) == full),
+                ReferenceEqualityComparer.Instance);
+        }
+
+        base.SyncDirectory(path);
+        lock (_gate)
+        {
+            _dirOps.RemoveAll(covered.Contains);
         }
 
         Cut("syncdir " + Rel(path));
