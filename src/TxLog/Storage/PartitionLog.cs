@@ -656,6 +656,15 @@ internal sealed class PartitionLog : IDisposable
         for (int i = 0; i < count; i++)
         {
             old[i].Delete();
+
+            // Each deletion is made durable before the next one starts (the last by the sync below): a
+            // file system without a journal (or strict POSIX) may persist unlinks in any order, and a
+            // later segment's deletion surviving a power cut while an earlier one's is lost would leave
+            // a gap between the segments, which the next open refuses as corruption.
+            if (i + 1 < count)
+            {
+                _fileSystem.SyncDirectory(Directory);
+            }
         }
 
         _fileSystem.SyncDirectory(Directory);
