@@ -54,6 +54,21 @@ public class CloseTimeoutLockTests
         }
     }
 
+    // Closes the store while an fsync is held, checks the close gave up within its timeout with a
+    // TimeoutException, and tells whether the directory could be opened while the fsync was still held
+    // (then releases it).
+    private static async Task<bool> CloseWhileHeldAsync(LogStore store, ZombieWatchFileSystem fs, string path)
+    {
+        Task dispose = StartDispose(store);
+        Task first = await Task.WhenAny(dispose, Task.Delay(Bound));
+        fs.StartWatching();
+        bool freeWhileHeld = first == dispose && DirectoryIsFree(path);
+        fs.Release();
+        Assert.That(first, Is.SameAs(dispose), "the close is bounded by CloseTimeout");
+        Assert.That(dispose.Exception?.InnerException, Is.InstanceOf<TimeoutException>(), "the close reports the timeout");
+        return freeWhileHeld;
+    }
+
     [Test]
     public async Task A_commit_whose_data_fsync_outlives_the_close_keeps_the_directory_locked_and_writes_nothing_after_it()
     {
@@ -73,13 +88,7 @@ public class CloseTimeoutLockTests
         Task commit = producer.CommitTransactionAsync();
         Assert.That(fs.WaitForHeldSync(Bound), Is.True, "t-0's data fsync is held");
 
-        Task dispose = StartDispose(store);
-        Task first = await Task.WhenAny(dispose, Task.Delay(Bound));
-        fs.StartWatching();
-        bool freeWhileHeld = first == dispose && DirectoryIsFree(dir.Path);
-        fs.Release();
-        Assert.That(first, Is.SameAs(dispose), "the close is bounded by CloseTimeout");
-        Assert.That(dispose.Exception?.InnerException, Is.InstanceOf<TimeoutException>(), "the close reports the timeout");
+        bool freeWhileHeld = await CloseWhileHeldAsync(store, fs, dir.Path);
 
         try
         {
@@ -124,13 +133,7 @@ public class CloseTimeoutLockTests
         Task<long> checkpoint = Task.Factory.StartNew(() => engine.CheckpointAsync(), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
         Assert.That(fs.WaitForHeldSync(Bound), Is.True, "the checkpoint's fsync is held");
 
-        Task dispose = StartDispose(store);
-        Task first = await Task.WhenAny(dispose, Task.Delay(Bound));
-        fs.StartWatching();
-        bool freeWhileHeld = first == dispose && DirectoryIsFree(dir.Path);
-        fs.Release();
-        Assert.That(first, Is.SameAs(dispose), "the close is bounded by CloseTimeout");
-        Assert.That(dispose.Exception?.InnerException, Is.InstanceOf<TimeoutException>());
+        bool freeWhileHeld = await CloseWhileHeldAsync(store, fs, dir.Path);
 
         try
         {
@@ -172,13 +175,7 @@ public class CloseTimeoutLockTests
         Task roll = Task.Factory.StartNew(() => partition.Append(Tx.Msg("y")), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         Assert.That(fs.WaitForHeldSync(Bound), Is.True, "the roll's fsync is held");
 
-        Task dispose = StartDispose(store);
-        Task first = await Task.WhenAny(dispose, Task.Delay(Bound));
-        fs.StartWatching();
-        bool freeWhileHeld = first == dispose && DirectoryIsFree(dir.Path);
-        fs.Release();
-        Assert.That(first, Is.SameAs(dispose), "the close is bounded by CloseTimeout");
-        Assert.That(dispose.Exception?.InnerException, Is.InstanceOf<TimeoutException>());
+        bool freeWhileHeld = await CloseWhileHeldAsync(store, fs, dir.Path);
         Assert.That(async () => await roll.WaitAsync(Bound), Throws.InstanceOf<ObjectDisposedException>(), "the roll is refused after its fsync");
         Assert.That(loggers.WithId(4003), Has.Count.EqualTo(1), "the close reports that it keeps the lock");
         Assert.That(loggers.WithId(4004), Has.Count.EqualTo(1), "the release is reported once the fsync returned");
