@@ -359,6 +359,10 @@ internal sealed class PartitionLog : IDisposable
                 // Older segments were fsynced when they rolled, so the active one is all that can be dirty.
                 active.Flush();
             }
+            catch (ObjectDisposedException) when (_fileSystem is SealableFileSystem { IsSealed: true })
+            {
+                throw; // the store closed (a close that gave up on this partition): refused, not failed
+            }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
             {
                 lock (_lock)

@@ -190,6 +190,38 @@ public class CloseTimeoutLockTests
     }
 
     [Test]
+    public async Task A_group_commit_follower_that_leads_after_a_timed_out_close_is_refused_without_failing_the_partition()
+    {
+        // A's fsync of t-0 hangs past CloseTimeout; B appended after A's fsync started and waits as a
+        // follower. When A's fsync returns, B leads the next fsync: the store is closed, so B must get
+        // ObjectDisposedException like every other operation after the close, not a partition failure
+        // (LogWriteException, error event 4002 "a write or fsync failed") that no disk caused.
+        using var dir = new TempDirectory();
+        var fs = new ZombieWatchFileSystem();
+        var loggers = new ListLoggerFactory();
+        LogStoreOptions options = Options(fs, TimeSpan.FromMilliseconds(500));
+        options.LoggerFactory = loggers;
+        LogStore store = LogStore.Open(dir.Path, options);
+        store.CreateTopic("t", 1);
+        LogPartition partition = store.GetPartition("t", 0);
+        fs.Hold(static path => path.Contains($"{Sep}t-0{Sep}", StringComparison.Ordinal) && path.EndsWith(".log", StringComparison.Ordinal));
+        Task<AppendResult> a = Task.Factory.StartNew(() => partition.AppendAsync(Tx.Msg("a")).AsTask(), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        Assert.That(fs.WaitForHeldSync(Bound), Is.True, "A's fsync is held");
+        Task<AppendResult> b = partition.AppendAsync(Tx.Msg("b")).AsTask();
+        Assert.That(b.IsCompleted, Is.False, "B waits for the next fsync");
+
+        Task dispose = StartDispose(store);
+        Task first = await Task.WhenAny(dispose, Task.Delay(Bound));
+        fs.Release();
+        Assert.That(first, Is.SameAs(dispose), "the close is bounded by CloseTimeout");
+        Assert.That(dispose.Exception?.InnerException, Is.InstanceOf<TimeoutException>());
+        await a.WaitAsync(Bound).ContinueWith(static _ => { }); // its fsync ran: acknowledged
+        Assert.That(async () => await b.WaitAsync(Bound), Throws.InstanceOf<ObjectDisposedException>(), "B is refused as after any close");
+        Assert.That(loggers.WithId(4002), Is.Empty, "no partition failed: the store was closed");
+        Assert.That(partition.Log.Failure, Is.Null);
+    }
+
+    [Test]
     public async Task The_close_waits_for_all_stuck_partitions_within_one_close_timeout()
     {
         // Three partitions each have an fsync stuck: the close must give up after CloseTimeout in all,
