@@ -798,7 +798,14 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
 
         foreach (LogPartition partition in partitions)
         {
-            clean &= partition.Close(Remaining());
+            if (!partition.Close(Remaining()))
+            {
+                clean = false;
+                if (!partition.Log.IsDisposed)
+                {
+                    (_leftOpen ??= []).Add(partition); // its files are released once nothing runs any more
+                }
+            }
         }
 
         // From here on no internal writer (a commit's markers, the coordinator's timer, a checkpoint, a
@@ -824,6 +831,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
             Telemetry.Dispose(); // the meter; the logger still reports the late release
             if (drained)
             {
+                ReleaseLeftOpenFiles();
                 _lock.Dispose();
             }
             else
@@ -857,6 +865,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
     // finally of that operation: nothing may escape from here into it).
     private void ReleaseLockLate()
     {
+        ReleaseLeftOpenFiles();
         _lock.Dispose();
         try
         {
@@ -865,6 +874,31 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
         catch (Exception)
         {
             // A logger that throws must not turn the operation that just finished into a failure.
+        }
+    }
+
+    // Partitions whose close gave up (a lock still held at the deadline) keep their file handles; once the
+    // file system is sealed and drained nothing can use them for a change any more, so they are closed
+    // here (a reader still holding one gets ObjectDisposedException, as after any close).
+    private List<LogPartition>? _leftOpen;
+
+    private void ReleaseLeftOpenFiles()
+    {
+        if (_leftOpen is null)
+        {
+            return;
+        }
+
+        foreach (LogPartition partition in _leftOpen)
+        {
+            try
+            {
+                partition.Log.ReleaseFilesAfterSeal();
+            }
+            catch (Exception)
+            {
+                // Best effort, on the thread of a file operation that just finished: nothing may escape.
+            }
         }
     }
 

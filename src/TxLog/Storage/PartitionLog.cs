@@ -910,6 +910,22 @@ internal sealed class PartitionLog : IDisposable
         }
     }
 
+    /// <summary>True once <see cref="Close"/> completed or <see cref="Dispose"/> ran (read without the lock, which a stuck operation may hold).</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed);
+
+    /// <summary>
+    /// Closes the segments' file handles without taking this log's locks: for a partition whose close
+    /// gave up, once the store's file system is sealed and no file operation runs (nothing can change a
+    /// file through them any more; a thread still holding a lock here finds them closed).
+    /// </summary>
+    public void ReleaseFilesAfterSeal()
+    {
+        foreach (LogSegment segment in Volatile.Read(ref _segments))
+        {
+            segment.Dispose();
+        }
+    }
+
     /// <summary>Closes without flushing (used when a store fails to open).</summary>
     public void Dispose()
     {

@@ -179,6 +179,7 @@ public class CloseTimeoutLockTests
         Assert.That(async () => await roll.WaitAsync(Bound), Throws.InstanceOf<ObjectDisposedException>(), "the roll is refused after its fsync");
         Assert.That(loggers.WithId(4003), Has.Count.EqualTo(1), "the close reports that it keeps the lock");
         Assert.That(loggers.WithId(4004), Has.Count.EqualTo(1), "the release is reported once the fsync returned");
+        Assert.That(fs.OpenFiles, Is.EqualTo(0), "the partition the close gave up on has its files closed once nothing runs (no handle leak)");
         Assert.Multiple(() =>
         {
             Assert.That(freeWhileHeld, Is.False, "the directory stays locked while the roll's fsync runs");

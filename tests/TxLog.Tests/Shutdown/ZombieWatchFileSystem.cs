@@ -17,6 +17,10 @@ internal sealed class ZombieWatchFileSystem(IFileSystem? inner = null) : Delegat
     private readonly List<string> _late = [];
     private Func<string, bool> _hold = static _ => false;
     private volatile bool _watching;
+    private int _openFiles;
+
+    /// <summary>Files opened through this file system and not disposed yet.</summary>
+    public int OpenFiles => Volatile.Read(ref _openFiles);
 
     /// <summary>From now on, fsyncs of files matching <paramref name="paths"/> wait for <see cref="Release"/>.</summary>
     public void Hold(Func<string, bool> paths)
@@ -80,7 +84,9 @@ internal sealed class ZombieWatchFileSystem(IFileSystem? inner = null) : Delegat
             Changing("create", path);
         }
 
-        return new File(this, base.OpenFile(path, mode));
+        var file = new File(this, base.OpenFile(path, mode));
+        Interlocked.Increment(ref _openFiles);
+        return file;
     }
 
     public override void CreateDirectory(string path)
@@ -138,6 +144,18 @@ internal sealed class ZombieWatchFileSystem(IFileSystem? inner = null) : Delegat
             owner.Changing("fsync", Path); // recorded when it starts: a held fsync began before the close
             owner.MaybeHold(Path);
             Inner.Sync();
+        }
+
+        private int _disposed;
+
+        public override void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                Interlocked.Decrement(ref owner._openFiles);
+            }
+
+            base.Dispose();
         }
     }
 }
