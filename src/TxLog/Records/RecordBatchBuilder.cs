@@ -75,6 +75,11 @@ internal sealed class RecordBatchBuilder : IDisposable
     public void Add(long timestamp, ReadOnlySpan<byte> key, bool hasKey, ReadOnlySpan<byte> value, bool hasValue, IReadOnlyList<RecordHeader>? headers)
     {
         Debug.Assert(!_sealed, "Add after Seal without Reset");
+
+        // Message refuses a negative timestamp; the store's clock (null, control records, redo) may still
+        // be before the Unix epoch. A negative timestamp would leave the header's max at -1, disagreeing
+        // with its records, so the earliest timestamp a record can have (0) is written instead.
+        timestamp = Math.Max(timestamp, 0);
         if (_count == 0)
         {
             _baseTimestamp = timestamp;

@@ -58,4 +58,39 @@ public sealed class NegativeTimestampTests
         Assert.That(timestamps[0], Is.GreaterThanOrEqualTo(before));
         Assert.That(timestamps[1], Is.Zero);
     }
+    [Test]
+    public async Task A_store_clock_before_1970_writes_no_negative_timestamp()
+    {
+        // Null is "now by the store's clock": a clock before the Unix epoch (a TimeProvider the caller
+        // sets) gave every record without a timestamp a negative one, through every path, with the same
+        // header that disagrees with its records as an explicit negative timestamp.
+        using var dir = new TempDirectory();
+        var clock = new ManualClock(DateTimeOffset.UnixEpoch - TimeSpan.FromDays(1));
+        using LogStore store = LogStore.Open(dir.Path, new LogStoreOptions { Durability = Durability.DurabilityMode.None, TimeProvider = clock });
+        store.CreateTopic("t");
+        LogPartition p = store.GetPartition("t", 0);
+        p.Append(new Message(TestRecords.Bytes("append")));
+        using (LogAppender appender = p.CreateAppender())
+        {
+            appender.Append(new Message(TestRecords.Bytes("appender")));
+            appender.Flush();
+        }
+
+        await using (Producer producer = await store.CreateProducerAsync())
+        {
+            await producer.ProduceAsync(new TopicPartition("t", 0), new Message(TestRecords.Bytes("produce")));
+        }
+
+        var timestamps = new List<long>();
+        using (LogReader reader = p.OpenReader(0, IsolationLevel.ReadUncommitted))
+        {
+            while (reader.TryRead(out Record record))
+            {
+                timestamps.Add(record.Timestamp);
+            }
+        }
+
+        Assert.That(timestamps, Has.Count.EqualTo(3));
+        Assert.That(timestamps, Has.All.GreaterThanOrEqualTo(0L), "no record timestamp before the epoch");
+    }
 }
