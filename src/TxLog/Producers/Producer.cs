@@ -251,7 +251,15 @@ public sealed class Producer : IDisposable, IAsyncDisposable
 
         if (_options.TransactionalId is null && _store.Options.Durability == DurabilityMode.GroupCommit && !result.IsDuplicate)
         {
-            await target.WaitForDurableAsync(result.LastOffset).ConfigureAwait(false);
+            try
+            {
+                await target.WaitForDurableAsync(result.LastOffset).ConfigureAwait(false);
+            }
+            catch (ObjectDisposedException) when (target.Deleted)
+            {
+                // The topic was deleted after the batch was written: its log is closed and its data gone.
+                throw new TopicNotFoundException(partition.Topic);
+            }
         }
 
         return result;

@@ -188,4 +188,29 @@ public sealed class RecreatedTopicProducerTests
         Assert.That((e.ExpectedSequence, e.ActualSequence), Is.EqualTo((0, 2)));
         Assert.That(fresh.LogEndOffset, Is.Zero);
     }
+    [Test]
+    public async Task A_topic_deleted_while_a_produce_waits_for_durability_fails_as_an_unknown_topic()
+    {
+        // ProduceAsync documents TopicNotFoundException for a topic deleted during the call. In GroupCommit
+        // the producer appends under its lock and then waits for the fsync outside it: a deletion in between
+        // (here run by the partition's batch observer, just after the batch is written) closed the log, and
+        // the wait failed with the closed log's ObjectDisposedException.
+        using var dir = new TempDirectory();
+        using LogStore store = LogStore.Open(dir.Path, Options(Durability.DurabilityMode.GroupCommit));
+        store.CreateTopic("t");
+        LogPartition partition = store.GetPartition("t", 0);
+        await using Producer producer = await store.CreateProducerAsync();
+        partition.Observer = _ =>
+        {
+            partition.Observer = null;
+            store.DeleteTopic("t");
+        };
+
+        Assert.ThrowsAsync<TopicNotFoundException>(async () => await producer.ProduceAsync(T0, Msg("gone")));
+        Assert.That(partition.Deleted, Is.True, "precondition: the topic was deleted between the write and the durability wait");
+
+        store.CreateTopic("t");
+        DeliveryResult next = await producer.ProduceAsync(T0, Msg("new"));
+        Assert.That((next.Offset, next.IsDuplicate), Is.EqualTo((0L, false)));
+    }
 }
