@@ -55,7 +55,7 @@ public class CorruptIndexException : TxLogException
 public class OffsetOutOfRangeException : TxLogException
 {
     /// <summary>Creates the exception with the requested offset and the valid range.</summary>
-    public OffsetOutOfRangeException(string partition, long offset, long logStartOffset, long logEndOffset)
+    public OffsetOutOfRangeException(TopicPartition partition, long offset, long logStartOffset, long logEndOffset)
         : base($"Offset {offset} is out of range for partition {partition}: valid offsets are {logStartOffset} to {logEndOffset} (the log end offset, where the next record will go).")
     {
         Partition = partition;
@@ -64,8 +64,8 @@ public class OffsetOutOfRangeException : TxLogException
         LogEndOffset = logEndOffset;
     }
 
-    /// <summary>The partition the offset was asked of, as <c>topic-partition</c> (e.g. <c>orders-0</c>).</summary>
-    public string Partition { get; }
+    /// <summary>The partition the offset was asked of (e.g. to seek a consumer's position there).</summary>
+    public TopicPartition Partition { get; }
 
     /// <summary>The offset that was asked for.</summary>
     public long Offset { get; }

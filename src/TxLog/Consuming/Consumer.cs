@@ -191,7 +191,7 @@ public sealed class Consumer : IDisposable
         {
             AutoOffsetReset.Earliest => partition.LogStartOffset,
             AutoOffsetReset.Latest => partition.EndOffset(_options.Isolation),
-            _ => throw new OffsetOutOfRangeException(tp.ToString(), committed ?? -1, partition.LogStartOffset, partition.LogEndOffset),
+            _ => throw new OffsetOutOfRangeException(tp, committed ?? -1, partition.LogStartOffset, partition.LogEndOffset),
         };
     }
 

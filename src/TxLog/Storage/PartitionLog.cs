@@ -733,7 +733,7 @@ internal sealed class PartitionLog : IDisposable
         long end = LogEndOffset;
         if (offset < start || offset > end)
         {
-            throw new OffsetOutOfRangeException(Name, offset, start, end);
+            throw new OffsetOutOfRangeException(new TopicPartition(Topic, Partition), offset, start, end);
         }
     }
 

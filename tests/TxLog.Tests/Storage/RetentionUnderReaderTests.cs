@@ -164,7 +164,7 @@ public sealed class RetentionUnderReaderTests
                 Assert.That(e!.Offset, Is.EqualTo(1), "names the position");
                 Assert.That(e.LogStartOffset, Is.EqualTo(start));
                 Assert.That(e.Message, Does.Contain("partition t-0"));
-                Assert.That(e.Partition, Is.EqualTo("t-0"), "the partition as a property, not only in the message");
+                Assert.That(e.Partition, Is.EqualTo(T0), "the partition as a property, not only in the message");
                 Assert.That(consumer.Position(T0), Is.EqualTo(1), "the position stays, so every call throws until the caller seeks");
             }
 
