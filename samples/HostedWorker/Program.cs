@@ -29,7 +29,16 @@ builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSe
 using var metrics = new MetricsPrinter();
 using IHost host = builder.Build();
 await host.StartAsync();
-await Task.Delay(TimeSpan.FromSeconds(seconds));
+// Run for the given time, or until Ctrl+C / SIGTERM (the host's console lifetime turns them into StopApplication).
+IHostApplicationLifetime lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
+try
+{
+    await Task.Delay(TimeSpan.FromSeconds(seconds), lifetime.ApplicationStopping);
+}
+catch (OperationCanceledException)
+{
+}
+
 await host.StopAsync();
 metrics.Print("final");
 
