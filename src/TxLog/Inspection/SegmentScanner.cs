@@ -83,12 +83,14 @@ internal sealed class SegmentScanner : IDisposable
             return new ScanItem(ScanItemKind.End, _position, 0, BatchCheck.Valid, default);
         }
 
-        long remaining = Length - _position;
-        ReadOnlySpan<byte> head = Window(_position, (int)Math.Min(remaining, L.HeaderSize));
-        BatchCheck check = RecordBatch.Check(head, _maxBatchBytes, out int size);
-        if (check == BatchCheck.Truncated && size > 0 && size <= remaining)
+        BatchCheck check = CheckAtPosition(out int size);
+        if (check != BatchCheck.Valid && _bufferLength > 0)
         {
-            check = RecordBatch.Check(Window(_position, size), _maxBatchBytes, out size);
+            // The buffer may hold these bytes as they were before a store that has the file open
+            // finished writing them (a partial batch, or zeros): judge them on a fresh read, or a
+            // live scan reports a batch being written as damage followed by a valid batch.
+            _bufferLength = 0;
+            check = CheckAtPosition(out size);
         }
 
         if (check is BatchCheck.Valid or BatchCheck.BadCrc)
@@ -104,6 +106,19 @@ internal sealed class SegmentScanner : IDisposable
         }
 
         return Invalid(check);
+    }
+
+    private BatchCheck CheckAtPosition(out int size)
+    {
+        long remaining = Length - _position;
+        ReadOnlySpan<byte> head = Window(_position, (int)Math.Min(remaining, L.HeaderSize));
+        BatchCheck check = RecordBatch.Check(head, _maxBatchBytes, out size);
+        if (check == BatchCheck.Truncated && size > 0 && size <= remaining)
+        {
+            check = RecordBatch.Check(Window(_position, size), _maxBatchBytes, out size);
+        }
+
+        return check;
     }
 
     private ScanItem Invalid(BatchCheck check)
