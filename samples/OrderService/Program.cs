@@ -120,5 +120,5 @@ using (MvccTransaction read = engine.BeginTransaction(TransactionIsolation.Repea
 
 long spentByBalances = (Customers * StartBalance) - remaining;
 Console.WriteLine($"payment-process holds {ordersSeen} orders worth {spentByEvents}; balances went down by {spentByBalances}: {(spentByEvents == spentByBalances ? "they agree" : "MISMATCH")}.");
-Console.WriteLine($"Data: {store.Directory} (topics {string.Join(", ", topics)}; balances in the MVCC redo log and checkpoints under mvcc/).");
+Console.WriteLine($"Data: {store.Directory} (topics {string.Join(", ", topics)}; balances in the MVCC redo log __mvcc_redo-0; checkpoints, once the engine takes one, under mvcc/).");
 return spentByEvents == spentByBalances && topicsAgree ? 0 : 1;
