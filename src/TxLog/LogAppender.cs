@@ -95,16 +95,59 @@ public sealed class LogAppender : IDisposable
         return _builder.Count == 0 ? null : WriteBatch();
     }
 
-    /// <summary>Writes the open batch and waits until everything this appender wrote is fsynced.</summary>
+    /// <summary>
+    /// Writes the open batch and waits until everything this appender wrote is fsynced. Completes at once
+    /// when the appender has written nothing.
+    /// </summary>
     /// <exception cref="LogAppenderFaultedException">The batch could not be written (or an earlier one could not); the appender is faulted.</exception>
     /// <exception cref="LogWriteException">
     /// The records were written but the fsync failed (from the returned task): whether they are durable
     /// is decided by the next open's recovery; the partition refuses writes until then.
     /// </exception>
+    /// <exception cref="TopicNotFoundException">
+    /// The topic was deleted after the appender wrote records (from the returned task; with records still
+    /// pending, <see cref="LogAppenderFaultedException"/> instead): they went with it, durable or not. This
+    /// does not fault the appender; its next batch write does (<see cref="LogAppenderFaultedException"/>
+    /// with a <see cref="TopicNotFoundException"/> as the cause).
+    /// </exception>
+    /// <exception cref="ObjectDisposedException">The store is closed.</exception>
     public ValueTask FlushAsync()
     {
         Flush();
-        return _lastWrittenOffset < 0 ? default : _partition.WaitForDurableAsync(_lastWrittenOffset);
+        if (_lastWrittenOffset < 0)
+        {
+            return default;
+        }
+
+        _store.ThrowIfDisposed();
+        if (_partition.Deleted)
+        {
+            // Checked first: records made durable before the deletion would pass the wait, yet they are gone.
+            return ValueTask.FromException(new TopicNotFoundException(_partition.Topic));
+        }
+
+        try
+        {
+            ValueTask wait = _partition.WaitForDurableAsync(_lastWrittenOffset);
+            return wait.IsCompletedSuccessfully ? default : AwaitDurableAsync(wait);
+        }
+        catch (ObjectDisposedException) when (_partition.Deleted)
+        {
+            return ValueTask.FromException(new TopicNotFoundException(_partition.Topic));
+        }
+    }
+
+    // The deletion may also come while the fsync runs: the deleted partition's log is closed under it.
+    private async ValueTask AwaitDurableAsync(ValueTask wait)
+    {
+        try
+        {
+            await wait.ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException) when (_partition.Deleted)
+        {
+            throw new TopicNotFoundException(_partition.Topic);
+        }
     }
 
     private AppendResult WriteBatch()
