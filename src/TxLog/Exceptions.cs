@@ -120,6 +120,8 @@ public class TopicAlreadyExistsException : TxLogException
 /// <summary>
 /// A write or fsync failed (disk full, I/O error). The store stops accepting appends on the affected
 /// partition, since what reached the disk is unknown; reopen the store to recover to the last valid batch.
+/// The derived <see cref="LogAppenderFaultedException"/> also reports batches lost to a deleted topic or a
+/// closed store: see its cause.
 /// </summary>
 public class LogWriteException : TxLogException
 {
@@ -139,6 +141,23 @@ public class LogWriteException : TxLogException
 /// <see cref="LogWriteException"/> (the partition then refuses writes until the store is reopened), a
 /// <see cref="TopicNotFoundException"/> (the topic was deleted) or an <see cref="ObjectDisposedException"/>
 /// (the store was closed).
+/// <para>
+/// What to do depends on the cause; the <see cref="LogWriteException"/> advice (reopen the store) holds
+/// only for an I/O error or a closed store. After a reopen, appending again from
+/// <see cref="FirstUnwrittenRecord"/> is right only if the records before it are still in the partition:
+/// they were written, but only those made durable (a <see cref="LogAppender.FlushAsync"/> that completed
+/// after them, or another fsync of the partition; <see cref="LogAppender.Flush"/> does not) are sure to
+/// survive, and recovery may cut the others. Durable data is a prefix of the log, so the reopened
+/// partition's <see cref="LogPartition.LogEndOffset"/> tells: above <see cref="LastWrittenOffset"/>, all of
+/// them survived; otherwise the records from that offset on are gone too. When the topic was deleted, the
+/// records written before went with it (the log no longer holds any record of the appender, and a topic
+/// created again under the name is empty); no reopen is needed.
+/// </para>
+/// <para>
+/// It derives from <see cref="LogWriteException"/> because accepted records were not written, so a
+/// <c>catch (LogWriteException)</c> around a load sees every lost record; the cause is in
+/// <see cref="Exception.InnerException"/>.
+/// </para>
 /// </summary>
 public class LogAppenderFaultedException : LogWriteException
 {
@@ -149,9 +168,7 @@ public class LogAppenderFaultedException : LogWriteException
     /// <param name="lastWrittenOffset">Offset of the last record the appender wrote, or -1.</param>
     /// <param name="innerException">Why the write failed.</param>
     public LogAppenderFaultedException(TopicPartition partition, long firstUnwrittenRecord, int unwrittenRecords, long lastWrittenOffset, Exception? innerException)
-        : base($"The appender of partition {partition} is faulted: a batch write failed ({innerException?.Message}), so the {unwrittenRecords} record(s) it had accepted from record {firstUnwrittenRecord} on (counted from 0) were not written, and it accepts no more. "
-            + (lastWrittenOffset < 0 ? "It wrote no record before. " : $"The records before were written, the last at offset {lastWrittenOffset}. ")
-            + $"Append again from record {firstUnwrittenRecord} with a new appender (after reopening the store when the partition stopped on an I/O error).", innerException)
+        : base(Describe(partition, firstUnwrittenRecord, unwrittenRecords, lastWrittenOffset, innerException), innerException)
     {
         Partition = partition;
         FirstUnwrittenRecord = firstUnwrittenRecord;
@@ -173,6 +190,26 @@ public class LogAppenderFaultedException : LogWriteException
 
     /// <summary>Offset of the last record the appender wrote, or -1 when it wrote none.</summary>
     public long LastWrittenOffset { get; }
+
+    private static string Describe(TopicPartition partition, long firstUnwritten, int unwritten, long lastWrittenOffset, Exception? cause)
+    {
+        string head = $"The appender of partition {partition} is faulted: a batch write failed ({cause?.Message}), so the {unwritten} record(s) it had accepted from record {firstUnwritten} on (counted from 0) were not written, and it accepts no more. ";
+        if (cause is TopicNotFoundException)
+        {
+            return head + (lastWrittenOffset < 0
+                ? "It wrote no record before. "
+                : $"The {firstUnwritten} record(s) it wrote before (the last at offset {lastWrittenOffset}) went with the deleted topic, durable or not. ")
+                + "None of its records is in the log: a topic created again under the name is new and empty.";
+        }
+
+        if (lastWrittenOffset < 0)
+        {
+            return head + "It wrote no record before. Append again from record 0 with a new appender after reopening the store.";
+        }
+
+        return head + $"The records before were written, the last at offset {lastWrittenOffset}, but only those that a FlushAsync completed after (or another fsync of the partition) made durable are sure to survive the reopen; recovery may cut the others. "
+            + $"After reopening the store, append again with a new appender from record {firstUnwritten} if the partition's log end offset is above {lastWrittenOffset} (all of them survived), else from the first of its records at or above the log end offset.";
+    }
 }
 
 /// <summary>

@@ -120,4 +120,44 @@ public sealed class AppenderWriteFaultTests : FaultFixture
         Assert.That(e.InnerException, Is.InstanceOf<TopicNotFoundException>());
         Assert.Throws<LogAppenderFaultedException>(() => appender.Append(Record(3)));
     }
+    [Test]
+    public void After_an_io_error_the_report_says_the_records_before_are_only_sure_to_survive_as_far_as_they_were_made_durable()
+    {
+        // "Append again from record N after reopening" is only right when records 0..N-1 are still in the
+        // reopened partition; those not fsynced may be cut by recovery. The partition's log end offset
+        // after the reopen tells (durable data is a prefix of the log).
+        using LogStore store = LogStore.Open(Dir.Path, Options(Fs, DurabilityMode.None, preallocate: false));
+        store.CreateTopic(Topic);
+        using LogAppender appender = store.GetPartition(Topic, 0).CreateAppender(BatchBytes);
+        appender.Append(Record(0));
+        appender.Append(Record(1));
+        appender.Flush();
+        appender.Append(Record(2));
+        Fs.FailWrite();
+
+        LogAppenderFaultedException e = Assert.Throws<LogAppenderFaultedException>(() => appender.Flush())!;
+        Assert.That(e.InnerException, Is.InstanceOf<LogWriteException>(), "precondition: an I/O error");
+        Assert.That(e.Message, Does.Contain("FlushAsync"), "names what makes the records before durable");
+        Assert.That(e.Message, Does.Contain("log end offset is above 1"), "says how to check after the reopen that records 0 and 1 survived");
+        Assert.That(e.Message, Does.Contain("from record 2"));
+    }
+
+    [Test]
+    public void After_the_topic_was_deleted_the_report_does_not_advise_appending_again_from_the_first_unwritten_record()
+    {
+        // The records written before went with the topic: appending "again from record 1" (to a topic created
+        // again) would lose record 0, and no reopen is needed or helps.
+        using LogStore store = LogStore.Open(Dir.Path, Options(Fs, DurabilityMode.None, preallocate: false));
+        store.CreateTopic(Topic);
+        using LogAppender appender = store.GetPartition(Topic, 0).CreateAppender(BatchBytes);
+        appender.Append(Record(0));
+        appender.Flush();
+        appender.Append(Record(1));
+        store.DeleteTopic(Topic);
+
+        LogAppenderFaultedException e = Assert.Throws<LogAppenderFaultedException>(() => appender.Flush())!;
+        Assert.That(e.InnerException, Is.InstanceOf<TopicNotFoundException>(), "precondition: the topic was deleted");
+        Assert.That(e.Message, Does.Not.Contain("again from record 1").And.Not.Contain("reopen"));
+        Assert.That(e.Message, Does.Contain("went with the deleted topic"));
+    }
 }
