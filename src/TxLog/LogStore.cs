@@ -445,6 +445,22 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The partitions of a topic, read together: a partition chosen from this array belongs to the topic
+    /// its count came from (if the topic is deleted meanwhile, writes to it fail with
+    /// <see cref="TopicNotFoundException"/>). Callers must not modify the array.
+    /// </summary>
+    /// <exception cref="TopicNotFoundException">No such topic.</exception>
+    internal LogPartition[] GetPartitions(string topic)
+    {
+        ArgumentNullException.ThrowIfNull(topic);
+        lock (_topicsLock)
+        {
+            ThrowIfDisposed();
+            return _topics.TryGetValue(topic, out TopicState? state) ? state.Partitions : throw new TopicNotFoundException(topic);
+        }
+    }
+
     /// <summary>Number of partitions of a topic.</summary>
     /// <exception cref="TopicNotFoundException">No such topic.</exception>
     public int PartitionCount(string topic)

@@ -166,10 +166,18 @@ public sealed class Producer : IDisposable, IAsyncDisposable
     private long _generation; // transactions begun; guarded by _gate
 
     /// <summary>Produces one record to a partition chosen by the partitioner (murmur2 of the key; round-robin without a key).</summary>
-    /// <exception cref="TopicNotFoundException">The topic does not exist (or was deleted during the call).</exception>
+    /// <exception cref="TopicNotFoundException">
+    /// The topic does not exist, or was deleted during the call (also when it was created again meanwhile:
+    /// the partition was chosen for the deleted topic; call again to partition for the new one).
+    /// </exception>
     public ValueTask<DeliveryResult> ProduceAsync(string topic, Message message, CancellationToken cancellationToken = default)
     {
-        int count = _store.PartitionCount(topic);
+        // The count and the partition objects from one lookup: if the topic is deleted (and perhaps created
+        // again with fewer partitions) while the partitioner chooses, the write goes to the deleted
+        // partition and fails with TopicNotFoundException, as a write to a partition looked up before a
+        // deletion does; a second lookup by number could find no such partition any more.
+        LogPartition[] partitions = _store.GetPartitions(topic);
+        int count = partitions.Length;
         ReadOnlySpan<byte> key = message.Key.HasValue ? message.Key.GetValueOrDefault().Span : default;
         int partition = _options.Partitioner.Partition(topic, key, message.Key.HasValue, count);
         if ((uint)partition >= (uint)count)
@@ -177,13 +185,13 @@ public sealed class Producer : IDisposable, IAsyncDisposable
             throw new InvalidOperationException($"The partitioner returned partition {partition} for topic '{topic}' with {count} partitions.");
         }
 
-        return ProduceCoreAsync(new TopicPartition(topic, partition), new RecordSource(message), cancellationToken);
+        return ProduceCoreAsync(new TopicPartition(topic, partition), partitions[partition], new RecordSource(message), cancellationToken);
     }
 
     /// <summary>Produces one record to a partition.</summary>
     /// <exception cref="TopicNotFoundException">The topic does not exist (or was deleted during the call).</exception>
     public ValueTask<DeliveryResult> ProduceAsync(TopicPartition partition, Message message, CancellationToken cancellationToken = default) =>
-        ProduceCoreAsync(partition, new RecordSource(message), cancellationToken);
+        ProduceCoreAsync(partition, null, new RecordSource(message), cancellationToken);
 
     /// <summary>
     /// Produces the records as one batch to a partition. Outside a transaction it completes as the
@@ -203,7 +211,7 @@ public sealed class Producer : IDisposable, IAsyncDisposable
             return ValueTask.FromException<DeliveryResult>(new ArgumentException("At least one record is needed.", nameof(messages)));
         }
 
-        return ProduceCoreAsync(partition, new RecordSource(messages), cancellationToken);
+        return ProduceCoreAsync(partition, null, new RecordSource(messages), cancellationToken);
     }
 
     // One record or a list, without wrapping a single record in a list (no allocation per record).
@@ -221,14 +229,15 @@ public sealed class Producer : IDisposable, IAsyncDisposable
         public Message this[int index] => _list is null ? _single : _list[index];
     }
 
-    private async ValueTask<DeliveryResult> ProduceCoreAsync(TopicPartition partition, RecordSource messages, CancellationToken cancellationToken)
+    // target: the partition object when the caller already looked it up (null: look it up by name).
+    private async ValueTask<DeliveryResult> ProduceCoreAsync(TopicPartition partition, LogPartition? target, RecordSource messages, CancellationToken cancellationToken)
     {
         if (LogStore.IsInternalTopic(partition.Topic))
         {
             throw new ArgumentException($"'{partition.Topic}' is an internal topic of the store; producers cannot write to it.", nameof(partition));
         }
 
-        LogPartition target = _store.GetPartition(partition.Topic, partition.Partition);
+        target ??= _store.GetPartition(partition.Topic, partition.Partition);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         DeliveryResult result;
         try

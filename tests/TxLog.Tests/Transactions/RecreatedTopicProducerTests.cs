@@ -213,4 +213,57 @@ public sealed class RecreatedTopicProducerTests
         DeliveryResult next = await producer.ProduceAsync(T0, Msg("new"));
         Assert.That((next.Offset, next.IsDuplicate), Is.EqualTo((0L, false)));
     }
+    /// <summary>Deletes the topic and creates it again with one partition while choosing a partition of the old one (once).</summary>
+    private sealed class RecreatingPartitioner(LogStore store, int chosen) : IPartitioner
+    {
+        private bool _done;
+
+        public int Partition(string topic, ReadOnlySpan<byte> key, bool hasKey, int partitionCount)
+        {
+            if (_done)
+            {
+                return 0;
+            }
+
+            _done = true;
+            store.DeleteTopic(topic);
+            store.CreateTopic(topic, 1);
+            return chosen;
+        }
+    }
+
+    [Test]
+    public async Task A_topic_recreated_with_fewer_partitions_while_the_producer_picks_a_partition_fails_as_an_unknown_topic([Values] bool transactional)
+    {
+        // ProduceAsync(topic, ...) reads the partition count, lets the partitioner choose, then looks the
+        // partition up. A deletion and re-creation with fewer partitions in between made the lookup throw
+        // ArgumentOutOfRangeException; the record was partitioned for the deleted topic, which is the
+        // documented TopicNotFoundException (the caller's retry partitions for the topic as it is now).
+        using var dir = new TempDirectory();
+        using LogStore store = LogStore.Open(dir.Path, Options());
+        store.CreateTopic("w", 3);
+        await using Producer producer = await store.CreateProducerAsync(new ProducerOptions
+        {
+            Partitioner = new RecreatingPartitioner(store, chosen: 2),
+            TransactionalId = transactional ? "tx" : null,
+        });
+        if (transactional)
+        {
+            await producer.InitTransactionsAsync();
+            producer.BeginTransaction();
+        }
+
+        Assert.ThrowsAsync<TopicNotFoundException>(async () => await producer.ProduceAsync("w", Msg("lost")));
+        Assert.That(store.PartitionCount("w"), Is.EqualTo(1), "precondition: the topic was re-created with fewer partitions during the call");
+        Assert.That(store.GetPartition("w", 0).LogEndOffset, Is.Zero, "nothing reached the new topic");
+
+        DeliveryResult next = await producer.ProduceAsync("w", Msg("new"));
+        Assert.That((next.TopicPartition, next.Offset), Is.EqualTo((new TopicPartition("w", 0), 0L)));
+        if (transactional)
+        {
+            await producer.CommitTransactionAsync();
+        }
+
+        Assert.That(Values(store.GetPartition("w", 0), IsolationLevel.ReadCommitted), Is.EqualTo(new[] { "new" }));
+    }
 }
