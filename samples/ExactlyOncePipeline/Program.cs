@@ -1,7 +1,8 @@
 // ExactlyOncePipeline: consume orders -> score them -> produce risk-results + per-customer risk state +
 // the input offset, all in one transaction. Run with --crash-after N to kill the process abruptly after
-// N batches; run again without it: the pipeline resumes where the last commit left off, and the check
-// at the end shows no order processed twice and none skipped.
+// N batches, or --crash-mid N to kill it inside batch N (results produced, state written, offsets sent,
+// not committed); run again without it: the pipeline resumes where the last commit left off, and the
+// check at the end shows no order processed twice and none skipped.
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
@@ -13,11 +14,16 @@ using TxLog.Records;
 
 string dataDir = Path.Combine(Environment.CurrentDirectory, "txlog-pipeline");
 int crashAfter = -1;
+int crashMid = -1;
 for (int i = 0; i < args.Length; i++)
 {
     if (args[i] == "--crash-after" && i + 1 < args.Length)
     {
         crashAfter = int.Parse(args[++i], CultureInfo.InvariantCulture);
+    }
+    else if (args[i] == "--crash-mid" && i + 1 < args.Length)
+    {
+        crashMid = int.Parse(args[++i], CultureInfo.InvariantCulture);
     }
     else if (args[i] == "--data" && i + 1 < args.Length)
     {
@@ -84,6 +90,14 @@ while (true)
     }
 
     await tx.SendOffsetsAsync([new TopicPartitionOffset(input, batch[^1].Offset + 1)], "risk-scorer");
+    if (batches + 1 == crashMid)
+    {
+        // Everything of this batch is written (results in the log, state in the redo, offsets pending)
+        // but not committed: the next run's recovery aborts all of it, and the batch is processed again.
+        Console.WriteLine($"Crashing on purpose inside batch {batches + 1}, before its commit (input offsets {batch[0].Offset}..{batch[^1].Offset}).");
+        Environment.FailFast("simulated crash inside a transaction");
+    }
+
     await tx.CommitAsync();
     if (++batches == crashAfter)
     {
