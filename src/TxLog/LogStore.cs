@@ -332,9 +332,17 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
             _topics.Remove(name);
             for (int p = 0; p < state.Partitions.Length; p++)
             {
-                state.Partitions[p].MarkDeleted(); // consumers find the topic gone (and waiting ones wake)
-                state.Partitions[p].GroupCommit.Dispose();
-                state.Partitions[p].Log.Dispose();
+                LogPartition partition = state.Partitions[p];
+                // Under the append lock: an append in flight finishes first, including the producer-state
+                // snapshot its roll writes after the log took the batch (written into a directory being
+                // deleted, it made the deletion fail and stayed behind for a topic created again).
+                lock (partition.AppendLock)
+                {
+                    partition.MarkDeleted(); // consumers find the topic gone (and waiting ones wake)
+                    partition.GroupCommit.Dispose();
+                    partition.Log.Dispose();
+                }
+
                 _fileSystem.DeleteDirectory(PartitionDirectory(name, p));
             }
 
