@@ -64,6 +64,16 @@ public class OffsetOutOfRangeException : TxLogException
         LogEndOffset = logEndOffset;
     }
 
+    /// <summary>Creates the exception with the message of a more specific case (see <see cref="NoOffsetForPartitionException"/>).</summary>
+    protected OffsetOutOfRangeException(string message, TopicPartition partition, long offset, long logStartOffset, long logEndOffset)
+        : base(message)
+    {
+        Partition = partition;
+        Offset = offset;
+        LogStartOffset = logStartOffset;
+        LogEndOffset = logEndOffset;
+    }
+
     /// <summary>The partition the offset was asked of (e.g. to seek a consumer's position there).</summary>
     public TopicPartition Partition { get; }
 
@@ -75,6 +85,29 @@ public class OffsetOutOfRangeException : TxLogException
 
     /// <summary>The log end offset when the read was made.</summary>
     public long LogEndOffset { get; }
+}
+
+/// <summary>
+/// A consumer with <see cref="Consuming.AutoOffsetReset.Error"/> was assigned a partition for which its
+/// group has no committed offset (or it has no group), so there is no position to start from (Kafka's
+/// <c>NoOffsetForPartitionException</c>). <see cref="OffsetOutOfRangeException.Offset"/> is -1. Seek to a
+/// position, commit one for the group, or use <see cref="Consuming.AutoOffsetReset.Earliest"/> or
+/// <see cref="Consuming.AutoOffsetReset.Latest"/>.
+/// </summary>
+public class NoOffsetForPartitionException : OffsetOutOfRangeException
+{
+    /// <summary>Creates the exception for a partition and the consumer's group.</summary>
+    public NoOffsetForPartitionException(TopicPartition partition, string? groupId, long logStartOffset, long logEndOffset)
+        : base(groupId is null
+            ? $"Partition {partition} has no position to start from: the consumer has no group (so no committed offset) and its AutoOffsetReset is Error. Seek to an offset, or use AutoOffsetReset.Earliest or Latest (valid offsets are {logStartOffset} to {logEndOffset})."
+            : $"Partition {partition} has no committed offset for group '{groupId}' and the consumer's AutoOffsetReset is Error. Seek to an offset, commit one for the group, or use AutoOffsetReset.Earliest or Latest (valid offsets are {logStartOffset} to {logEndOffset}).",
+            partition, -1, logStartOffset, logEndOffset)
+    {
+        GroupId = groupId;
+    }
+
+    /// <summary>The consumer's group id, or null for a consumer without a group.</summary>
+    public string? GroupId { get; }
 }
 
 /// <summary>Another store (in this or another process) holds the data directory's lock file.</summary>

@@ -128,6 +128,8 @@ public sealed class Consumer : IDisposable
     }
 
     /// <summary>Assigns these partitions (replacing the assignment); each starts at the group's committed offset or per <see cref="ConsumerOptions.AutoOffsetReset"/>.</summary>
+    /// <exception cref="NoOffsetForPartitionException">With <see cref="AutoOffsetReset.Error"/>: a partition has no committed offset for the group (or the consumer has no group); nothing is assigned.</exception>
+    /// <exception cref="OffsetOutOfRangeException">With <see cref="AutoOffsetReset.Error"/>: a committed offset is outside the partition's range (retention deleted its records); nothing is assigned.</exception>
     public void Assign(params IEnumerable<TopicPartition> partitions)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -150,6 +152,7 @@ public sealed class Consumer : IDisposable
     }
 
     /// <summary>Assigns every partition of the topics (one process: the only member of its group).</summary>
+    /// <exception cref="OffsetOutOfRangeException">With <see cref="AutoOffsetReset.Error"/>: as for <see cref="Assign"/> (including <see cref="NoOffsetForPartitionException"/>).</exception>
     public void Subscribe(params IEnumerable<string> topics)
     {
         ArgumentNullException.ThrowIfNull(topics);
@@ -191,7 +194,8 @@ public sealed class Consumer : IDisposable
         {
             AutoOffsetReset.Earliest => partition.LogStartOffset,
             AutoOffsetReset.Latest => partition.EndOffset(_options.Isolation),
-            _ => throw new OffsetOutOfRangeException(tp, committed ?? -1, partition.LogStartOffset, partition.LogEndOffset),
+            _ when committed is null => throw new NoOffsetForPartitionException(tp, _options.GroupId, partition.LogStartOffset, partition.LogEndOffset),
+            _ => throw new OffsetOutOfRangeException(tp, committed.Value, partition.LogStartOffset, partition.LogEndOffset),
         };
     }
 

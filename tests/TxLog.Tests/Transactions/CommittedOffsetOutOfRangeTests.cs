@@ -43,4 +43,24 @@ public sealed class CommittedOffsetOutOfRangeTests
         earliest.Assign(T0);
         Assert.That(earliest.Position(T0), Is.EqualTo(store.GetPartition("t", 0).LogStartOffset));
     }
+
+    [Test]
+    public void Error_without_a_committed_offset_throws_a_no_offset_error_naming_partition_and_group()
+    {
+        using var dir = new TempDirectory();
+        using LogStore store = LogStore.Open(dir.Path, Tx.Options());
+        store.CreateTopic("t");
+        store.GetPartition("t", 0).Append(Msg("a"));
+
+        using Consumer grouped = store.CreateConsumer(new ConsumerOptions { GroupId = "fresh", AutoOffsetReset = AutoOffsetReset.Error });
+        NoOffsetForPartitionException? e = Assert.Throws<NoOffsetForPartitionException>(() => grouped.Assign(T0));
+        Assert.That((e!.Partition, e.GroupId, e.Offset), Is.EqualTo((T0, "fresh", -1L)));
+        Assert.That(e.Message, Does.Contain("no committed offset for group 'fresh'").And.Not.Contain("Offset -1"));
+        Assert.That(e, Is.InstanceOf<OffsetOutOfRangeException>(), "existing catch blocks still see it");
+
+        using Consumer groupless = store.CreateConsumer(new ConsumerOptions { AutoOffsetReset = AutoOffsetReset.Error });
+        e = Assert.Throws<NoOffsetForPartitionException>(() => groupless.Assign(T0));
+        Assert.That(e!.GroupId, Is.Null);
+        Assert.That(e.Message, Does.Contain("no group"));
+    }
 }
