@@ -247,6 +247,29 @@ internal sealed class GroupCoordinator
             return null;
         }
 
+        // A key with a pending record keeps the record its current offset comes from (see below). There
+        // are few such keys: find their records first, so a pass that could not delete enough gives up
+        // before building the whole state under the append lock (every pass while such a transaction is
+        // open, each FlushInterval in Periodic mode).
+        foreach (var offsets in _pending.Values)
+        {
+            foreach ((var key, long _, long _) in offsets)
+            {
+                if (CurrentRecordUnsynchronized(key) is long at)
+                {
+                    keep = Math.Min(keep, at);
+                }
+            }
+        }
+
+        keepFrom = SegmentStart(raw, keep);
+        if (keepFrom - start <= allowed)
+        {
+            return null;
+        }
+
+        FullPlansBuilt++;
+
         // What a replay of the log gives: the offsets in effect, then what takes effect later.
         var state = new Dictionary<(string Group, TopicPartition Partition), (long Offset, long At)>(_committedAt.Count);
         foreach (((string Group, TopicPartition Partition) key, long at) in _committedAt)
@@ -322,6 +345,45 @@ internal sealed class GroupCoordinator
     }
 
     // Replay's rule for one record (offset -1: a tombstone): the newer record wins.
+    /// <summary>Restatement plans that built the whole state (for tests: a pass that cannot delete enough should not).</summary>
+    internal int FullPlansBuilt { get; private set; }
+
+    // The record a replay would take `key`'s offset from (the same rule as the state built in
+    // PlanRestatementUnsynchronized, for one key), or null when the key has no offset (or a tombstone).
+    private long? CurrentRecordUnsynchronized((string Group, TopicPartition Partition) key)
+    {
+        long offset = -1, at = -1;
+        if (_committedAt.TryGetValue(key, out long committedAt))
+        {
+            offset = _committed.TryGetValue(key, out long committed) ? committed : -1;
+            at = committedAt;
+        }
+
+        foreach (var (_, offsets) in _held)
+        {
+            foreach ((var k, long o, long recordOffset) in offsets)
+            {
+                if (k == key && recordOffset > at)
+                {
+                    (offset, at) = (o, recordOffset);
+                }
+            }
+        }
+
+        foreach (PlainWrite write in _inFlight)
+        {
+            for (int i = 0; i < write.Count; i++)
+            {
+                if (write.KeyAt(i) == key && write.BaseOffset + i > at)
+                {
+                    (offset, at) = (write.OffsetAt(i), write.BaseOffset + i);
+                }
+            }
+        }
+
+        return offset >= 0 ? at : null;
+    }
+
     private static void SetIfNewer(Dictionary<(string Group, TopicPartition Partition), (long Offset, long At)> state,
         (string Group, TopicPartition Partition) key, long offset, long recordOffset)
     {

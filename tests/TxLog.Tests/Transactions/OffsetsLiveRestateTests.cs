@@ -172,6 +172,38 @@ public class OffsetsLiveRestateTests
     }
 
     [Test]
+    public async Task A_pass_that_an_open_transactions_old_key_keeps_from_deleting_gives_up_before_building_the_whole_state()
+    {
+        // K's offset in effect comes from the oldest record; an open transaction has a pending offset for
+        // K, so that record must stay and nothing before it can go, however long the history. Each pass
+        // (every FlushInterval in Periodic mode) used to build the whole state under the append lock and
+        // only then give up.
+        using var dir = new TempDirectory();
+        using LogStore store = LogStore.Open(dir.Path, SmallSegments(DurabilityMode.GroupCommit));
+        store.CreateTopic("out");
+        await CommitAsync(store, "g", K, 5);
+        await HistoryAsync(store, 300);
+        await using Producer p = await TransactionalAsync(store, "tx");
+        p.BeginTransaction();
+        await p.ProduceAsync(new TopicPartition("out", 0), Msg("v"));
+        await p.SendOffsetsToTransactionAsync([new TopicPartitionOffset(K, 7)], "g");
+        await HistoryAsync(store, 300);
+        store.Groups.LiveRestateSlack = 5;
+
+        for (int pass = 0; pass < 3; pass++)
+        {
+            Assert.That(store.Groups.RestateIfGrown(), Is.False, "K's record keeps the whole log");
+        }
+
+        Assert.That(store.Groups.FullPlansBuilt, Is.Zero, "no pass built the whole state to find that out");
+
+        await p.CommitTransactionAsync();
+        Assert.That(store.Groups.RestateIfGrown(), Is.True, "once the transaction decided, the history can go");
+        Assert.That(store.Groups.FullPlansBuilt, Is.EqualTo(1));
+        Assert.That(store.Groups.Committed("g", K), Is.EqualTo(7));
+    }
+
+    [Test]
     public async Task A_plain_commit_newer_than_a_pending_transactional_offset_still_wins_after_a_restatement()
     {
         using var dir = new TempDirectory();
