@@ -56,12 +56,9 @@ public class OffsetOutOfRangeException : TxLogException
 {
     /// <summary>Creates the exception with the requested offset and the valid range.</summary>
     public OffsetOutOfRangeException(TopicPartition partition, long offset, long logStartOffset, long logEndOffset)
-        : base($"Offset {offset} is out of range for partition {partition}: valid offsets are {logStartOffset} to {logEndOffset} (the log end offset, where the next record will go).")
+        : this($"Offset {offset} is out of range for partition {partition}: valid offsets are {logStartOffset} to {logEndOffset} (the log end offset, where the next record will go).",
+            partition, offset, logStartOffset, logEndOffset)
     {
-        Partition = partition;
-        Offset = offset;
-        LogStartOffset = logStartOffset;
-        LogEndOffset = logEndOffset;
     }
 
     /// <summary>Creates the exception with the message of a more specific case (see <see cref="NoOffsetForPartitionException"/>).</summary>
