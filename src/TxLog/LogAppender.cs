@@ -126,28 +126,7 @@ public sealed class LogAppender : IDisposable
             return ValueTask.FromException(new TopicNotFoundException(_partition.Topic));
         }
 
-        try
-        {
-            ValueTask wait = _partition.WaitForDurableAsync(_lastWrittenOffset);
-            return wait.IsCompletedSuccessfully ? default : AwaitDurableAsync(wait);
-        }
-        catch (ObjectDisposedException) when (_partition.Deleted)
-        {
-            return ValueTask.FromException(new TopicNotFoundException(_partition.Topic));
-        }
-    }
-
-    // The deletion may also come while the fsync runs: the deleted partition's log is closed under it.
-    private async ValueTask AwaitDurableAsync(ValueTask wait)
-    {
-        try
-        {
-            await wait.ConfigureAwait(false);
-        }
-        catch (ObjectDisposedException) when (_partition.Deleted)
-        {
-            throw new TopicNotFoundException(_partition.Topic);
-        }
+        return _partition.WaitForDurableOrTopicGoneAsync(_lastWrittenOffset); // the deletion may also come during the fsync
     }
 
     private AppendResult WriteBatch()

@@ -703,6 +703,38 @@ public sealed class LogPartition
         }
     }
 
+    /// <summary>
+    /// <see cref="WaitForDurableAsync"/> for a writer of this partition: when its topic is deleted before
+    /// or during the wait (the log is closed under it), the wait fails with
+    /// <see cref="TopicNotFoundException"/> (the data is gone) rather than <see cref="ObjectDisposedException"/>.
+    /// </summary>
+    internal ValueTask WaitForDurableOrTopicGoneAsync(long offset)
+    {
+        ValueTask wait;
+        try
+        {
+            wait = WaitForDurableAsync(offset);
+        }
+        catch (ObjectDisposedException) when (Deleted)
+        {
+            return ValueTask.FromException(DeletedTopic());
+        }
+
+        return wait.IsCompletedSuccessfully ? default : AwaitOrTopicGoneAsync(wait);
+    }
+
+    private async ValueTask AwaitOrTopicGoneAsync(ValueTask wait)
+    {
+        try
+        {
+            await wait.ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException) when (Deleted)
+        {
+            throw DeletedTopic();
+        }
+    }
+
     /// <summary>Fsyncs everything appended so far.</summary>
     public ValueTask FlushAsync() => WaitForDurableAsync(Log.LogEndOffset - 1);
 

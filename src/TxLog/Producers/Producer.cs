@@ -260,15 +260,8 @@ public sealed class Producer : IDisposable, IAsyncDisposable
 
         if (_options.TransactionalId is null && _store.Options.Durability == DurabilityMode.GroupCommit && !result.IsDuplicate)
         {
-            try
-            {
-                await target.WaitForDurableAsync(result.LastOffset).ConfigureAwait(false);
-            }
-            catch (ObjectDisposedException) when (target.Deleted)
-            {
-                // The topic was deleted after the batch was written: its log is closed and its data gone.
-                throw new TopicNotFoundException(partition.Topic);
-            }
+            // A topic deleted after the batch was written: its log is closed and its data gone.
+            await target.WaitForDurableOrTopicGoneAsync(result.LastOffset).ConfigureAwait(false);
         }
 
         return result;
