@@ -99,7 +99,7 @@ public sealed class LogReader : IDisposable
         long logStart = _log.LogStartOffset;
         if (_nextOffset < logStart)
         {
-            throw new OffsetOutOfRangeException(new TopicPartition(_log.Topic, _log.Partition), _nextOffset, logStart, _log.LogEndOffset);
+            throw new OffsetOutOfRangeException(_log.Id, _nextOffset, logStart, _log.LogEndOffset);
         }
 
         while (true)
@@ -168,7 +168,7 @@ public sealed class LogReader : IDisposable
                 // before the next read): read on from the segment that holds the position.
                 if (_log.LogStartOffset > _nextOffset)
                 {
-                    throw new OffsetOutOfRangeException(new TopicPartition(_log.Topic, _log.Partition), _nextOffset, _log.LogStartOffset, _log.LogEndOffset);
+                    throw new OffsetOutOfRangeException(_log.Id, _nextOffset, _log.LogStartOffset, _log.LogEndOffset);
                 }
 
                 LocateNextOffset();
@@ -278,7 +278,7 @@ public sealed class LogReader : IDisposable
             long logStart = _log.LogStartOffset;
             if (batch.BaseOffset < logStart)
             {
-                throw new OffsetOutOfRangeException(new TopicPartition(_log.Topic, _log.Partition), _nextOffset, logStart, _log.LogEndOffset);
+                throw new OffsetOutOfRangeException(_log.Id, _nextOffset, logStart, _log.LogEndOffset);
             }
 
             unqueued = 0;
@@ -316,7 +316,7 @@ public sealed class LogReader : IDisposable
         _nextOffset = Math.Max(_nextOffset, current.NextOffset);
         if (_nextOffset < latest[0].BaseOffset)
         {
-            throw new OffsetOutOfRangeException(new TopicPartition(_log.Topic, _log.Partition), _nextOffset, latest[0].BaseOffset, _log.LogEndOffset);
+            throw new OffsetOutOfRangeException(_log.Id, _nextOffset, latest[0].BaseOffset, _log.LogEndOffset);
         }
 
         LocateNextOffset();
@@ -331,7 +331,7 @@ public sealed class LogReader : IDisposable
         {
             // Retention deleted the segment holding the position meanwhile: reading on from the first
             // remaining segment would skip records silently.
-            throw new OffsetOutOfRangeException(new TopicPartition(_log.Topic, _log.Partition), _nextOffset, segments[index].BaseOffset, _log.LogEndOffset);
+            throw new OffsetOutOfRangeException(_log.Id, _nextOffset, segments[index].BaseOffset, _log.LogEndOffset);
         }
 
         _segments = segments;

@@ -76,6 +76,9 @@ internal sealed class PartitionLog : IDisposable
     /// <summary>"topic-partition", for messages.</summary>
     public string Name => Topic + "-" + Partition.ToString(CultureInfo.InvariantCulture);
 
+    /// <summary>The partition's topic and number.</summary>
+    public TopicPartition Id => new(Topic, Partition);
+
     /// <summary>First offset still in the log.</summary>
     public long LogStartOffset => Volatile.Read(ref _segments)[0].BaseOffset;
 
@@ -661,17 +664,12 @@ internal sealed class PartitionLog : IDisposable
         {
             old[i].Delete();
 
-            // Each deletion is made durable before the next one starts (the last by the sync below): a
-            // file system without a journal (or strict POSIX) may persist unlinks in any order, and a
-            // later segment's deletion surviving a power cut while an earlier one's is lost would leave
-            // a gap between the segments, which the next open refuses as corruption.
-            if (i + 1 < count)
-            {
-                _fileSystem.SyncDirectory(Directory);
-            }
+            // Each deletion is made durable before the next one starts: a file system without a journal
+            // (or strict POSIX) may persist unlinks in any order, and a later segment's deletion surviving
+            // a power cut while an earlier one's is lost would leave a gap between the segments, which the
+            // next open refuses as corruption.
+            _fileSystem.SyncDirectory(Directory);
         }
-
-        _fileSystem.SyncDirectory(Directory);
     }
 
     /// <summary>
@@ -733,7 +731,7 @@ internal sealed class PartitionLog : IDisposable
         long end = LogEndOffset;
         if (offset < start || offset > end)
         {
-            throw new OffsetOutOfRangeException(new TopicPartition(Topic, Partition), offset, start, end);
+            throw new OffsetOutOfRangeException(Id, offset, start, end);
         }
     }
 
