@@ -89,7 +89,7 @@ while (true)
         await tx.ProduceAsync(output, new Message(order.Key, Encoding.UTF8.GetBytes(Score(number).ToString(CultureInfo.InvariantCulture))));
     }
 
-    await tx.SendOffsetsAsync([new TopicPartitionOffset(input, batch[^1].Offset + 1)], "risk-scorer");
+    await tx.SendOffsetsAsync([new TopicPartitionOffset(input, batch[^1].Offset + 1)], consumer.GroupMetadata); // fenced if the consumer were a subscribed member that lost the partition
     if (batches + 1 == crashMid)
     {
         // Everything of this batch is written (results in the log, state in the redo, offsets pending)

@@ -271,3 +271,31 @@ public class BatchTooLargeForConfigurationException : TxLogException
     /// <summary>Size of the batch, header included.</summary>
     public int BatchSize { get; }
 }
+
+/// <summary>
+/// An offset commit of a consumer-group member (<see cref="Consuming.Consumer.Commit(IReadOnlyCollection{TopicPartitionOffset})"/>,
+/// or offsets sent to a transaction with the member's <see cref="Consuming.ConsumerGroupMetadata"/>) names a
+/// partition the member does not own: the group was rebalanced and another member may be reading it
+/// (Kafka's <c>CommitFailedException</c>). Nothing was written; in a transaction, abort it and go on from
+/// the group's committed offsets.
+/// </summary>
+public class CommitFailedException : TxLogException
+{
+    /// <summary>Creates the exception for the group, member and partition.</summary>
+    public CommitFailedException(string groupId, string memberId, TopicPartition partition)
+        : base($"Member '{memberId}' of consumer group '{groupId}' does not own partition {partition} (the group was rebalanced, or the member left it); its offset was not committed.")
+    {
+        GroupId = groupId;
+        MemberId = memberId;
+        Partition = partition;
+    }
+
+    /// <summary>The group.</summary>
+    public string GroupId { get; }
+
+    /// <summary>The member that tried to commit.</summary>
+    public string MemberId { get; }
+
+    /// <summary>The partition it does not own.</summary>
+    public TopicPartition Partition { get; }
+}

@@ -160,6 +160,15 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
 
         Coordinator = TransactionCoordinator.Open(this, Recovery);
         Groups = GroupCoordinator.Open(this, Recovery);
+        Membership = new ConsumerGroupMembership(
+            topic =>
+            {
+                lock (_topicsLock)
+                {
+                    return _topics.TryGetValue(topic, out TopicState? state) ? state.Partitions.Length : null;
+                }
+            },
+            Groups);
 
         _background = NoFlow.Run(() => BackgroundLoopAsync(_stopping.Token));
     }
@@ -738,6 +747,9 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
 
     /// <summary>The consumer-group offsets (set during open).</summary>
     internal GroupCoordinator Groups { get; private set; } = null!;
+
+    /// <summary>The members of the consumer groups and their partitions (set during open).</summary>
+    internal ConsumerGroupMembership Membership { get; private set; } = null!;
 
     /// <summary>Every partition of every topic (internal ones included).</summary>
     internal List<LogPartition> AllPartitionsInternal() => AllPartitions();

@@ -56,6 +56,14 @@ public sealed class StoreTransaction : IAsyncDisposable
         Producer.SendOffsetsToTransactionAsync(offsets, groupId, cancellationToken);
 
     /// <summary>
+    /// Adds consumer offsets of a consumer's group, fenced against rebalances: refused with
+    /// <see cref="CommitFailedException"/> unless the (subscribed) consumer still owns every partition of
+    /// them (see <see cref="Producer.SendOffsetsToTransactionAsync(IEnumerable{TopicPartitionOffset}, Consuming.ConsumerGroupMetadata, CancellationToken)"/>).
+    /// </summary>
+    public ValueTask SendOffsetsAsync(IEnumerable<TopicPartitionOffset> offsets, Consuming.ConsumerGroupMetadata groupMetadata, CancellationToken cancellationToken = default) =>
+        Producer.SendOffsetsToTransactionAsync(offsets, groupMetadata, cancellationToken);
+
+    /// <summary>
     /// Commits maps, records and offsets together; completes once the whole transaction is durable
     /// (decided) and visible, so the caller's next transaction sees it. On failure nothing of it takes
     /// effect (and the exception is thrown).

@@ -36,6 +36,46 @@ public sealed class ConsumerOptions
 
     /// <summary>Start position without a committed offset or with one out of range, and the new position when retention deletes records the consumer has not read yet. Default <see cref="AutoOffsetReset.Earliest"/>.</summary>
     public AutoOffsetReset AutoOffsetReset { get; set; } = AutoOffsetReset.Earliest;
+
+    /// <summary>
+    /// Called (on the consumer's own flow, inside the poll that notices the change) with partitions a
+    /// subscribed consumer is about to give up because its group was rebalanced, or when it unsubscribes
+    /// or is disposed. The consumer still owns them here: commit their offsets now (as Kafka's
+    /// <c>onPartitionsRevoked</c>). If it throws, the partitions are still given up and the exception
+    /// propagates from the poll.
+    /// </summary>
+    public Action<Consumer, IReadOnlyList<TopicPartition>>? PartitionsRevoked { get; set; }
+
+    /// <summary>Called (on the consumer's own flow, inside the poll) with partitions a subscribed consumer has just taken, at their start positions.</summary>
+    public Action<Consumer, IReadOnlyList<TopicPartition>>? PartitionsAssigned { get; set; }
+}
+
+/// <summary>
+/// A subscribed consumer's place in its group, for offsets sent to a transaction
+/// (<see cref="Producers.Producer.SendOffsetsToTransactionAsync(IEnumerable{TopicPartitionOffset}, ConsumerGroupMetadata, CancellationToken)"/>):
+/// the send is refused with <see cref="CommitFailedException"/> unless that member still owns every
+/// partition of the offsets (Kafka's <c>ConsumerGroupMetadata</c> fencing).
+/// </summary>
+public sealed class ConsumerGroupMetadata
+{
+    internal ConsumerGroupMetadata(string groupId, ConsumerGroupMembership.Member? member)
+    {
+        GroupId = groupId;
+        Member = member;
+        MemberId = member?.Id;
+        GenerationId = member?.Generation ?? -1;
+    }
+
+    /// <summary>The group.</summary>
+    public string GroupId { get; }
+
+    /// <summary>The member id (null for a consumer with a manual assignment, which is not a member).</summary>
+    public string? MemberId { get; }
+
+    /// <summary>The group generation the member was in when this was taken (-1 for no member).</summary>
+    public long GenerationId { get; }
+
+    internal ConsumerGroupMembership.Member? Member { get; }
 }
 
 /// <summary>A consumed record (copied out of the log, safe to keep).</summary>
@@ -96,6 +136,17 @@ public readonly record struct Watermarks(long LogStartOffset, long HighWatermark
 /// <see cref="ConsumeAsync"/> stream (which waits for new data without polling), and committed
 /// offsets in a consumer group (<see cref="Commit()"/>). Records of aborted transactions and control
 /// records are never returned by a read-committed consumer; control records never by any.
+/// <para>
+/// Groups: consumers of one store that <see cref="Subscribe"/> with the same
+/// <see cref="ConsumerOptions.GroupId"/> share the topics' partitions (Kafka's range assignor); a
+/// consumer joining or leaving (<see cref="Unsubscribe"/>, <see cref="Dispose"/>) rebalances the group.
+/// A consumer gives up a partition only at its own next poll (<see cref="Consume"/>, or the
+/// <see cref="ConsumeAsync"/> loop asking for the next record), after
+/// <see cref="ConsumerOptions.PartitionsRevoked"/>; the next owner takes it then, from the group's
+/// committed offset, waiting for any transaction that still carries an offset of it. So no record is
+/// read by two members at once, and with transactional offsets (<see cref="GroupMetadata"/>) none is
+/// processed twice or skipped across a rebalance.
+/// </para>
 /// Not thread-safe: one consumer per thread or async flow (like Kafka's).
 /// </summary>
 public sealed class Consumer : IDisposable
@@ -105,6 +156,7 @@ public sealed class Consumer : IDisposable
     private readonly List<PartitionAssignment> _assignments = new();
     private int _next;          // round-robin start
     private bool _disposed;
+    private ConsumerGroupMembership.Member? _member; // set while subscribed with a group
 
     internal Consumer(LogStore store, ConsumerOptions options)
     {
@@ -130,10 +182,16 @@ public sealed class Consumer : IDisposable
     /// <summary>Assigns these partitions (replacing the assignment); each starts at the group's committed offset or per <see cref="ConsumerOptions.AutoOffsetReset"/>.</summary>
     /// <exception cref="NoOffsetForPartitionException">With <see cref="AutoOffsetReset.Error"/>: a partition has no committed offset for the group (or the consumer has no group); nothing is assigned.</exception>
     /// <exception cref="OffsetOutOfRangeException">With <see cref="AutoOffsetReset.Error"/>: a committed offset is outside the partition's range (retention deleted its records); nothing is assigned.</exception>
+    /// <exception cref="InvalidOperationException">The consumer is subscribed as a member of its group (call <see cref="Unsubscribe"/> first; Kafka refuses mixing too).</exception>
     public void Assign(params IEnumerable<TopicPartition> partitions)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(partitions);
+        if (_member is not null)
+        {
+            throw new InvalidOperationException($"The consumer is subscribed as a member of group '{_member.Group.Id}': Unsubscribe before assigning partitions by hand.");
+        }
+
         var next = new List<PartitionAssignment>();
         var seen = new HashSet<TopicPartition>();
         foreach (TopicPartition tp in partitions)
@@ -147,30 +205,91 @@ public sealed class Consumer : IDisposable
             next.Add(new PartitionAssignment(tp, partition, StartOffset(tp, partition)));
         }
 
-        Unassign();
+        DropAssignment();
         _assignments.AddRange(next);
     }
 
-    /// <summary>Assigns every partition of the topics (one process: the only member of its group).</summary>
-    /// <exception cref="OffsetOutOfRangeException">With <see cref="AutoOffsetReset.Error"/>: as for <see cref="Assign"/> (including <see cref="NoOffsetForPartitionException"/>).</exception>
+    /// <summary>
+    /// Subscribes to the topics (replacing an earlier subscription or assignment). Without a
+    /// <see cref="ConsumerOptions.GroupId"/> the consumer reads every partition of the topics at once.
+    /// With one it joins its group: the group's members share the partitions, and this consumer takes
+    /// those given to it as their previous owners let them go (at once when nobody had them; otherwise
+    /// at a later poll). Partitions are counted at each rebalance.
+    /// </summary>
+    /// <exception cref="TopicNotFoundException">A topic does not exist.</exception>
+    /// <exception cref="OffsetOutOfRangeException">With <see cref="AutoOffsetReset.Error"/>: as for <see cref="Assign"/> (including <see cref="NoOffsetForPartitionException"/>); for a group member also from a later poll that takes a partition (the partition is then left for a later poll).</exception>
     public void Subscribe(params IEnumerable<string> topics)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(topics);
+        var names = new List<string>();
         var partitions = new List<TopicPartition>();
         foreach (string topic in topics)
         {
             int count = _store.PartitionCount(topic);
+            if (names.Contains(topic))
+            {
+                continue;
+            }
+
+            names.Add(topic);
             for (int p = 0; p < count; p++)
             {
                 partitions.Add(new TopicPartition(topic, p));
             }
         }
 
-        Assign(partitions);
+        Unsubscribe();
+        if (_options.GroupId is not { } group)
+        {
+            Assign(partitions);
+            return;
+        }
+
+        _member = _store.Membership.Join(group, names);
+        SyncGroup();
     }
 
-    /// <summary>Drops the assignment.</summary>
-    public void Unassign()
+    /// <summary>
+    /// Leaves the group (after <see cref="ConsumerOptions.PartitionsRevoked"/> for the partitions it
+    /// owns; the other members then share them) and drops the assignment, or only drops the assignment
+    /// when the consumer is not a group member.
+    /// </summary>
+    public void Unsubscribe()
+    {
+        if (_member is not { } member)
+        {
+            DropAssignment();
+            return;
+        }
+
+        try
+        {
+            var owned = new List<TopicPartition>(_assignments.Count);
+            foreach (PartitionAssignment a in _assignments)
+            {
+                owned.Add(a.TopicPartition);
+            }
+
+            Revoke(owned);
+        }
+        finally
+        {
+            DropAssignment();
+            _member = null;
+            member.Membership.Leave(member);
+        }
+    }
+
+    /// <summary>The consumer's group and, when subscribed, its member id and generation: pass it with offsets sent to a transaction.</summary>
+    /// <exception cref="InvalidOperationException">The consumer has no <see cref="ConsumerOptions.GroupId"/>.</exception>
+    public ConsumerGroupMetadata GroupMetadata =>
+        new(_options.GroupId ?? throw new InvalidOperationException("Group metadata needs ConsumerOptions.GroupId."), _member);
+
+    /// <summary>Drops the assignment; a subscribed group member leaves its group (as <see cref="Unsubscribe"/>).</summary>
+    public void Unassign() => Unsubscribe();
+
+    private void DropAssignment()
     {
         foreach (PartitionAssignment a in _assignments)
         {
@@ -178,6 +297,114 @@ public sealed class Consumer : IDisposable
         }
 
         _assignments.Clear();
+        _next = 0;
+    }
+
+    // The member's side of a rebalance: gives up partitions no longer in its target (after the revoke
+    // callback, so it can still commit them), then takes the partitions of its target that nobody owns
+    // and no unfinished transaction carries offsets of. Called at each poll while the group changed or
+    // the target is not all taken.
+    private void SyncGroup()
+    {
+        ConsumerGroupMembership.Member member = _member!;
+        (long version, List<TopicPartition> target) = member.Membership.TargetOf(member);
+        List<TopicPartition>? revoked = null;
+        foreach (PartitionAssignment a in _assignments)
+        {
+            if (!target.Contains(a.TopicPartition))
+            {
+                (revoked ??= new()).Add(a.TopicPartition);
+            }
+        }
+
+        if (revoked is not null)
+        {
+            Revoke(revoked);
+        }
+
+        List<TopicPartition>? taken = null;
+        bool complete = false;
+        try
+        {
+            complete = true;
+            foreach (TopicPartition tp in target)
+            {
+                if (IsAssigned(tp))
+                {
+                    continue;
+                }
+
+                if (!member.Membership.TryClaim(member, tp))
+                {
+                    complete = false;
+                    continue;
+                }
+
+                try
+                {
+                    LogPartition partition = _store.GetPartition(tp.Topic, tp.Partition);
+                    _assignments.Add(new PartitionAssignment(tp, partition, StartOffset(tp, partition)));
+                }
+                catch
+                {
+                    complete = false;
+                    member.Membership.Release(member, [tp]);
+                    throw;
+                }
+
+                (taken ??= new()).Add(tp);
+            }
+        }
+        finally
+        {
+            ConsumerGroupMembership.MarkSynced(member, version, complete);
+            if (taken is not null)
+            {
+                _options.PartitionsAssigned?.Invoke(this, taken);
+            }
+        }
+    }
+
+    // Revokes: the callback (the consumer still owns the partitions), then their readers closed and
+    // their ownership released, also when the callback throws.
+    private void Revoke(List<TopicPartition> partitions)
+    {
+        if (partitions.Count == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            _options.PartitionsRevoked?.Invoke(this, partitions);
+        }
+        finally
+        {
+            for (int i = _assignments.Count - 1; i >= 0; i--)
+            {
+                if (partitions.Contains(_assignments[i].TopicPartition))
+                {
+                    _assignments[i].Dispose();
+                    _assignments.RemoveAt(i);
+                }
+            }
+
+            _next = 0;
+            _member!.Membership.Release(_member, partitions);
+        }
+    }
+
+    private bool IsAssigned(TopicPartition partition)
+    {
+        foreach (PartitionAssignment a in _assignments)
+        {
+            if (a.TopicPartition == partition)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private long StartOffset(TopicPartition tp, LogPartition partition)
@@ -255,6 +482,11 @@ public sealed class Consumer : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         _store.ThrowIfDisposed(); // a reader of a closed store would report "caught up" for ever
+        if (_member is { NeedsSync: true })
+        {
+            SyncGroup();
+        }
+
         int count = _assignments.Count;
         for (int i = 0; i < count; i++)
         {
@@ -359,9 +591,10 @@ public sealed class Consumer : IDisposable
                 // Caught up: take the wake-up tasks, then look once more, so a record that arrived after
                 // the first look still wakes us. (Only here: reading a backlog allocates no tasks.)
                 int count = _assignments.Count;
-                if (waits is null || waits.Length != count + 2)
+                int extra = _member is null ? 2 : 4;
+                if (waits is null || waits.Length != count + extra)
                 {
-                    waits = new Task[count + 2];
+                    waits = new Task[count + extra];
                 }
 
                 for (int i = 0; i < count; i++)
@@ -371,6 +604,14 @@ public sealed class Consumer : IDisposable
 
                 waits[count] = cancelled.Task;
                 waits[count + 1] = _store.Closing; // with nothing assigned, no partition's close wakes us
+                if (_member is { } member)
+                {
+                    // A rebalance or a released partition, and the end of a transaction that holds back
+                    // a partition this member waits to take.
+                    waits[count + 2] = member.Group.Changed.WaitTask;
+                    waits[count + 3] = _store.Groups.Partition.Signal.WaitTask;
+                }
+
                 result = Consume();
                 if (result is null)
                 {
@@ -400,6 +641,7 @@ public sealed class Consumer : IDisposable
 
     /// <summary>Commits offsets (the next offsets to consume) to the group, outside any transaction.</summary>
     /// <exception cref="TopicNotFoundException">An offset is of an assigned partition whose topic was deleted.</exception>
+    /// <exception cref="CommitFailedException">The consumer is a subscribed group member and does not own one of the partitions (any more): another member may be reading it. Nothing is committed.</exception>
     public ValueTask Commit(IReadOnlyCollection<TopicPartitionOffset> offsets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -413,7 +655,15 @@ public sealed class Consumer : IDisposable
             }
         }
 
-        return _store.Groups.CommitAsync(group, offsets);
+        if (_member is not { } member)
+        {
+            return _store.Groups.CommitAsync(group, offsets);
+        }
+
+        // A member commits only partitions it owns (written while no hand-over can happen).
+        ValueTask commit = default;
+        member.Membership.RunIfOwner(member, offsets, () => commit = _store.Groups.CommitAsync(group, offsets));
+        return commit;
     }
 
     // A deleted topic's offsets are deleted with it (DeleteTopic): committing them again would start the
@@ -450,13 +700,19 @@ public sealed class Consumer : IDisposable
         throw new InvalidOperationException($"Partition {partition} is not assigned to this consumer.");
     }
 
-    /// <summary>Releases the readers.</summary>
+    /// <summary>Releases the readers; a subscribed group member leaves its group (as <see cref="Unsubscribe"/>).</summary>
     public void Dispose()
     {
         if (!_disposed)
         {
-            Unassign();
-            _disposed = true;
+            try
+            {
+                Unassign(); // first: a revoke callback may still commit
+            }
+            finally
+            {
+                _disposed = true;
+            }
         }
     }
 

@@ -549,6 +549,62 @@ internal sealed class GroupCoordinator
         }
     }
 
+    /// <summary>
+    /// True while an offset of the group on the partition is written but has not taken effect or been
+    /// dropped yet: sent to a transaction that has not ended (or whose commit is not visible yet), or a
+    /// plain commit not yet acknowledged. A consumer taking the partition over waits for it, so it starts
+    /// where that outcome leaves the group (Kafka's stable offsets).
+    /// </summary>
+    public bool HasUnsettledOffset(string group, TopicPartition partition)
+    {
+        var key = (group, partition);
+        lock (_lock)
+        {
+            ApplyVisibleUnsynchronized();
+            foreach (var offsets in _pending.Values)
+            {
+                if (Contains(offsets, key))
+                {
+                    return true;
+                }
+            }
+
+            foreach (var held in _held)
+            {
+                if (Contains(held.Offsets, key))
+                {
+                    return true;
+                }
+            }
+
+            foreach (PlainWrite write in _inFlight)
+            {
+                for (int i = 0; i < write.Count; i++)
+                {
+                    if (write.KeyAt(i) == key)
+                    {
+                        return true;
+                    }
+                }
+            }
+
+            return false;
+        }
+
+        static bool Contains(List<((string Group, TopicPartition Partition) Key, long Offset, long RecordOffset)> offsets, (string, TopicPartition) key)
+        {
+            foreach (var o in offsets)
+            {
+                if (o.Key == key)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+    }
+
     /// <summary>The committed offset (the next offset to consume) of a group on a partition, or null.</summary>
     public long? Committed(string group, TopicPartition partition)
     {

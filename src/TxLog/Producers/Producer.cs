@@ -36,7 +36,7 @@ public readonly record struct DeliveryResult(TopicPartition TopicPartition, long
 /// <para>
 /// Transactional use: <see cref="InitTransactionsAsync"/> once, then any number of
 /// <see cref="BeginTransaction"/> … <see cref="ProduceAsync(TopicPartition, Message, CancellationToken)"/> /
-/// <see cref="SendOffsetsToTransactionAsync"/> … <see cref="CommitTransactionAsync"/> or
+/// <see cref="SendOffsetsToTransactionAsync(IEnumerable{TopicPartitionOffset}, ConsumerGroupMetadata, CancellationToken)"/> … <see cref="CommitTransactionAsync"/> or
 /// <see cref="AbortTransactionAsync"/>. Records written inside a transaction are acknowledged when
 /// written (not yet durable or visible to read-committed readers); <see cref="CommitTransactionAsync"/>
 /// completes at the durability point of the whole transaction.
@@ -405,12 +405,37 @@ public sealed class Producer : IDisposable, IAsyncDisposable
 
     /// <summary>
     /// Adds consumer offsets to the open transaction (Kafka's sendOffsetsToTransaction): the group's
-    /// committed offsets change if and only if the transaction commits.
+    /// committed offsets change if and only if the transaction commits. Not fenced against a rebalance:
+    /// for a consumer that subscribed as a group member, pass its <see cref="Consumer.GroupMetadata"/>.
     /// </summary>
-    public async ValueTask SendOffsetsToTransactionAsync(IEnumerable<TopicPartitionOffset> offsets, string groupId, CancellationToken cancellationToken = default)
+    public ValueTask SendOffsetsToTransactionAsync(IEnumerable<TopicPartitionOffset> offsets, string groupId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        return SendOffsetsCoreAsync(offsets, groupId, null, cancellationToken);
+    }
+
+    /// <summary>
+    /// Adds consumer offsets of a consumer's group to the open transaction, fenced as Kafka's
+    /// <c>sendOffsetsToTransaction(offsets, groupMetadata)</c>: when the consumer is a subscribed group
+    /// member, the send is refused unless it still owns every partition of the offsets. The group's
+    /// committed offsets change if and only if the transaction commits; a member that takes one of these
+    /// partitions over meanwhile waits for the transaction's outcome before it starts reading.
+    /// </summary>
+    /// <exception cref="CommitFailedException">The member does not own one of the partitions (the group was rebalanced): nothing was added; abort the transaction.</exception>
+    public ValueTask SendOffsetsToTransactionAsync(IEnumerable<TopicPartitionOffset> offsets, ConsumerGroupMetadata groupMetadata, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(groupMetadata);
+        if (groupMetadata.Member is { } member && member.Membership != _store.Membership)
+        {
+            throw new ArgumentException("The group metadata is of a consumer of another store.", nameof(groupMetadata));
+        }
+
+        return SendOffsetsCoreAsync(offsets, groupMetadata.GroupId, groupMetadata.Member, cancellationToken);
+    }
+
+    private async ValueTask SendOffsetsCoreAsync(IEnumerable<TopicPartitionOffset> offsets, string groupId, ConsumerGroupMembership.Member? member, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(offsets);
-        ArgumentException.ThrowIfNullOrEmpty(groupId);
         var list = new List<TopicPartitionOffset>(offsets);
         if (list.Count == 0)
         {
@@ -428,7 +453,17 @@ public sealed class Producer : IDisposable, IAsyncDisposable
 
             GroupCoordinator groups = _store.Groups;
             Message[] messages = GroupCoordinator.ToMessages(groupId, list, _store.NowMs());
-            AppendUnsynchronized(groups.Partition, new TopicPartition(GroupCoordinator.TopicName, 0), new RecordSource(messages), transactional: true);
+            void Append() => AppendUnsynchronized(groups.Partition, new TopicPartition(GroupCoordinator.TopicName, 0), new RecordSource(messages), transactional: true);
+            if (member is null)
+            {
+                Append();
+            }
+            else
+            {
+                // Checked and written in one step: the partitions cannot change owner in between, and a
+                // member taking one over later finds these offsets pending and waits for the outcome.
+                member.Membership.RunIfOwner(member, list, Append);
+            }
         }
         finally
         {

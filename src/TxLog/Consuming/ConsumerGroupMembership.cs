@@ -1,0 +1,269 @@
+namespace TxLog.Consuming;
+
+/// <summary>
+/// The members of a store's consumer groups (consumers that called <see cref="Consumer.Subscribe"/>
+/// with a <see cref="ConsumerOptions.GroupId"/>) and which member owns which partition.
+/// <para>
+/// Assignment: Kafka's range assignor. Per topic, the members subscribed to it in join order; with
+/// <c>n</c> partitions and <c>m</c> members, each gets <c>n / m</c> consecutive partitions and the first
+/// <c>n % m</c> one more. A join or a leave is a new generation and recomputes every member's target.
+/// </para>
+/// <para>
+/// Hand-over: a partition changes owner only when its previous owner lets it go, which that consumer
+/// does at its own next poll (after its <see cref="ConsumerOptions.PartitionsRevoked"/> callback) or
+/// when it leaves. So two members never read one partition at the same time, and an owner can commit
+/// offsets of its partitions until it polls again. The new owner also waits while a transaction that
+/// has not ended yet carries offsets of the group on that partition (Kafka's "stable offsets", KIP-447):
+/// it starts at the offset that transaction's outcome leaves.
+/// </para>
+/// Thread-safe (one lock per store).
+/// </summary>
+internal sealed class ConsumerGroupMembership
+{
+    private readonly object _lock = new();
+    private readonly Dictionary<string, Group> _groups = new(StringComparer.Ordinal);
+    private readonly Func<string, int?> _partitionCount;
+    private readonly GroupCoordinator _offsets;
+    private long _lastMemberId;
+
+    /// <param name="partitionCount">The partition count of a topic, or null when it does not exist.</param>
+    /// <param name="offsets">The committed offsets (for the pending-offset rule of the hand-over).</param>
+    public ConsumerGroupMembership(Func<string, int?> partitionCount, GroupCoordinator offsets)
+    {
+        _partitionCount = partitionCount;
+        _offsets = offsets;
+    }
+
+    /// <summary>One group's members and owners.</summary>
+    internal sealed class Group(string id)
+    {
+        public string Id { get; } = id;
+
+        /// <summary>In join order (which is also member-id order).</summary>
+        public List<Member> Members { get; } = new();
+
+        public Dictionary<TopicPartition, Member> Owners { get; } = new();
+
+        public long Generation { get; set; }
+
+        /// <summary>Bumped at every change a member may have to act on (new targets, a released partition).</summary>
+        public long Version;
+
+        /// <summary>Pulsed with every <see cref="Version"/> change: wakes waiting consume loops.</summary>
+        public AsyncSignal Changed { get; } = new();
+    }
+
+    /// <summary>One subscribed consumer.</summary>
+    internal sealed class Member(ConsumerGroupMembership owner, Group group, string id, string[] topics)
+    {
+        public ConsumerGroupMembership Membership { get; } = owner;
+
+        public Group Group { get; } = group;
+
+        public string Id { get; } = id;
+
+        public string[] Topics { get; } = topics;
+
+        /// <summary>The partitions the current generation gives this member (guarded by the lock).</summary>
+        public List<TopicPartition> Target { get; } = new();
+
+        public long Generation { get; set; }
+
+        /// <summary>The group version this member last synced to, and whether it then held its whole target.</summary>
+        public long SyncedVersion = -1;
+
+        public bool Complete;
+
+        public bool Left { get; set; }
+
+        /// <summary>True when the member must look at its assignment again.</summary>
+        public bool NeedsSync => !Volatile.Read(ref Complete) || Volatile.Read(ref Group.Version) != Volatile.Read(ref SyncedVersion);
+    }
+
+    /// <summary>Adds a member subscribed to <paramref name="topics"/>; a new generation of its group.</summary>
+    public Member Join(string groupId, IReadOnlyCollection<string> topics)
+    {
+        Member member;
+        lock (_lock)
+        {
+            if (!_groups.TryGetValue(groupId, out Group? group))
+            {
+                group = new Group(groupId);
+                _groups.Add(groupId, group);
+            }
+
+            string id = "member-" + (++_lastMemberId).ToString("D10", System.Globalization.CultureInfo.InvariantCulture);
+            member = new Member(this, group, id, [.. topics]);
+            group.Members.Add(member);
+            RebalanceUnsynchronized(group);
+        }
+
+        member.Group.Changed.Pulse();
+        return member;
+    }
+
+    /// <summary>Removes a member and frees its partitions; a new generation of its group. Idempotent.</summary>
+    public void Leave(Member member)
+    {
+        lock (_lock)
+        {
+            if (member.Left)
+            {
+                return;
+            }
+
+            member.Left = true;
+            Group group = member.Group;
+            group.Members.Remove(member);
+            List<TopicPartition>? freed = null;
+            foreach (KeyValuePair<TopicPartition, Member> owner in group.Owners)
+            {
+                if (owner.Value == member)
+                {
+                    (freed ??= new()).Add(owner.Key);
+                }
+            }
+
+            if (freed is not null)
+            {
+                foreach (TopicPartition tp in freed)
+                {
+                    group.Owners.Remove(tp);
+                }
+            }
+
+            if (group.Members.Count == 0)
+            {
+                _groups.Remove(group.Id);
+            }
+
+            RebalanceUnsynchronized(group);
+        }
+
+        member.Group.Changed.Pulse();
+    }
+
+    /// <summary>A copy of the member's target and the group version it belongs to.</summary>
+    public (long Version, List<TopicPartition> Target) TargetOf(Member member)
+    {
+        lock (_lock)
+        {
+            return (member.Group.Version, new List<TopicPartition>(member.Target));
+        }
+    }
+
+    /// <summary>
+    /// Takes a partition of the member's target if nobody owns it and no open transaction carries
+    /// offsets of the group on it; false otherwise (retry at a later poll).
+    /// </summary>
+    public bool TryClaim(Member member, TopicPartition partition)
+    {
+        lock (_lock)
+        {
+            Group group = member.Group;
+            if (member.Left || !member.Target.Contains(partition) || group.Owners.ContainsKey(partition))
+            {
+                return false;
+            }
+
+            // Under the lock: an offset send of the previous owner (see RunIfOwner) is either in the
+            // offsets log already, and seen here, or refused because the partition is no longer its.
+            if (_offsets.HasUnsettledOffset(group.Id, partition))
+            {
+                return false;
+            }
+
+            group.Owners.Add(partition, member);
+            return true;
+        }
+    }
+
+    /// <summary>Lets partitions go (the member stops reading them); waiting members may take them.</summary>
+    public void Release(Member member, List<TopicPartition> partitions)
+    {
+        lock (_lock)
+        {
+            foreach (TopicPartition tp in partitions)
+            {
+                if (member.Group.Owners.TryGetValue(tp, out Member? owner) && owner == member)
+                {
+                    member.Group.Owners.Remove(tp);
+                }
+            }
+
+            member.Group.Version++;
+        }
+
+        member.Group.Changed.Pulse();
+    }
+
+    /// <summary>Records that the member looked at its assignment as of <paramref name="version"/>.</summary>
+    public static void MarkSynced(Member member, long version, bool complete)
+    {
+        Volatile.Write(ref member.Complete, complete);
+        Volatile.Write(ref member.SyncedVersion, version);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="action"/> while the member owns every partition in <paramref name="offsets"/>
+    /// (no hand-over can happen meanwhile); throws <see cref="CommitFailedException"/> otherwise.
+    /// </summary>
+    public void RunIfOwner(Member member, IReadOnlyCollection<TopicPartitionOffset> offsets, Action action)
+    {
+        lock (_lock)
+        {
+            foreach (TopicPartitionOffset o in offsets)
+            {
+                if (member.Left || !member.Group.Owners.TryGetValue(o.TopicPartition, out Member? owner) || owner != member)
+                {
+                    throw new CommitFailedException(member.Group.Id, member.Id, o.TopicPartition);
+                }
+            }
+
+            action();
+        }
+    }
+
+    // New generation: every member's target by the range assignor. Caller holds _lock.
+    private void RebalanceUnsynchronized(Group group)
+    {
+        group.Generation++;
+        group.Version++;
+        var topics = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (Member m in group.Members)
+        {
+            m.Target.Clear();
+            m.Generation = group.Generation;
+            topics.UnionWith(m.Topics);
+        }
+
+        var subscribed = new List<Member>();
+        foreach (string topic in topics)
+        {
+            if (_partitionCount(topic) is not int count)
+            {
+                continue; // deleted meanwhile: nothing to assign
+            }
+
+            subscribed.Clear();
+            foreach (Member m in group.Members)
+            {
+                if (Array.IndexOf(m.Topics, topic) >= 0)
+                {
+                    subscribed.Add(m);
+                }
+            }
+
+            int each = count / subscribed.Count, extra = count % subscribed.Count;
+            for (int i = 0; i < subscribed.Count; i++)
+            {
+                int first = (i * each) + Math.Min(i, extra);
+                int length = each + (i < extra ? 1 : 0);
+                for (int p = first; p < first + length; p++)
+                {
+                    subscribed[i].Target.Add(new TopicPartition(topic, p));
+                }
+            }
+        }
+    }
+}
