@@ -44,7 +44,12 @@ internal static class CrashPoints
         {
             try
             {
-                using LogStore s = LogStore.Open(image, Options(null, mode));
+                // The image store closes while the other threads' steps wait (see above); on a loaded
+                // machine (load average 6-8) its close took more than the default 30 s twice, a harness
+                // effect, so it gets longer. A close that fails still counts as a problem.
+                LogStoreOptions imageOptions = Options(null, mode);
+                imageOptions.CloseTimeout = TimeSpan.FromMinutes(3);
+                using LogStore s = LogStore.Open(image, imageOptions);
                 foreach (string p in check(s))
                 {
                     all.Add($"{what}: after '{op}': {p}");
