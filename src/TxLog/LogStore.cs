@@ -259,6 +259,8 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
             _fileSystem.SyncDirectory(Directory);
             _topics.Add(name, state);
         }
+
+        Membership?.TopicChanged(name); // outside the topics lock (the membership takes it to count partitions)
     }
 
     private static void ValidateTopicOptions(TopicOptions options)
@@ -357,6 +359,8 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
 
             _fileSystem.SyncDirectory(Directory);
         }
+
+        Membership.TopicChanged(name); // subscribed members drop its partitions at their next poll
     }
 
     /// <summary>True for the store's internal topics (<c>__transaction_state</c>, <c>__consumer_offsets</c>, <c>__mvcc_redo</c>).</summary>

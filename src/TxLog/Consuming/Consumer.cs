@@ -309,12 +309,23 @@ public sealed class Consumer : IDisposable
         ConsumerGroupMembership.Member member = _member!;
         (long version, List<TopicPartition> target) = member.Membership.TargetOf(member);
         List<TopicPartition>? revoked = null;
+        List<TopicPartition>? lost = null;
         foreach (PartitionAssignment a in _assignments)
         {
-            if (!target.Contains(a.TopicPartition))
+            if (a.Partition.Deleted)
+            {
+                (lost ??= new()).Add(a.TopicPartition); // its topic was deleted (perhaps created again)
+            }
+            else if (!target.Contains(a.TopicPartition))
             {
                 (revoked ??= new()).Add(a.TopicPartition);
             }
+        }
+
+        if (lost is not null)
+        {
+            // Gone with their offsets: no revoke callback (it could not commit them), just let them go.
+            DropAssignments(lost);
         }
 
         if (revoked is not null)
@@ -380,18 +391,24 @@ public sealed class Consumer : IDisposable
         }
         finally
         {
-            for (int i = _assignments.Count - 1; i >= 0; i--)
-            {
-                if (partitions.Contains(_assignments[i].TopicPartition))
-                {
-                    _assignments[i].Dispose();
-                    _assignments.RemoveAt(i);
-                }
-            }
-
-            _next = 0;
-            _member!.Membership.Release(_member, partitions);
+            DropAssignments(partitions);
         }
+    }
+
+    // Closes the readers of these partitions, removes them and releases their ownership.
+    private void DropAssignments(List<TopicPartition> partitions)
+    {
+        for (int i = _assignments.Count - 1; i >= 0; i--)
+        {
+            if (partitions.Contains(_assignments[i].TopicPartition))
+            {
+                _assignments[i].Dispose();
+                _assignments.RemoveAt(i);
+            }
+        }
+
+        _next = 0;
+        _member!.Membership.Release(_member, partitions);
     }
 
     private bool IsAssigned(TopicPartition partition)
@@ -473,7 +490,7 @@ public sealed class Consumer : IDisposable
     /// consumer does.
     /// </summary>
     /// <exception cref="ObjectDisposedException">The consumer or the store is disposed.</exception>
-    /// <exception cref="TopicNotFoundException">An assigned partition's topic was deleted.</exception>
+    /// <exception cref="TopicNotFoundException">A partition assigned with <see cref="Assign"/> (or <see cref="Subscribe"/> without a group) had its topic deleted; a subscribed group member instead drops the partitions of a deleted topic, without <see cref="ConsumerOptions.PartitionsRevoked"/> (their offsets went with the topic), and takes those of a topic created again under the name.</exception>
     /// <exception cref="OffsetOutOfRangeException">A partition's position is below its log start offset
     /// (retention deleted records the consumer had not read) and <see cref="ConsumerOptions.AutoOffsetReset"/>
     /// is <see cref="AutoOffsetReset.Error"/>; the message names the partition, <see cref="OffsetOutOfRangeException.Offset"/>
@@ -493,7 +510,16 @@ public sealed class Consumer : IDisposable
             PartitionAssignment a = _assignments[(_next + i) % count];
             if (a.Partition.Deleted)
             {
-                throw new TopicNotFoundException(a.TopicPartition.Topic);
+                if (_member is not { } member)
+                {
+                    throw new TopicNotFoundException(a.TopicPartition.Topic);
+                }
+
+                // A subscribed member drops the deleted topic's partitions (and takes those of a topic
+                // created again under the name) instead of failing, as a Kafka subscriber does.
+                member.Membership.TopicChanged(a.TopicPartition.Topic);
+                SyncGroup();
+                return Consume();
             }
 
             if (TryRead(a, out Record record))
@@ -570,7 +596,7 @@ public sealed class Consumer : IDisposable
     /// <see cref="OperationCanceledException"/>).
     /// </summary>
     /// <exception cref="ObjectDisposedException">The store (or this consumer) was closed, also while waiting.</exception>
-    /// <exception cref="TopicNotFoundException">An assigned partition's topic was deleted, also while waiting.</exception>
+    /// <exception cref="TopicNotFoundException">As for <see cref="Consume"/>, also while waiting.</exception>
     /// <exception cref="OffsetOutOfRangeException">Retention deleted records at a partition's position that the
     /// consumer had not read, also while waiting, and <see cref="ConsumerOptions.AutoOffsetReset"/> is
     /// <see cref="AutoOffsetReset.Error"/> (with <see cref="AutoOffsetReset.Earliest"/> or <see cref="AutoOffsetReset.Latest"/>

@@ -6,7 +6,8 @@ namespace TxLog.Consuming;
 /// <para>
 /// Assignment: Kafka's range assignor. Per topic, the members subscribed to it in join order; with
 /// <c>n</c> partitions and <c>m</c> members, each gets <c>n / m</c> consecutive partitions and the first
-/// <c>n % m</c> one more. A join or a leave is a new generation and recomputes every member's target.
+/// <c>n % m</c> one more. A join, a leave, or the creation or deletion of a subscribed topic is a new
+/// generation and recomputes every member's target.
 /// </para>
 /// <para>
 /// Hand-over: a partition changes owner only when its previous owner lets it go, which that consumer
@@ -141,6 +142,38 @@ internal sealed class ConsumerGroupMembership
         }
 
         member.Group.Changed.Pulse();
+    }
+
+    /// <summary>
+    /// A topic was created or deleted: every group with a member subscribed to it gets a new generation
+    /// (its partitions counted again). Idempotent.
+    /// </summary>
+    public void TopicChanged(string topic)
+    {
+        List<Group>? changed = null;
+        lock (_lock)
+        {
+            foreach (Group group in _groups.Values)
+            {
+                foreach (Member m in group.Members)
+                {
+                    if (Array.IndexOf(m.Topics, topic) >= 0)
+                    {
+                        RebalanceUnsynchronized(group);
+                        (changed ??= new()).Add(group);
+                        break;
+                    }
+                }
+            }
+        }
+
+        if (changed is not null)
+        {
+            foreach (Group group in changed)
+            {
+                group.Changed.Pulse();
+            }
+        }
     }
 
     /// <summary>A copy of the member's target and the group version it belongs to.</summary>

@@ -291,4 +291,46 @@ public sealed class ConsumerGroupMembershipTests
         Assert.That(a.Assignment, Is.EqualTo(new[] { P(0), P(1) }));
         Assert.That(a.Position(P(1)), Is.EqualTo(2), "from b's commit in its revoke callback");
     }
+
+    [Test]
+    public async Task A_member_drops_a_deleted_topics_partitions_and_takes_those_of_the_topic_created_again()
+    {
+        using var dir = new TempDirectory();
+        using LogStore store = OpenWithTopic(dir, 2, 1);
+        store.CreateTopic("u", 1);
+        store.GetPartition("u", 0).Append(Msg("u-0"));
+        var revoked = new List<TopicPartition>();
+        var options = Group();
+        options.PartitionsRevoked = (_, partitions) => revoked.AddRange(partitions);
+        using Consumer a = store.CreateConsumer(options);
+        using Consumer b = store.CreateConsumer(Group());
+        a.Subscribe("t", "u");
+        b.Subscribe("t");
+        Assert.That(Drain(a), Is.EquivalentTo(new[] { "0-0", "u-0" }), "a gave partition t-1 up to b at this poll");
+        Assert.That(revoked, Is.EqualTo(new[] { P(1) }));
+        Assert.That(Drain(b), Is.EqualTo(new[] { "1-0" }));
+        revoked.Clear();
+
+        using var timeout = new CancellationTokenSource(Tx.Timeout);
+        await using IAsyncEnumerator<ConsumeResult> loopB = b.ConsumeAsync(timeout.Token).GetAsyncEnumerator(timeout.Token);
+        ValueTask<bool> waiting = loopB.MoveNextAsync(); // b waits, caught up, on t-1
+        store.DeleteTopic("t");
+        Assert.That(a.Consume()?.Value, Is.Null, "no TopicNotFoundException for a subscribed member");
+        Assert.That(a.Assignment, Is.EqualTo(new[] { new TopicPartition("u", 0) }));
+        Assert.That(revoked, Is.Empty, "a deleted topic's partitions are dropped without the revoke callback");
+
+        store.CreateTopic("t", 3);
+        for (int p = 0; p < 3; p++)
+        {
+            store.GetPartition("t", p).Append(Msg($"new-{p}"));
+        }
+
+        Assert.That(await waiting, Is.True, "b's waiting loop goes on with the topic created again");
+        Assert.That(Text(loopB.Current.Value), Is.EqualTo("new-2"));
+        Assert.That(Drain(a), Is.EquivalentTo(new[] { "new-0", "new-1" }));
+
+        // Range over the new 3 partitions: a (joined first) 0-1, b 2.
+        Assert.That(a.Assignment, Is.EquivalentTo(new[] { P(0), P(1), new TopicPartition("u", 0) }));
+        Assert.That(b.Assignment, Is.EqualTo(new[] { P(2) }));
+    }
 }
