@@ -690,17 +690,25 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
         TimeProvider time = Options.TimeProvider;
         TimeSpan flushEvery = Options.Durability == DurabilityMode.Periodic ? Options.FlushInterval : Timeout.InfiniteTimeSpan;
         long nextRetention = time.GetTimestamp() + (long)(Options.RetentionCheckInterval.TotalSeconds * time.TimestampFrequency);
+        Task? delay = null;
         while (!token.IsCancellationRequested)
         {
             TimeSpan wait = flushEvery == Timeout.InfiniteTimeSpan ? Options.RetentionCheckInterval : flushEvery;
-            try
-            {
-                await Task.Delay(wait, time, token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
+            delay ??= Task.Delay(wait, time, token);
+            await Task.WhenAny(delay, _backgroundWake.WaitTask).ConfigureAwait(false);
+            if (token.IsCancellationRequested)
             {
                 return;
             }
+
+            if (!delay.IsCompleted)
+            {
+                // Woken early: __consumer_offsets grew past its wake threshold (the timed pass keeps its time).
+                Groups.RestateFromTimer(); // never throws
+                continue;
+            }
+
+            delay = null;
 
             List<LogPartition> partitions;
             try
@@ -745,6 +753,11 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
     }
 
     internal IFileSystem FileSystem => _fileSystem;
+
+    private readonly AsyncSignal _backgroundWake = new();
+
+    /// <summary>Asks the background loop for a restatement pass of <c>__consumer_offsets</c> now.</summary>
+    internal void WakeBackground() => _backgroundWake.Pulse();
 
     /// <summary>The transaction coordinator (set during open).</summary>
     internal TransactionCoordinator Coordinator { get; private set; } = null!;

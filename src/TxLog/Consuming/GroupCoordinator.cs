@@ -64,6 +64,7 @@ internal sealed class GroupCoordinator
 
         log.Observer = batch => groups.Apply(batch, replaying: false);
         groups.RestateIfGrown(OpenRestateSlack);
+        groups.UpdateWakeThreshold();
         return groups;
     }
 
@@ -74,7 +75,47 @@ internal sealed class GroupCoordinator
     /// History (records beyond two per committed offset) that the running store lets
     /// <c>__consumer_offsets</c> grow by before <see cref="RestateIfGrown()"/> rewrites it (tests lower it).
     /// </summary>
-    internal long LiveRestateSlack { get; set; } = 100_000;
+    internal long LiveRestateSlack
+    {
+        get => _liveRestateSlack;
+        set
+        {
+            _liveRestateSlack = value;
+            UpdateWakeThreshold();
+        }
+    }
+
+    private long _liveRestateSlack = 100_000;
+
+    // The log size (records) at which an append asks the store's background loop for a restatement
+    // pass at once instead of at its next timed pass: twice the restatement threshold, or twice the
+    // size a pass could not shrink (a pending transaction keeps history), so a busy process cannot
+    // grow the log without bound between timed passes, and a log that cannot shrink yet asks only at
+    // each doubling.
+    private long _wakeAt = long.MaxValue;
+
+    private void UpdateWakeThreshold()
+    {
+        int live;
+        lock (_lock)
+        {
+            live = _committed.Count;
+        }
+
+        PartitionLog raw = _log.Log;
+        long size = raw.LogEndOffset - raw.LogStartOffset;
+        Volatile.Write(ref _wakeAt, 2 * Math.Max(size, (2L * live) + _liveRestateSlack));
+    }
+
+    // After an append: wakes the background loop when the log has grown past the wake threshold.
+    private void WakeIfGrown()
+    {
+        PartitionLog raw = _log.Log;
+        if (raw.LogEndOffset - raw.LogStartOffset >= Volatile.Read(ref _wakeAt))
+        {
+            _store.WakeBackground();
+        }
+    }
 
     /// <summary>Restatements that deleted history (at open and live).</summary>
     internal int Restatements => Volatile.Read(ref _restatements);
@@ -125,7 +166,17 @@ internal sealed class GroupCoordinator
     /// true when it deleted history. Commits go on meanwhile; only appends to this partition wait while
     /// the copies are written.
     /// </summary>
-    internal bool RestateIfGrown() => RestateIfGrown(LiveRestateSlack);
+    internal bool RestateIfGrown()
+    {
+        try
+        {
+            return RestateIfGrown(LiveRestateSlack);
+        }
+        finally
+        {
+            UpdateWakeThreshold();
+        }
+    }
 
     // Rolls when the whole log may go, writes the copies with no other record between them and the point
     // they were computed at (the partition's append lock is held, so the copies are exactly what a replay
@@ -422,6 +473,11 @@ internal sealed class GroupCoordinator
             }
 
             ApplyVisibleUnsynchronized();
+        }
+
+        if (!replaying)
+        {
+            WakeIfGrown();
         }
     }
 
@@ -838,6 +894,8 @@ internal sealed class GroupCoordinator
                 _inFlight.Add(write);
             }
         }
+
+        WakeIfGrown();
 
         ValueTask<AppendResult> acknowledged;
         try

@@ -63,6 +63,28 @@ public class OffsetsLiveRestateTests
     }
 
     [Test]
+    public async Task A_log_grown_past_twice_the_threshold_is_restated_without_waiting_for_the_timed_pass()
+    {
+        using var dir = new TempDirectory();
+        LogStoreOptions options = SmallSegments(DurabilityMode.None);
+        options.RetentionCheckInterval = TimeSpan.FromHours(1); // the timed pass never comes in this test
+        using LogStore store = LogStore.Open(dir.Path, options);
+        store.Groups.LiveRestateSlack = 100;
+        LogPartition offsets = OffsetsLog(store);
+
+        // 10 keys: restatement threshold 2 * 10 + 100 = 120 records, wake threshold twice that.
+        await HistoryAsync(store, 200);
+        Assert.That(store.Groups.Restatements, Is.Zero, "below the wake threshold the timed pass decides");
+        await HistoryAsync(store, 100);
+        Assert.That(await EventuallyAsync(() => store.Groups.Restatements > 0), Is.True, "woken by the growth");
+        Assert.That(offsets.LogEndOffset - offsets.LogStartOffset, Is.LessThan(300));
+        for (int k = 0; k < 10; k++)
+        {
+            Assert.That(store.Groups.Committed("h", new TopicPartition("x", k)), Is.EqualTo(90 + k), "nothing lost by the pass (the second history wrote 0..99)");
+        }
+    }
+
+    [Test]
     public async Task The_background_loop_keeps_the_offsets_log_bounded_while_plain_commits_go_on()
     {
         using var dir = new TempDirectory();
