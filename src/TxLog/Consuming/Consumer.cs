@@ -157,6 +157,7 @@ public sealed class Consumer : IDisposable
     private int _next;          // round-robin start
     private bool _disposed;
     private ConsumerGroupMembership.Member? _member; // set while subscribed with a group
+    private long _taken; // partitions a group member has taken, ever (ConsumeAsync: the wake-up tasks must cover them)
 
     internal Consumer(LogStore store, ConsumerOptions options)
     {
@@ -364,6 +365,7 @@ public sealed class Consumer : IDisposable
                 }
 
                 (taken ??= new()).Add(tp);
+                _taken++;
             }
         }
         finally
@@ -617,6 +619,7 @@ public sealed class Consumer : IDisposable
                 // Caught up: take the wake-up tasks, then look once more, so a record that arrived after
                 // the first look still wakes us. (Only here: reading a backlog allocates no tasks.)
                 int count = _assignments.Count;
+                long takenBefore = _taken;
                 int extra = _member is null ? 2 : 4;
                 if (waits is null || waits.Length != count + extra)
                 {
@@ -641,6 +644,14 @@ public sealed class Consumer : IDisposable
                 result = Consume();
                 if (result is null)
                 {
+                    if (_taken != takenBefore)
+                    {
+                        // The second look took a partition (freed meanwhile): its wake-up task is not
+                        // among these, so take them again rather than sleep through its records.
+                        Array.Clear(waits);
+                        continue;
+                    }
+
                     await Task.WhenAny(waits).ConfigureAwait(false);
                     Array.Clear(waits);
                     continue; // Consume throws if the store closed or a topic was deleted meanwhile, and resets (or throws for) a position retention passed
