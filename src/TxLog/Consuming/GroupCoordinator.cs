@@ -815,6 +815,8 @@ internal sealed class GroupCoordinator
 
             _inFlight.Remove(tombstones);
         }
+
+        Settled();
     }
 
     // Appends the records in as many batches as it takes (one batch of all could exceed MaxBatchBytes,
@@ -946,6 +948,8 @@ internal sealed class GroupCoordinator
 
             _inFlight.Remove(write);
         }
+
+        Settled();
     }
 
     // A plain write that failed never takes effect live (its records, if they reached the disk, count at
@@ -956,7 +960,14 @@ internal sealed class GroupCoordinator
         {
             _inFlight.Remove(write);
         }
+
+        Settled();
     }
+
+    // A plain write left _inFlight: a group member waiting to take one of its partitions (see
+    // HasUnsettledOffset) waits on this partition's signal, and the HW pulse that acknowledged the write
+    // came before this change.
+    private void Settled() => _log.Signal.Pulse();
 
     /// <summary>
     /// Plain records appended to the offsets partition that have not taken effect yet: a commit until it
