@@ -697,10 +697,12 @@ public sealed class Consumer : IDisposable
             return _store.Groups.CommitAsync(group, offsets);
         }
 
-        // A member commits only partitions it owns (written while no hand-over can happen).
-        ValueTask commit = default;
-        member.Membership.RunIfOwner(member, offsets, () => commit = _store.Groups.CommitAsync(group, offsets));
-        return commit;
+        // A member commits only partitions it owns: written (and registered as unsettled, so a member
+        // taking a partition over waits for it) while no hand-over can happen. The wait for durability
+        // (an fsync in GroupCommit mode) is outside the membership lock, which every group of the store shares.
+        GroupCoordinator.PlainCommit? appended = null;
+        member.Membership.RunIfOwner(member, offsets, () => appended = _store.Groups.AppendCommit(group, offsets));
+        return _store.Groups.AcknowledgeAsync(appended);
     }
 
     // A deleted topic's offsets are deleted with it (DeleteTopic): committing them again would start the

@@ -873,51 +873,74 @@ internal sealed class GroupCoordinator
     }
 
     /// <summary>Commits offsets outside any transaction; completes as the durability mode acknowledges.</summary>
-    public ValueTask CommitAsync(string group, IReadOnlyCollection<TopicPartitionOffset> offsets)
+    public ValueTask CommitAsync(string group, IReadOnlyCollection<TopicPartitionOffset> offsets) =>
+        AcknowledgeAsync(AppendCommit(group, offsets));
+
+    /// <summary>
+    /// The first step of <see cref="CommitAsync"/>: appends the commit and registers it as not yet in
+    /// effect (so <see cref="HasUnsettledOffset"/> sees it from now on); null when there are no offsets.
+    /// Never waits for durability: a group member runs it under the membership lock, then
+    /// <see cref="AcknowledgeAsync"/> outside it.
+    /// </summary>
+    internal PlainCommit? AppendCommit(string group, IReadOnlyCollection<TopicPartitionOffset> offsets)
     {
         if (offsets.Count == 0)
         {
-            return default;
+            return null;
         }
 
         // A copy: the offsets are applied after the acknowledgement, in the order they were written.
         TopicPartitionOffset[] written = [.. offsets];
         Message[] messages = ToMessages(group, written, _store.NowMs());
-        AppendResult appended;
-        PlainWrite write;
+        PlainCommit commit;
         lock (_log.AppendLock)
         {
             // Appended and registered in one step: whoever holds the append lock (DeleteTopicOffsets, a
             // restatement) finds every plain record of the log either in effect or in _inFlight.
-            appended = _log.Append(messages);
-            write = new PlainWrite(group, written, appended.BaseOffset);
+            AppendResult appended = _log.Append(messages);
+            var write = new PlainWrite(group, written, appended.BaseOffset);
             lock (_lock)
             {
                 _inFlight.Add(write);
             }
+
+            commit = new PlainCommit(write, appended);
         }
 
         WakeIfGrown();
+        return commit;
+    }
+
+    /// <summary>The second step of <see cref="CommitAsync"/>: waits as the durability mode says, then applies the commit (or forgets it when that failed).</summary>
+    internal ValueTask AcknowledgeAsync(PlainCommit? commit)
+    {
+        if (commit is not { } c)
+        {
+            return default;
+        }
 
         ValueTask<AppendResult> acknowledged;
         try
         {
-            acknowledged = _log.WaitAsDurabilityModeSays(appended);
+            acknowledged = _log.WaitAsDurabilityModeSays(c.Appended);
         }
         catch
         {
-            Forget(write);
+            Forget(c.Write);
             throw;
         }
 
         if (acknowledged.IsCompletedSuccessfully)
         {
-            ApplyAcknowledged(write);
+            ApplyAcknowledged(c.Write);
             return default;
         }
 
-        return ApplyWhenAcknowledgedAsync(acknowledged, write);
+        return ApplyWhenAcknowledgedAsync(acknowledged, c.Write);
     }
+
+    /// <summary>A plain commit appended and registered, not yet acknowledged (see <see cref="AppendCommit"/>).</summary>
+    internal readonly record struct PlainCommit(PlainWrite Write, AppendResult Appended);
 
     private async ValueTask ApplyWhenAcknowledgedAsync(ValueTask<AppendResult> acknowledged, PlainWrite write)
     {
@@ -974,7 +997,7 @@ internal sealed class GroupCoordinator
     /// is acknowledged, DeleteTopicOffsets' tombstones until they are durable. Created under the
     /// partition's append lock with the offset of its first record (the records are consecutive).
     /// </summary>
-    private sealed class PlainWrite
+    internal sealed class PlainWrite
     {
         private readonly string? _group;
         private readonly TopicPartitionOffset[]? _offsets;

@@ -63,6 +63,34 @@ public sealed class ConsumerGroupCommitWaitTests
     }
 
     [Test]
+    public async Task A_members_commit_waiting_for_its_fsync_does_not_stop_other_consumers_joining_or_polling()
+    {
+        using var dir = new TempDirectory();
+        var fs = new GatedFileSystem();
+        using LogStore store = Open(dir, fs);
+        using Consumer a = store.CreateConsumer(new ConsumerOptions { GroupId = "g" });
+        a.Subscribe("t");
+        using Consumer other = store.CreateConsumer(new ConsumerOptions { GroupId = "other" });
+
+        fs.Block();
+        Task commit = Task.Run(() => a.Commit().AsTask()); // a leads the fsync of its commit
+        try
+        {
+            Assert.That(fs.WaitForBlocked(Tx.Timeout), Is.True);
+            Task join = Task.Run(() => other.Subscribe("t")); // another group altogether
+            Assert.That(await Task.WhenAny(join, Task.Delay(TimeSpan.FromSeconds(3))), Is.SameAs(join),
+                "a consumer of another group could not subscribe while a member's commit waited for its fsync");
+        }
+        finally
+        {
+            fs.Release();
+        }
+
+        await commit.WaitAsync(Tx.Timeout);
+        Assert.That(other.Assignment, Has.Count.EqualTo(2));
+    }
+
+    [Test]
     public async Task A_member_waiting_to_take_a_partition_is_woken_when_the_previous_owners_commit_of_it_is_acknowledged()
     {
         using var dir = new TempDirectory();
