@@ -678,7 +678,7 @@ public sealed class Consumer : IDisposable
 
     /// <summary>Commits offsets (the next offsets to consume) to the group, outside any transaction.</summary>
     /// <exception cref="TopicNotFoundException">An offset is of an assigned partition whose topic was deleted.</exception>
-    /// <exception cref="CommitFailedException">The consumer is a subscribed group member and does not own one of the partitions (any more): another member may be reading it. Nothing is committed.</exception>
+    /// <exception cref="CommitFailedException">The consumer is a subscribed group member and does not own one of the partitions (any more): another member may be reading it. Nothing is committed. (A partition of its current target that nobody owns and with no unsettled offset may be committed: so a member whose take failed with <see cref="AutoOffsetReset.Error"/> commits a start for it.)</exception>
     public ValueTask Commit(IReadOnlyCollection<TopicPartitionOffset> offsets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);

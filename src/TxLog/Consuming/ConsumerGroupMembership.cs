@@ -239,7 +239,10 @@ internal sealed class ConsumerGroupMembership
 
     /// <summary>
     /// Runs <paramref name="action"/> while the member owns every partition in <paramref name="offsets"/>
-    /// (no hand-over can happen meanwhile); throws <see cref="CommitFailedException"/> otherwise.
+    /// (no hand-over can happen meanwhile), or may take it (in its target, nobody owns it, no offset of
+    /// it unsettled: nobody reads it, and the member's own take waits for what it writes now; so a member
+    /// whose take failed, e.g. with <see cref="AutoOffsetReset.Error"/> and no committed offset, can
+    /// commit a start); throws <see cref="CommitFailedException"/> otherwise.
     /// </summary>
     public void RunIfOwner(Member member, IReadOnlyCollection<TopicPartitionOffset> offsets, Action action)
     {
@@ -247,7 +250,19 @@ internal sealed class ConsumerGroupMembership
         {
             foreach (TopicPartitionOffset o in offsets)
             {
-                if (member.Left || !member.Group.Owners.TryGetValue(o.TopicPartition, out Member? owner) || owner != member)
+                if (member.Left)
+                {
+                    throw new CommitFailedException(member.Group.Id, member.Id, o.TopicPartition);
+                }
+
+                if (member.Group.Owners.TryGetValue(o.TopicPartition, out Member? owner))
+                {
+                    if (owner != member)
+                    {
+                        throw new CommitFailedException(member.Group.Id, member.Id, o.TopicPartition);
+                    }
+                }
+                else if (!member.Target.Contains(o.TopicPartition) || _offsets.HasUnsettledOffset(member.Group.Id, o.TopicPartition))
                 {
                     throw new CommitFailedException(member.Group.Id, member.Id, o.TopicPartition);
                 }
