@@ -42,7 +42,9 @@ public sealed class ConsumerOptions
     /// subscribed consumer is about to give up because its group was rebalanced, or when it unsubscribes
     /// or is disposed. The consumer still owns them here: commit their offsets now (as Kafka's
     /// <c>onPartitionsRevoked</c>). If it throws, the partitions are still given up and the exception
-    /// propagates from the poll.
+    /// propagates from the poll. Inside this callback and <see cref="PartitionsAssigned"/> the consumer
+    /// may commit, seek, unsubscribe or be disposed; polling, subscribing or assigning throws
+    /// <see cref="InvalidOperationException"/>.
     /// </summary>
     public Action<Consumer, IReadOnlyList<TopicPartition>>? PartitionsRevoked { get; set; }
 
@@ -157,6 +159,7 @@ public sealed class Consumer : IDisposable
     private int _next;          // round-robin start
     private bool _disposed;
     private ConsumerGroupMembership.Member? _member; // set while subscribed with a group
+    private bool _inCallback;   // a rebalance callback runs (on this consumer's flow)
     private long _taken; // partitions a group member has taken, ever (ConsumeAsync: the wake-up tasks must cover them)
 
     internal Consumer(LogStore store, ConsumerOptions options)
@@ -187,6 +190,7 @@ public sealed class Consumer : IDisposable
     public void Assign(params IEnumerable<TopicPartition> partitions)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        ThrowIfInCallback();
         ArgumentNullException.ThrowIfNull(partitions);
         if (_member is not null)
         {
@@ -222,6 +226,7 @@ public sealed class Consumer : IDisposable
     public void Subscribe(params IEnumerable<string> topics)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        ThrowIfInCallback();
         ArgumentNullException.ThrowIfNull(topics);
         var names = new List<string>();
         var partitions = new List<TopicPartition>();
@@ -240,13 +245,13 @@ public sealed class Consumer : IDisposable
             }
         }
 
-        Unsubscribe();
         if (_options.GroupId is not { } group)
         {
-            Assign(partitions);
+            Assign(partitions); // replaces the assignment only if it succeeds
             return;
         }
 
+        Unsubscribe();
         _member = _store.Membership.Join(group, names);
         SyncGroup();
     }
@@ -373,7 +378,7 @@ public sealed class Consumer : IDisposable
             ConsumerGroupMembership.MarkSynced(member, version, complete);
             if (taken is not null)
             {
-                _options.PartitionsAssigned?.Invoke(this, taken);
+                InvokeCallback(_options.PartitionsAssigned, taken);
             }
         }
     }
@@ -389,11 +394,42 @@ public sealed class Consumer : IDisposable
 
         try
         {
-            _options.PartitionsRevoked?.Invoke(this, partitions);
+            if (!_inCallback)
+            {
+                // (Skipped when the callback itself unsubscribes or disposes: no second call for the same partitions.)
+                InvokeCallback(_options.PartitionsRevoked, partitions);
+            }
         }
         finally
         {
             DropAssignments(partitions);
+        }
+    }
+
+    private void InvokeCallback(Action<Consumer, IReadOnlyList<TopicPartition>>? callback, List<TopicPartition> partitions)
+    {
+        if (callback is null)
+        {
+            return;
+        }
+
+        _inCallback = true;
+        try
+        {
+            callback(this, partitions);
+        }
+        finally
+        {
+            _inCallback = false;
+        }
+    }
+
+    // Polling, subscribing or assigning from inside a rebalance callback would re-enter the rebalance.
+    private void ThrowIfInCallback()
+    {
+        if (_inCallback)
+        {
+            throw new InvalidOperationException("Not allowed inside PartitionsRevoked or PartitionsAssigned (commit, seek, Unsubscribe or Dispose are).");
         }
     }
 
@@ -410,7 +446,10 @@ public sealed class Consumer : IDisposable
         }
 
         _next = 0;
-        _member!.Membership.Release(_member, partitions);
+        if (_member is { } member)
+        {
+            member.Membership.Release(member, partitions); // (after a leave, its partitions are free already)
+        }
     }
 
     private bool IsAssigned(TopicPartition partition)
@@ -500,6 +539,7 @@ public sealed class Consumer : IDisposable
     public ConsumeResult? Consume()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        ThrowIfInCallback();
         _store.ThrowIfDisposed(); // a reader of a closed store would report "caught up" for ever
         if (_member is { NeedsSync: true })
         {

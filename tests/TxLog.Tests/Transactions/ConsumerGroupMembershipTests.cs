@@ -333,4 +333,31 @@ public sealed class ConsumerGroupMembershipTests
         Assert.That(a.Assignment, Is.EquivalentTo(new[] { P(0), P(1), new TopicPartition("u", 0) }));
         Assert.That(b.Assignment, Is.EqualTo(new[] { P(2) }));
     }
+
+    [Test]
+    public void A_revoke_callback_may_dispose_its_consumer_but_not_poll()
+    {
+        using var dir = new TempDirectory();
+        using LogStore store = OpenWithTopic(dir, 2, 1);
+        int revokeCalls = 0;
+        Exception? pollInCallback = null;
+        Consumer? self = null;
+        var options = Group();
+        options.PartitionsRevoked = (consumer, _) =>
+        {
+            revokeCalls++;
+            pollInCallback = Assert.Catch(() => consumer.Consume());
+            consumer.Commit().AsTask().GetAwaiter().GetResult();
+            consumer.Dispose(); // must not call the callback again (it recursed without end)
+        };
+        self = store.CreateConsumer(options);
+        self.Subscribe("t");
+        using Consumer other = store.CreateConsumer(Group());
+        other.Subscribe("t");
+        Assert.That(self.Consume(), Is.Null, "the poll that revoked disposed the consumer inside the callback");
+        Assert.That(revokeCalls, Is.EqualTo(1));
+        Assert.That(pollInCallback, Is.InstanceOf<InvalidOperationException>());
+        Assert.Throws<ObjectDisposedException>(() => self.Consume());
+        Assert.That(Drain(other), Is.EquivalentTo(new[] { "0-0", "1-0" }), "the disposed member left: other takes both");
+    }
 }
