@@ -168,7 +168,8 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
                     return _topics.TryGetValue(topic, out TopicState? state) ? state.Partitions.Length : null;
                 }
             },
-            Groups);
+            Groups,
+            (member, idleMs, partitions) => LogMessages.ConsumerGroupMemberEvicted(Telemetry.Logger, member.Group.Id, member.Id, idleMs, member.MaxPollMs, partitions));
 
         _background = NoFlow.Run(() => BackgroundLoopAsync(_stopping.Token));
     }
@@ -606,6 +607,11 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
             throw new ArgumentOutOfRangeException(nameof(options), options.AutoOffsetReset, "ConsumerOptions.AutoOffsetReset is not an AutoOffsetReset value.");
         }
 
+        if (options.MaxPollInterval <= TimeSpan.Zero && options.MaxPollInterval != Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.MaxPollInterval, "ConsumerOptions.MaxPollInterval must be positive (or Timeout.InfiniteTimeSpan).");
+        }
+
         return new Consuming.Consumer(this, options);
     }
 
@@ -743,6 +749,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
             if (!token.IsCancellationRequested)
             {
                 Groups.RestateFromTimer(); // never throws
+                EvictIdleConsumers(); // members nobody polls for (e.g. a consumer dropped without Dispose)
             }
 
             if (time.GetTimestamp() >= nextRetention)
@@ -755,6 +762,18 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
     internal IFileSystem FileSystem => _fileSystem;
 
     private readonly AsyncSignal _backgroundWake = new();
+
+    private void EvictIdleConsumers()
+    {
+        try
+        {
+            Membership.EvictIdle(null, NowMs());
+        }
+        catch (Exception)
+        {
+            // A throwing logger must not end the background loop.
+        }
+    }
 
     /// <summary>Asks the background loop for a restatement pass of <c>__consumer_offsets</c> now.</summary>
     internal void WakeBackground() => _backgroundWake.Pulse();

@@ -48,6 +48,18 @@ public sealed class ConsumerOptions
     /// </summary>
     public Action<Consumer, IReadOnlyList<TopicPartition>>? PartitionsRevoked { get; set; }
 
+    /// <summary>
+    /// The longest a subscribed consumer may go without polling (<see cref="Consumer.Consume"/>, or its
+    /// <see cref="Consumer.ConsumeAsync"/> loop asking for the next record; a loop waiting for data is
+    /// polling) before its group evicts it and the other members take its partitions, as Kafka's
+    /// <c>max.poll.interval.ms</c> (event 7002). The evicted consumer's commits of them fail with
+    /// <see cref="CommitFailedException"/>; at its next poll it drops its partitions (without
+    /// <see cref="PartitionsRevoked"/>) and joins again. Default 5 minutes; <see cref="Timeout.InfiniteTimeSpan"/>
+    /// never evicts. Checked at other members' polls (at most once a second) and at each pass of the
+    /// store's background loop.
+    /// </summary>
+    public TimeSpan MaxPollInterval { get; set; } = TimeSpan.FromMinutes(5);
+
     /// <summary>Called (on the consumer's own flow, inside the poll) with partitions a subscribed consumer has just taken, at their start positions.</summary>
     public Action<Consumer, IReadOnlyList<TopicPartition>>? PartitionsAssigned { get; set; }
 }
@@ -252,7 +264,7 @@ public sealed class Consumer : IDisposable
         }
 
         Unsubscribe();
-        _member = _store.Membership.Join(group, names);
+        _member = Join(group, names);
         SyncGroup();
     }
 
@@ -266,6 +278,14 @@ public sealed class Consumer : IDisposable
         if (_member is not { } member)
         {
             DropAssignment();
+            return;
+        }
+
+        if (member.Left)
+        {
+            // Evicted: its partitions are the other members' already (no callback: it cannot commit them).
+            DropAssignment();
+            _member = null;
             return;
         }
 
@@ -284,6 +304,34 @@ public sealed class Consumer : IDisposable
             DropAssignment();
             _member = null;
             member.Membership.Leave(member);
+        }
+    }
+
+    private ConsumerGroupMembership.Member Join(string group, IReadOnlyCollection<string> topics) =>
+        _store.Membership.Join(group, topics, _options.MaxPollInterval == Timeout.InfiniteTimeSpan ? long.MaxValue : (long)_options.MaxPollInterval.TotalMilliseconds, _store.NowMs());
+
+    // A member's part of each poll: rejoin after an eviction, record the poll, look for idle members (at
+    // most once a second per group), and follow the group's changes.
+    private void PollGroup(ConsumerGroupMembership.Member member)
+    {
+        long now = _store.NowMs();
+        if (member.Left)
+        {
+            // Evicted (it did not poll in time): the others own its partitions now. Lost, not revoked:
+            // it may not commit them any more, so no callback; then it joins again.
+            DropAssignment();
+            member = _member = Join(member.Group.Id, member.Topics);
+        }
+
+        Volatile.Write(ref member.LastPollMs, now);
+        if (now - Volatile.Read(ref member.Group.LastEvictionCheckMs) >= 1000)
+        {
+            member.Membership.EvictIdle(member.Group, now);
+        }
+
+        if (member.NeedsSync)
+        {
+            SyncGroup();
         }
     }
 
@@ -541,9 +589,9 @@ public sealed class Consumer : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         ThrowIfInCallback();
         _store.ThrowIfDisposed(); // a reader of a closed store would report "caught up" for ever
-        if (_member is { NeedsSync: true })
+        if (_member is { } polling)
         {
-            SyncGroup();
+            PollGroup(polling);
         }
 
         int count = _assignments.Count;
@@ -660,6 +708,7 @@ public sealed class Consumer : IDisposable
                 // the first look still wakes us. (Only here: reading a backlog allocates no tasks.)
                 int count = _assignments.Count;
                 long takenBefore = _taken;
+                ConsumerGroupMembership.Member? memberBefore = _member;
                 int extra = _member is null ? 2 : 4;
                 if (waits is null || waits.Length != count + extra)
                 {
@@ -684,15 +733,33 @@ public sealed class Consumer : IDisposable
                 result = Consume();
                 if (result is null)
                 {
-                    if (_taken != takenBefore)
+                    if (_taken != takenBefore || _member != memberBefore)
                     {
-                        // The second look took a partition (freed meanwhile): its wake-up task is not
-                        // among these, so take them again rather than sleep through its records.
+                        // The second look took a partition (freed meanwhile), or rejoined after an
+                        // eviction: its wake-up tasks are not among these, so take them again rather
+                        // than sleep through its records.
                         Array.Clear(waits);
                         continue;
                     }
 
-                    await Task.WhenAny(waits).ConfigureAwait(false);
+                    // A member waiting here is polling: never evicted as idle meanwhile.
+                    if (memberBefore is not null)
+                    {
+                        Volatile.Write(ref memberBefore.Waiting, 1);
+                    }
+
+                    try
+                    {
+                        await Task.WhenAny(waits).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        if (memberBefore is not null)
+                        {
+                            Volatile.Write(ref memberBefore.Waiting, 0);
+                        }
+                    }
+
                     Array.Clear(waits);
                     continue; // Consume throws if the store closed or a topic was deleted meanwhile, and resets (or throws for) a position retention passed
                 }

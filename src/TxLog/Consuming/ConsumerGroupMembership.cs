@@ -25,14 +25,17 @@ internal sealed class ConsumerGroupMembership
     private readonly Dictionary<string, Group> _groups = new(StringComparer.Ordinal);
     private readonly Func<string, int?> _partitionCount;
     private readonly GroupCoordinator _offsets;
+    private readonly Action<Member, long, int>? _onEvicted;
     private long _lastMemberId;
 
     /// <param name="partitionCount">The partition count of a topic, or null when it does not exist.</param>
     /// <param name="offsets">The committed offsets (for the pending-offset rule of the hand-over).</param>
-    public ConsumerGroupMembership(Func<string, int?> partitionCount, GroupCoordinator offsets)
+    /// <param name="onEvicted">Told (outside the lock) of each evicted member, its idle time (ms) and how many partitions it lost.</param>
+    public ConsumerGroupMembership(Func<string, int?> partitionCount, GroupCoordinator offsets, Action<Member, long, int>? onEvicted = null)
     {
         _partitionCount = partitionCount;
         _offsets = offsets;
+        _onEvicted = onEvicted;
     }
 
     /// <summary>One group's members and owners.</summary>
@@ -52,11 +55,23 @@ internal sealed class ConsumerGroupMembership
 
         /// <summary>Pulsed with every <see cref="Version"/> change: wakes waiting consume loops.</summary>
         public AsyncSignal Changed { get; } = new();
+
+        /// <summary>When a poll of a member last looked for idle members (ms, store clock).</summary>
+        public long LastEvictionCheckMs;
     }
 
     /// <summary>One subscribed consumer.</summary>
-    internal sealed class Member(ConsumerGroupMembership owner, Group group, string id, string[] topics)
+    internal sealed class Member(ConsumerGroupMembership owner, Group group, string id, string[] topics, long maxPollMs, long nowMs)
     {
+        /// <summary>The longest the member may go without polling before the others take its partitions (ms; long.MaxValue: never).</summary>
+        public long MaxPollMs { get; } = maxPollMs;
+
+        /// <summary>The start of its last poll (ms, store clock).</summary>
+        public long LastPollMs = nowMs;
+
+        /// <summary>1 while its consume loop waits for data: a waiting member is polling, never idle.</summary>
+        public int Waiting;
+
         public ConsumerGroupMembership Membership { get; } = owner;
 
         public Group Group { get; } = group;
@@ -75,14 +90,24 @@ internal sealed class ConsumerGroupMembership
 
         public bool Complete;
 
-        public bool Left { get; set; }
+        /// <summary>Set (under the lock) when it left or was evicted.</summary>
+        public bool Left
+        {
+            get => Volatile.Read(ref _left);
+            set => Volatile.Write(ref _left, value);
+        }
+
+        private bool _left;
+
+        /// <summary>True when the group evicted it (it did not leave by itself).</summary>
+        public bool Evicted { get; set; }
 
         /// <summary>True when the member must look at its assignment again.</summary>
         public bool NeedsSync => !Volatile.Read(ref Complete) || Volatile.Read(ref Group.Version) != Volatile.Read(ref SyncedVersion);
     }
 
     /// <summary>Adds a member subscribed to <paramref name="topics"/>; a new generation of its group.</summary>
-    public Member Join(string groupId, IReadOnlyCollection<string> topics)
+    public Member Join(string groupId, IReadOnlyCollection<string> topics, long maxPollMs, long nowMs)
     {
         Member member;
         lock (_lock)
@@ -94,7 +119,7 @@ internal sealed class ConsumerGroupMembership
             }
 
             string id = "member-" + (++_lastMemberId).ToString("D10", System.Globalization.CultureInfo.InvariantCulture);
-            member = new Member(this, group, id, [.. topics]);
+            member = new Member(this, group, id, [.. topics], maxPollMs, nowMs);
             group.Members.Add(member);
             RebalanceUnsynchronized(group);
         }
@@ -113,35 +138,101 @@ internal sealed class ConsumerGroupMembership
                 return;
             }
 
-            member.Left = true;
-            Group group = member.Group;
-            group.Members.Remove(member);
-            List<TopicPartition>? freed = null;
-            foreach (KeyValuePair<TopicPartition, Member> owner in group.Owners)
-            {
-                if (owner.Value == member)
-                {
-                    (freed ??= new()).Add(owner.Key);
-                }
-            }
-
-            if (freed is not null)
-            {
-                foreach (TopicPartition tp in freed)
-                {
-                    group.Owners.Remove(tp);
-                }
-            }
-
-            if (group.Members.Count == 0)
-            {
-                _groups.Remove(group.Id);
-            }
-
-            RebalanceUnsynchronized(group);
+            RemoveUnsynchronized(member);
+            RebalanceUnsynchronized(member.Group);
         }
 
         member.Group.Changed.Pulse();
+    }
+
+    // Takes the member out of its group and frees its partitions (no rebalance); returns how many it
+    // owned. Caller holds _lock.
+    private int RemoveUnsynchronized(Member member)
+    {
+        member.Left = true;
+        Group group = member.Group;
+        group.Members.Remove(member);
+        List<TopicPartition>? freed = null;
+        foreach (KeyValuePair<TopicPartition, Member> owner in group.Owners)
+        {
+            if (owner.Value == member)
+            {
+                (freed ??= new()).Add(owner.Key);
+            }
+        }
+
+        if (freed is not null)
+        {
+            foreach (TopicPartition tp in freed)
+            {
+                group.Owners.Remove(tp);
+            }
+        }
+
+        if (group.Members.Count == 0)
+        {
+            _groups.Remove(group.Id);
+        }
+
+        return freed?.Count ?? 0;
+    }
+
+    /// <summary>
+    /// Evicts the members of <paramref name="group"/> (or of every group, when null) that have not
+    /// polled for longer than their max poll interval and are not waiting in a consume loop (Kafka's
+    /// <c>max.poll.interval.ms</c>): their partitions go to the others, and their commits of them fail.
+    /// </summary>
+    public void EvictIdle(Group? group, long nowMs)
+    {
+        List<(Member Member, long IdleMs, int Partitions)>? evicted = null;
+        lock (_lock)
+        {
+            if (group is not null)
+            {
+                EvictIdleUnsynchronized(group, nowMs, ref evicted);
+            }
+            else
+            {
+                foreach (Group g in new List<Group>(_groups.Values))
+                {
+                    EvictIdleUnsynchronized(g, nowMs, ref evicted);
+                }
+            }
+        }
+
+        if (evicted is null)
+        {
+            return;
+        }
+
+        foreach ((Member m, long idle, int partitions) in evicted)
+        {
+            m.Group.Changed.Pulse();
+            _onEvicted?.Invoke(m, idle, partitions);
+        }
+    }
+
+    private void EvictIdleUnsynchronized(Group group, long nowMs, ref List<(Member, long, int)>? evicted)
+    {
+        group.LastEvictionCheckMs = nowMs;
+        bool changed = false;
+        for (int i = group.Members.Count - 1; i >= 0; i--)
+        {
+            Member m = group.Members[i];
+            long idle = nowMs - Volatile.Read(ref m.LastPollMs);
+            if (Volatile.Read(ref m.Waiting) == 0 && idle > m.MaxPollMs)
+            {
+                m.Evicted = true;
+                int partitions = RemoveUnsynchronized(m);
+                (evicted ??= new()).Add((m, idle, partitions));
+                changed = true;
+            }
+        }
+
+        if (changed)
+        {
+            RebalanceUnsynchronized(group);
+        }
     }
 
     /// <summary>

@@ -76,4 +76,8 @@ internal static partial class LogMessages
     [LoggerMessage(EventId = 7001, EventName = "ConsumerPositionReset", Level = LogLevel.Warning,
         Message = "Consumer of group {Group} was at offset {Offset} of partition {Partition}, below the log start offset {LogStartOffset} (retention deleted the records it had yet to read): reset to offset {NewOffset} as AutoOffsetReset.{Policy} says")]
     public static partial void ConsumerPositionReset(ILogger logger, string group, string partition, long offset, long logStartOffset, long newOffset, string policy);
+
+    [LoggerMessage(EventId = 7002, EventName = "ConsumerGroupMemberEvicted", Level = LogLevel.Warning,
+        Message = "Member {MemberId} of consumer group {Group} has not polled for {IdleMs} ms, more than its MaxPollInterval of {MaxPollMs} ms: evicted, its {Partitions} partitions go to the other members (it rejoins at its next poll; its offset commits of them fail)")]
+    public static partial void ConsumerGroupMemberEvicted(ILogger logger, string group, string memberId, long idleMs, long maxPollMs, int partitions);
 }
