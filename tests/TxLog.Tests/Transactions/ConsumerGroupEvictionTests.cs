@@ -158,7 +158,7 @@ public sealed class ConsumerGroupEvictionTests
         using LogStore store = Open(dir, new ManualClock(Start));
         Assert.Throws<ArgumentOutOfRangeException>(() => store.CreateConsumer(Member(TimeSpan.Zero)));
         Assert.Throws<ArgumentOutOfRangeException>(() => store.CreateConsumer(Member(TimeSpan.FromSeconds(-1))));
-        using Consumer never = store.CreateConsumer(Member(Timeout.InfiniteTimeSpan));
+        using Consumer never = store.CreateConsumer(Member(System.Threading.Timeout.InfiniteTimeSpan));
         never.Subscribe("t");
         Assert.That(never.Assignment, Has.Count.EqualTo(2));
     }
