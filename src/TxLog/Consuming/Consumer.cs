@@ -756,6 +756,10 @@ public sealed class Consumer : IDisposable
                     {
                         if (memberBefore is not null)
                         {
+                            // The wait was polling: its end is the member's last poll. Recorded before the
+                            // member stops counting as waiting, or an eviction check in between (another
+                            // member's poll, woken by the same pulse) finds it idle since before the wait.
+                            Volatile.Write(ref memberBefore.LastPollMs, _store.NowMs());
                             Volatile.Write(ref memberBefore.Waiting, 0);
                         }
                     }

@@ -219,8 +219,15 @@ internal sealed class ConsumerGroupMembership
         for (int i = group.Members.Count - 1; i >= 0; i--)
         {
             Member m = group.Members[i];
+            // Waiting first: a member that stops waiting records its poll time before it clears the flag,
+            // so a cleared flag read here comes with that time.
+            if (Volatile.Read(ref m.Waiting) != 0)
+            {
+                continue;
+            }
+
             long idle = nowMs - Volatile.Read(ref m.LastPollMs);
-            if (Volatile.Read(ref m.Waiting) == 0 && idle > m.MaxPollMs)
+            if (idle > m.MaxPollMs)
             {
                 m.Evicted = true;
                 int partitions = RemoveUnsynchronized(m);

@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using TxLog.Consuming;
+using TxLog.Durability;
+using TxLog.Tests.Diagnostics;
+using TxLog.Tests.Storage;
+using static TxLog.Tests.Storage.TestRecords;
+using static TxLog.Tests.Transactions.Tx;
+
+namespace TxLog.Tests.Transactions;
+
+/// <summary>Races of MaxPollInterval eviction and topic changes with a member's own poll.</summary>
+public sealed class ConsumerGroupEvictionRaceTests
+{
+    private static readonly DateTimeOffset Start = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    private static TopicPartition P(int partition) => new("t", partition);
+
+    private static ConsumerOptions Member() => new() { GroupId = "g", MaxPollInterval = TimeSpan.FromSeconds(10) };
+
+    /// <summary>A manual clock whose GetUtcNow can hold the first caller whose stack names a method.</summary>
+    private sealed class GatedClock(DateTimeOffset start) : TimeProvider
+    {
+        private long _ticks = start.UtcTicks;
+        private string? _gateOn;
+
+        public ManualResetEventSlim Blocked { get; } = new();
+
+        public ManualResetEventSlim Released { get; } = new();
+
+        public override DateTimeOffset GetUtcNow()
+        {
+            string? gate = Volatile.Read(ref _gateOn);
+            if (gate is not null && new StackTrace().ToString().Contains(gate, StringComparison.Ordinal)
+                && Interlocked.CompareExchange(ref _gateOn, null, gate) == gate)
+            {
+                Blocked.Set();
+                Released.Wait();
+            }
+
+            return new DateTimeOffset(Interlocked.Read(ref _ticks), TimeSpan.Zero);
+        }
+
+        public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
+
+        public void HoldNext(string method) => Volatile.Write(ref _gateOn, method);
+    }
+
+    [Test]
+    public async Task A_member_woken_from_its_wait_is_not_evicted_before_its_poll_records_the_time()
+    {
+        using var dir = new TempDirectory();
+        var clock = new GatedClock(Start);
+        var logs = new ListLoggerFactory();
+        LogStoreOptions options = Options(DurabilityMode.None, clock);
+        options.LoggerFactory = logs;
+        using LogStore store = LogStore.Open(dir.Path, options);
+        store.CreateTopic("t", 2);
+        for (int p = 0; p < 2; p++)
+        {
+            for (int i = 0; i < 3; i++)
+            {
+                store.GetPartition("t", p).Append(Msg($"{p}-{i}"));
+            }
+        }
+
+        using Consumer a = store.CreateConsumer(Member());
+        using Consumer b = store.CreateConsumer(Member());
+        a.Subscribe("t");
+        b.Subscribe("t");
+        using var timeout = new CancellationTokenSource(Tx.Timeout);
+        await using IAsyncEnumerator<ConsumeResult> loop = a.ConsumeAsync(timeout.Token).GetAsyncEnumerator(timeout.Token);
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.That(await loop.MoveNextAsync(), Is.True);
+        }
+
+        ValueTask<bool> waiting = loop.MoveNextAsync(); // a waits for data: polling
+        while (b.Consume() is not null)
+        {
+        }
+
+        clock.Advance(TimeSpan.FromHours(1));
+        Assert.That(b.Consume(), Is.Null);
+        Assert.That(b.Assignment, Is.EqualTo(new[] { P(1) }), "a waits: not idle");
+
+        // New data wakes a. Hold a's poll at its clock read (after its wait ended), and let b poll then.
+        clock.HoldNext("PollGroup");
+        store.GetPartition("t", 0).Append(Msg("0-late"));
+        Assert.That(clock.Blocked.Wait(Tx.Timeout), Is.True, "a woke and polls");
+        clock.Advance(TimeSpan.FromSeconds(2)); // past b's once-a-second eviction check
+        b.Consume();
+        int evictions = logs.WithId(7002).Count();
+        clock.Released.Set();
+
+        Assert.That(evictions, Is.Zero, "a was waiting an instant ago and is polling now: never idle");
+        Assert.That(await waiting, Is.True);
+        Assert.That(Text(loop.Current.Value), Is.EqualTo("0-late"));
+    }
+}
