@@ -405,10 +405,20 @@ public sealed class Consumer : IDisposable
                     continue;
                 }
 
+                if (!_store.TryGetPartitionInternal(tp, out LogPartition? partition))
+                {
+                    // Its topic was deleted (or created again with fewer partitions) after the group counted
+                    // it, and the group has not been told yet (DeleteTopic does so once the topic is gone):
+                    // not taken, and the group counts again now, as for a deleted partition at Consume.
+                    complete = false;
+                    member.Membership.Release(member, [tp]);
+                    member.Membership.TopicChanged(tp.Topic);
+                    continue;
+                }
+
                 try
                 {
-                    LogPartition partition = _store.GetPartition(tp.Topic, tp.Partition);
-                    _assignments.Add(new PartitionAssignment(tp, partition, StartOffset(tp, partition)));
+                    _assignments.Add(new PartitionAssignment(tp, partition!, StartOffset(tp, partition!)));
                 }
                 catch
                 {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using TxLog.Consuming;
 using TxLog.Durability;
+using TxLog.Tests.Faults;
 using TxLog.Tests.Diagnostics;
 using TxLog.Tests.Storage;
 using static TxLog.Tests.Storage.TestRecords;
@@ -95,5 +96,57 @@ public sealed class ConsumerGroupEvictionRaceTests
         Assert.That(evictions, Is.Zero, "a was waiting an instant ago and is polling now: never idle");
         Assert.That(await waiting, Is.True);
         Assert.That(Text(loop.Current.Value), Is.EqualTo("0-late"));
+    }
+
+    /// <summary>Blocks DeleteDirectory (inside DeleteTopic, after the topic left the topic list) while armed.</summary>
+    private sealed class BlockingDeleteFileSystem() : DelegatingFileSystem(null)
+    {
+        private int _armed;
+
+        public ManualResetEventSlim Blocked { get; } = new();
+
+        public ManualResetEventSlim Released { get; } = new();
+
+        public void Arm() => Volatile.Write(ref _armed, 1);
+
+        public override void DeleteDirectory(string path)
+        {
+            if (Interlocked.Exchange(ref _armed, 0) == 1)
+            {
+                Blocked.Set();
+                Released.Wait();
+            }
+
+            base.DeleteDirectory(path);
+        }
+    }
+
+    [Test]
+    public void A_member_taking_a_partition_while_its_topic_is_deleted_does_not_throw_TopicNotFound()
+    {
+        using var dir = new TempDirectory();
+        var fs = new BlockingDeleteFileSystem();
+        LogStoreOptions options = Options();
+        options.FileSystem = fs;
+        using LogStore store = LogStore.Open(dir.Path, options);
+        store.CreateTopic("t", 2);
+        using Consumer a = store.CreateConsumer(Member());
+        using Consumer b = store.CreateConsumer(Member());
+        a.Subscribe("t");
+        b.Subscribe("t");
+        a.Consume(); // a lets t-1 go; b takes it at its next poll
+
+        var errors = new List<Exception>();
+        fs.Arm();
+        Thread delete = InterposedFileSystem.StartUntilDoneOrBlocked(() => store.DeleteTopic("t"), errors);
+        Assert.That(fs.Blocked.Wait(Tx.Timeout), Is.True);
+
+        // b polls while the topic is out of the topic list but the group has not been told yet.
+        Thread poll = InterposedFileSystem.StartUntilDoneOrBlocked(() => b.Consume(), errors);
+        fs.Released.Set();
+        Assert.That(delete.Join(Tx.Timeout) && poll.Join(Tx.Timeout), Is.True);
+        Assert.That(errors, Is.Empty, "a subscribed member drops a deleted topic's partitions without TopicNotFoundException");
+        Assert.That(b.Consume(), Is.Null);
+        Assert.That(b.Assignment, Is.Empty);
     }
 }
