@@ -205,10 +205,23 @@ internal sealed class ConsumerGroupMembership
             return;
         }
 
-        foreach ((Member m, long idle, int partitions) in evicted)
+        // Every group woken first, then told: a throwing logger neither fails the poll that evicted (it
+        // is another member's) nor leaves a later group's members asleep through their rebalance.
+        foreach ((Member m, _, _) in evicted)
         {
             m.Group.Changed.Pulse();
-            _onEvicted?.Invoke(m, idle, partitions);
+        }
+
+        foreach ((Member m, long idle, int partitions) in evicted)
+        {
+            try
+            {
+                _onEvicted?.Invoke(m, idle, partitions);
+            }
+            catch (Exception)
+            {
+                // The eviction took effect; only its log line is lost.
+            }
         }
     }
 

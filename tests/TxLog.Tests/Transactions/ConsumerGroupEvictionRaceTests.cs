@@ -149,4 +149,103 @@ public sealed class ConsumerGroupEvictionRaceTests
         Assert.That(b.Consume(), Is.Null);
         Assert.That(b.Assignment, Is.Empty);
     }
+
+    /// <summary>A logger whose event 7002 (a member evicted) throws.</summary>
+    private sealed class ThrowingEvictionLoggerFactory : Microsoft.Extensions.Logging.ILoggerFactory
+    {
+        public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => new Logger();
+
+        public void AddProvider(Microsoft.Extensions.Logging.ILoggerProvider provider) => throw new NotSupportedException();
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger : Microsoft.Extensions.Logging.ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+            public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId id, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            {
+                if (id.Id == 7002)
+                {
+                    throw new InvalidOperationException("the logging provider failed");
+                }
+            }
+        }
+    }
+
+    [Test]
+    public void A_logger_that_throws_on_an_eviction_does_not_fail_the_poll_that_evicted()
+    {
+        using var dir = new TempDirectory();
+        var clock = new ManualClock(Start);
+        LogStoreOptions options = Options(DurabilityMode.None, clock);
+        options.LoggerFactory = new ThrowingEvictionLoggerFactory();
+        using LogStore store = LogStore.Open(dir.Path, options);
+        store.CreateTopic("t", 2);
+        store.GetPartition("t", 0).Append(Msg("0-0"));
+        using Consumer a = store.CreateConsumer(Member());
+        using Consumer b = store.CreateConsumer(Member());
+        a.Subscribe("t");
+        b.Subscribe("t");
+        a.Consume();
+        b.Consume();
+        clock.Advance(TimeSpan.FromSeconds(11)); // a stops polling
+        ConsumeResult? taken = null;
+        Assert.DoesNotThrow(() => taken = b.Consume(), "b's poll evicted a; the log of it must not fail b's poll");
+        Assert.That(taken?.TopicPartition, Is.EqualTo(P(0)));
+    }
+
+    [Test]
+    public async Task A_logger_that_throws_on_an_eviction_does_not_leave_another_groups_members_asleep()
+    {
+        using var dir = new TempDirectory();
+        var clock = new ManualClock(Start);
+        LogStoreOptions options = Options(DurabilityMode.None, clock);
+        options.LoggerFactory = new ThrowingEvictionLoggerFactory();
+        options.RetentionCheckInterval = TimeSpan.FromMilliseconds(20); // a background pass
+        using LogStore store = LogStore.Open(dir.Path, options);
+        store.CreateTopic("t", 2);
+        store.GetPartition("t", 0).Append(Msg("0-0"));
+        using var timeout = new CancellationTokenSource(Tx.Timeout);
+        var waits = new List<(Consumer Waiter, IAsyncEnumerator<ConsumeResult> Loop, ValueTask<bool> Next)>();
+        var dropped = new List<Consumer>();
+        foreach (string group in new[] { "g1", "g2" })
+        {
+            Consumer d = store.CreateConsumer(new ConsumerOptions { GroupId = group, MaxPollInterval = TimeSpan.FromSeconds(10) });
+            d.Subscribe("t");
+            Consumer w = store.CreateConsumer(new ConsumerOptions { GroupId = group, MaxPollInterval = TimeSpan.FromSeconds(10) });
+            w.Subscribe("t");
+            d.Consume(); // gives t-1 to w, then is never used again
+            dropped.Add(d);
+            IAsyncEnumerator<ConsumeResult> loop = w.ConsumeAsync(timeout.Token).GetAsyncEnumerator(timeout.Token);
+            waits.Add((w, loop, loop.MoveNextAsync())); // t-1 is empty: waits
+        }
+
+        clock.Advance(TimeSpan.FromSeconds(11));
+        foreach ((Consumer w, IAsyncEnumerator<ConsumeResult> loop, ValueTask<bool> next) in waits)
+        {
+            bool woke;
+            try
+            {
+                woke = await next;
+            }
+            catch (OperationCanceledException)
+            {
+                woke = false;
+            }
+
+            Assert.That(woke, Is.True, "a background pass evicted both dropped members: every group's waiting member takes t-0");
+            Assert.That(loop.Current.TopicPartition, Is.EqualTo(P(0)));
+        }
+
+        foreach ((Consumer w, IAsyncEnumerator<ConsumeResult> loop, _) in waits)
+        {
+            await loop.DisposeAsync();
+            w.Dispose();
+        }
+    }
 }
