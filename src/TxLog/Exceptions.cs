@@ -283,7 +283,14 @@ public class CommitFailedException : TxLogException
 {
     /// <summary>Creates the exception for the group, member and partition.</summary>
     public CommitFailedException(string groupId, string memberId, TopicPartition partition)
-        : base($"Member '{memberId}' of consumer group '{groupId}' does not own partition {partition} (the group was rebalanced, or the member left it); its offset was not committed.")
+        : this(groupId, memberId, partition, ownershipChanged: false)
+    {
+    }
+
+    internal CommitFailedException(string groupId, string memberId, TopicPartition partition, bool ownershipChanged)
+        : base(ownershipChanged
+            ? $"Member '{memberId}' of consumer group '{groupId}' took or gave up partitions since its group metadata was taken (a rebalance during the batch: its records may span two ownerships of a partition); the offset of {partition} was not committed."
+            : $"Member '{memberId}' of consumer group '{groupId}' does not own partition {partition} (the group was rebalanced, or the member left it); its offset was not committed.")
     {
         GroupId = groupId;
         MemberId = memberId;

@@ -65,10 +65,15 @@ public sealed class ConsumerOptions
 }
 
 /// <summary>
-/// A subscribed consumer's place in its group, for offsets sent to a transaction
+/// A subscribed consumer's place in its group when this was taken, for offsets sent to a transaction
 /// (<see cref="Producers.Producer.SendOffsetsToTransactionAsync(IEnumerable{TopicPartitionOffset}, ConsumerGroupMetadata, CancellationToken)"/>):
 /// the send is refused with <see cref="CommitFailedException"/> unless that member still owns every
-/// partition of the offsets (Kafka's <c>ConsumerGroupMetadata</c> fencing).
+/// partition of the offsets and has neither taken nor given up any partition since this was taken
+/// (Kafka's <c>ConsumerGroupMetadata</c> fencing, where a stale generation is refused). So take it
+/// right after the one poll that returned the batch (<see cref="Consumer.ConsumeBatch"/>), or before the
+/// first <see cref="Consumer.Consume"/> of a batch read with several polls: a rebalance in between
+/// (which happens only inside a poll) or an eviction then fences the batch, whose records could
+/// otherwise include a partition's records twice (given up, then taken back from the committed offset).
 /// </summary>
 public sealed class ConsumerGroupMetadata
 {
@@ -78,6 +83,7 @@ public sealed class ConsumerGroupMetadata
         Member = member;
         MemberId = member?.Id;
         GenerationId = member?.Generation ?? -1;
+        OwnershipEpoch = member is null ? 0 : Volatile.Read(ref member.OwnershipEpoch);
     }
 
     /// <summary>The group.</summary>
@@ -90,6 +96,8 @@ public sealed class ConsumerGroupMetadata
     public long GenerationId { get; }
 
     internal ConsumerGroupMembership.Member? Member { get; }
+
+    internal long OwnershipEpoch { get; }
 }
 
 /// <summary>A consumed record (copied out of the log, safe to keep).</summary>
@@ -596,6 +604,34 @@ public sealed class Consumer : IDisposable
     /// is the position. The position is left there: later calls throw again until <see cref="Seek"/> moves it.</exception>
     public ConsumeResult? Consume()
     {
+        BeginPoll();
+        return ReadNext(endAtGroupChange: false);
+    }
+
+    /// <summary>
+    /// One poll that returns up to <paramref name="maxRecords"/> records available now (round-robin over
+    /// the assigned partitions; empty when none). Unlike a series of <see cref="Consume"/> calls, a
+    /// group rebalance can happen only before the first record, so the records of one batch belong to
+    /// one assignment: take <see cref="GroupMetadata"/> after it to send the batch's offsets to a
+    /// transaction, fenced if the consumer's partitions change before the send (an eviction).
+    /// Exceptions as for <see cref="Consume"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxRecords"/> is less than 1.</exception>
+    public IReadOnlyList<ConsumeResult> ConsumeBatch(int maxRecords)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxRecords, 1);
+        BeginPoll();
+        var batch = new List<ConsumeResult>(Math.Min(maxRecords, 64));
+        while (batch.Count < maxRecords && ReadNext(endAtGroupChange: batch.Count > 0) is { } record)
+        {
+            batch.Add(record);
+        }
+
+        return batch;
+    }
+
+    private void BeginPoll()
+    {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ThrowIfInCallback();
         _store.ThrowIfDisposed(); // a reader of a closed store would report "caught up" for ever
@@ -603,7 +639,13 @@ public sealed class Consumer : IDisposable
         {
             PollGroup(polling);
         }
+    }
 
+    // The next record of any assigned partition, or null. A group member that finds a deleted topic's
+    // partition follows the group's change (which may take and give up partitions) unless a batch is
+    // under way (endAtGroupChange): then the batch ends here and the next poll follows it.
+    private ConsumeResult? ReadNext(bool endAtGroupChange)
+    {
         int count = _assignments.Count;
         for (int i = 0; i < count; i++)
         {
@@ -618,8 +660,13 @@ public sealed class Consumer : IDisposable
                 // A subscribed member drops the deleted topic's partitions (and takes those of a topic
                 // created again under the name) instead of failing, as a Kafka subscriber does.
                 member.Membership.TopicChanged(a.TopicPartition.Topic);
+                if (endAtGroupChange)
+                {
+                    return null; // the next poll follows the change
+                }
+
                 SyncGroup();
-                return Consume();
+                return ReadNext(endAtGroupChange);
             }
 
             if (TryRead(a, out Record record))
@@ -839,11 +886,63 @@ public sealed class Consumer : IDisposable
         }
     }
 
-    /// <summary>The group's committed offset for a partition, or null.</summary>
+    /// <summary>
+    /// The group's committed offset for a partition, or null: the offsets in effect now. An offset sent
+    /// to a transaction takes effect when the transaction is visible, which can be a little after its
+    /// commit returned; <see cref="SeekToCommittedAsync"/> waits for such offsets.
+    /// </summary>
     public long? Committed(TopicPartition partition)
     {
         string group = _options.GroupId ?? throw new InvalidOperationException("Committed offsets need ConsumerOptions.GroupId.");
         return _store.Groups.Committed(group, partition);
+    }
+
+    /// <summary>
+    /// Moves every assigned partition to the group's committed offset (or, without one, where
+    /// <see cref="ConsumerOptions.AutoOffsetReset"/> says), after waiting until no offset of the group on
+    /// these partitions is unsettled (sent to a transaction that has not ended or is not visible yet, or a
+    /// plain commit not yet acknowledged), as Kafka's read-committed consumer fetches only stable offsets.
+    /// The step after aborting a consume → process → produce transaction (for example after a
+    /// <see cref="CommitFailedException"/>): the positions had moved past the aborted batch, and the
+    /// previous transaction's offsets may not be in effect yet when its commit returns.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The consumer has no <see cref="ConsumerOptions.GroupId"/>.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled while waiting (a transaction holding offsets of these partitions stays open).</exception>
+    /// <exception cref="OffsetOutOfRangeException">With <see cref="AutoOffsetReset.Error"/>: as for <see cref="Assign"/>; the positions are not changed.</exception>
+    public async Task SeekToCommittedAsync(CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        string group = _options.GroupId ?? throw new InvalidOperationException("Committed offsets need ConsumerOptions.GroupId.");
+        while (true)
+        {
+            Task settled = _store.Groups.Partition.Signal.WaitTask; // before the look: no wake-up lost
+            bool unsettled = false;
+            foreach (PartitionAssignment a in _assignments)
+            {
+                unsettled |= _store.Groups.HasUnsettledOffset(group, a.TopicPartition);
+            }
+
+            if (!unsettled)
+            {
+                break;
+            }
+
+            await settled.WaitAsync(cancellationToken).ConfigureAwait(false);
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _store.ThrowIfDisposed();
+        }
+
+        var starts = new long[_assignments.Count];
+        for (int i = 0; i < starts.Length; i++)
+        {
+            starts[i] = StartOffset(_assignments[i].TopicPartition, _assignments[i].Partition);
+        }
+
+        for (int i = 0; i < starts.Length; i++)
+        {
+            _assignments[i].Position = starts[i];
+            _assignments[i].CloseReader();
+        }
     }
 
     private PartitionAssignment Find(TopicPartition partition)

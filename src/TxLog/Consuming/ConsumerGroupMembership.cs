@@ -72,6 +72,9 @@ internal sealed class ConsumerGroupMembership
         /// <summary>1 while its consume loop waits for data: a waiting member is polling, never idle.</summary>
         public int Waiting;
 
+        /// <summary>Changes (under the lock) whenever the member takes or gives up a partition, or leaves.</summary>
+        public long OwnershipEpoch;
+
         public ConsumerGroupMembership Membership { get; } = owner;
 
         public Group Group { get; } = group;
@@ -150,6 +153,7 @@ internal sealed class ConsumerGroupMembership
     private int RemoveUnsynchronized(Member member)
     {
         member.Left = true;
+        member.OwnershipEpoch++;
         Group group = member.Group;
         group.Members.Remove(member);
         List<TopicPartition>? freed = null;
@@ -318,6 +322,7 @@ internal sealed class ConsumerGroupMembership
             }
 
             group.Owners.Add(partition, member);
+            member.OwnershipEpoch++;
             return true;
         }
     }
@@ -336,6 +341,7 @@ internal sealed class ConsumerGroupMembership
             }
 
             member.Group.Version++;
+            member.OwnershipEpoch++;
         }
 
         member.Group.Changed.Pulse();
@@ -355,7 +361,12 @@ internal sealed class ConsumerGroupMembership
     /// whose take failed, e.g. with <see cref="AutoOffsetReset.Error"/> and no committed offset, can
     /// commit a start); throws <see cref="CommitFailedException"/> otherwise.
     /// </summary>
-    public void RunIfOwner(Member member, IReadOnlyCollection<TopicPartitionOffset> offsets, Action action)
+    /// <param name="member">The committing member.</param>
+    /// <param name="offsets">The offsets to commit.</param>
+    /// <param name="action">Writes them.</param>
+    /// <param name="ownershipEpoch">When given (from <see cref="ConsumerGroupMetadata"/>): refused as well if the member
+    /// took or gave up any partition since then (its records may be from two ownerships of one partition).</param>
+    public void RunIfOwner(Member member, IReadOnlyCollection<TopicPartitionOffset> offsets, Action action, long? ownershipEpoch = null)
     {
         lock (_lock)
         {
@@ -364,6 +375,11 @@ internal sealed class ConsumerGroupMembership
                 if (member.Left)
                 {
                     throw new CommitFailedException(member.Group.Id, member.Id, o.TopicPartition);
+                }
+
+                if (ownershipEpoch is { } epoch && epoch != member.OwnershipEpoch)
+                {
+                    throw new CommitFailedException(member.Group.Id, member.Id, o.TopicPartition, ownershipChanged: true);
                 }
 
                 if (member.Group.Owners.TryGetValue(o.TopicPartition, out Member? owner))

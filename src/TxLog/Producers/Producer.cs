@@ -411,7 +411,7 @@ public sealed class Producer : IDisposable, IAsyncDisposable
     public ValueTask SendOffsetsToTransactionAsync(IEnumerable<TopicPartitionOffset> offsets, string groupId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(groupId);
-        return SendOffsetsCoreAsync(offsets, groupId, null, cancellationToken);
+        return SendOffsetsCoreAsync(offsets, groupId, null, 0, cancellationToken);
     }
 
     /// <summary>
@@ -419,9 +419,10 @@ public sealed class Producer : IDisposable, IAsyncDisposable
     /// <c>sendOffsetsToTransaction(offsets, groupMetadata)</c>: when the consumer is a subscribed group
     /// member, the send is refused unless it still owns every partition of the offsets. The group's
     /// committed offsets change if and only if the transaction commits; a member that takes one of these
-    /// partitions over meanwhile waits for the transaction's outcome before it starts reading.
+    /// partitions over meanwhile waits for the transaction's outcome before it starts reading. Take the
+    /// metadata as <see cref="ConsumerGroupMetadata"/> says (right after the batch's one poll).
     /// </summary>
-    /// <exception cref="CommitFailedException">The member does not own one of the partitions (the group was rebalanced): nothing was added; abort the transaction.</exception>
+    /// <exception cref="CommitFailedException">The member does not own one of the partitions, or took or gave up a partition since the metadata was taken (the group was rebalanced, or the member evicted): nothing was added; abort the transaction and seek back to the committed offsets.</exception>
     public ValueTask SendOffsetsToTransactionAsync(IEnumerable<TopicPartitionOffset> offsets, ConsumerGroupMetadata groupMetadata, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(groupMetadata);
@@ -430,10 +431,10 @@ public sealed class Producer : IDisposable, IAsyncDisposable
             throw new ArgumentException("The group metadata is of a consumer of another store.", nameof(groupMetadata));
         }
 
-        return SendOffsetsCoreAsync(offsets, groupMetadata.GroupId, groupMetadata.Member, cancellationToken);
+        return SendOffsetsCoreAsync(offsets, groupMetadata.GroupId, groupMetadata.Member, groupMetadata.OwnershipEpoch, cancellationToken);
     }
 
-    private async ValueTask SendOffsetsCoreAsync(IEnumerable<TopicPartitionOffset> offsets, string groupId, ConsumerGroupMembership.Member? member, CancellationToken cancellationToken)
+    private async ValueTask SendOffsetsCoreAsync(IEnumerable<TopicPartitionOffset> offsets, string groupId, ConsumerGroupMembership.Member? member, long ownershipEpoch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(offsets);
         var list = new List<TopicPartitionOffset>(offsets);
@@ -462,7 +463,7 @@ public sealed class Producer : IDisposable, IAsyncDisposable
             {
                 // Checked and written in one step: the partitions cannot change owner in between, and a
                 // member taking one over later finds these offsets pending and waits for the outcome.
-                member.Membership.RunIfOwner(member, list, Append);
+                member.Membership.RunIfOwner(member, list, Append, ownershipEpoch);
             }
         }
         finally
