@@ -70,10 +70,7 @@ var batch = new List<ConsumeResult>(50);
 while (true)
 {
     batch.Clear();
-    while (batch.Count < 50 && consumer.Consume() is { } record)
-    {
-        batch.Add(record);
-    }
+    batch.AddRange(consumer.ConsumeBatch(50)); // one poll: with a subscribed group, one assignment per batch
 
     if (batch.Count == 0)
     {
