@@ -614,7 +614,8 @@ public sealed class Consumer : IDisposable
     /// group rebalance can happen only before the first record, so the records of one batch belong to
     /// one assignment: take <see cref="GroupMetadata"/> after it to send the batch's offsets to a
     /// transaction, fenced if the consumer's partitions change before the send (an eviction).
-    /// Exceptions as for <see cref="Consume"/>.
+    /// Exceptions as for <see cref="Consume"/>, but only when no record was read yet: an exception after
+    /// some records ends the batch, which returns them (the next poll meets the failure again).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxRecords"/> is less than 1.</exception>
     public IReadOnlyList<ConsumeResult> ConsumeBatch(int maxRecords)
@@ -622,9 +623,18 @@ public sealed class Consumer : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(maxRecords, 1);
         BeginPoll();
         var batch = new List<ConsumeResult>(Math.Min(maxRecords, 64));
-        while (batch.Count < maxRecords && ReadNext(endAtGroupChange: batch.Count > 0) is { } record)
+        try
         {
-            batch.Add(record);
+            while (batch.Count < maxRecords && ReadNext(endAtGroupChange: batch.Count > 0) is { } record)
+            {
+                batch.Add(record);
+            }
+        }
+        catch (Exception) when (batch.Count > 0)
+        {
+            // The positions have moved past the records read: thrown away here, they would never be
+            // processed. Returned instead (as Kafka's fetcher does); the failing partition's position is
+            // left where it failed, so the next poll reads it again and throws there.
         }
 
         return batch;
@@ -908,6 +918,7 @@ public sealed class Consumer : IDisposable
     /// </summary>
     /// <exception cref="InvalidOperationException">The consumer has no <see cref="ConsumerOptions.GroupId"/>.</exception>
     /// <exception cref="OperationCanceledException">Cancelled while waiting (a transaction holding offsets of these partitions stays open).</exception>
+    /// <exception cref="ObjectDisposedException">The consumer or the store is disposed, also while waiting.</exception>
     /// <exception cref="OffsetOutOfRangeException">With <see cref="AutoOffsetReset.Error"/>: as for <see cref="Assign"/>; the positions are not changed.</exception>
     public async Task SeekToCommittedAsync(CancellationToken cancellationToken = default)
     {
@@ -916,6 +927,7 @@ public sealed class Consumer : IDisposable
         while (true)
         {
             Task settled = _store.Groups.Partition.Signal.WaitTask; // before the look: no wake-up lost
+            _store.ThrowIfDisposed(); // after taking it: a close from now on completes Closing below
             bool unsettled = false;
             foreach (PartitionAssignment a in _assignments)
             {
@@ -927,9 +939,9 @@ public sealed class Consumer : IDisposable
                 break;
             }
 
-            await settled.WaitAsync(cancellationToken).ConfigureAwait(false);
+            // A closed store pulses nothing any more (a transaction left open would keep this waiting for ever).
+            await Task.WhenAny(settled, _store.Closing).WaitAsync(cancellationToken).ConfigureAwait(false);
             ObjectDisposedException.ThrowIf(_disposed, this);
-            _store.ThrowIfDisposed();
         }
 
         var starts = new long[_assignments.Count];
