@@ -288,14 +288,23 @@ public class CommitFailedException : TxLogException
     }
 
     internal CommitFailedException(string groupId, string memberId, TopicPartition partition, bool ownershipChanged)
-        : base(ownershipChanged
+        : this(groupId, memberId, partition, ownershipChanged
             ? $"Member '{memberId}' of consumer group '{groupId}' took or gave up partitions since its group metadata was taken (a rebalance during the batch: its records may span two ownerships of a partition); the offset of {partition} was not committed."
             : $"Member '{memberId}' of consumer group '{groupId}' does not own partition {partition} (the group was rebalanced, or the member left it); its offset was not committed.")
+    {
+    }
+
+    private CommitFailedException(string groupId, string memberId, TopicPartition partition, string message)
+        : base(message)
     {
         GroupId = groupId;
         MemberId = memberId;
         Partition = partition;
     }
+
+    /// <summary>The member read the partition from a topic that has been deleted since (perhaps created again under the name).</summary>
+    internal static CommitFailedException TopicDeleted(string groupId, string memberId, TopicPartition partition) =>
+        new(groupId, memberId, partition, $"Member '{memberId}' of consumer group '{groupId}' read partition {partition} from a topic that has been deleted since (its offsets went with it, and a topic created again under the name starts without them); its offset was not committed.");
 
     /// <summary>The group.</summary>
     public string GroupId { get; }

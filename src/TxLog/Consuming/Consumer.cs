@@ -77,9 +77,10 @@ public sealed class ConsumerOptions
 /// </summary>
 public sealed class ConsumerGroupMetadata
 {
-    internal ConsumerGroupMetadata(string groupId, ConsumerGroupMembership.Member? member)
+    internal ConsumerGroupMetadata(string groupId, ConsumerGroupMembership.Member? member, LogPartition[] partitions)
     {
         GroupId = groupId;
+        Partitions = partitions;
         Member = member;
         MemberId = member?.Id;
         GenerationId = member?.Generation ?? -1;
@@ -98,6 +99,13 @@ public sealed class ConsumerGroupMetadata
     internal ConsumerGroupMembership.Member? Member { get; }
 
     internal long OwnershipEpoch { get; }
+
+    /// <summary>
+    /// The consumer's assigned partitions (the incarnations it read) when this was taken: offsets of one
+    /// whose topic has been deleted since are refused (they would otherwise outlive the deletion's
+    /// tombstones and start a topic created again under the name past its first records).
+    /// </summary>
+    internal LogPartition[] Partitions { get; }
 }
 
 /// <summary>A consumed record (copied out of the log, safe to keep).</summary>
@@ -345,8 +353,20 @@ public sealed class Consumer : IDisposable
 
     /// <summary>The consumer's group and, when subscribed, its member id and generation: pass it with offsets sent to a transaction.</summary>
     /// <exception cref="InvalidOperationException">The consumer has no <see cref="ConsumerOptions.GroupId"/>.</exception>
-    public ConsumerGroupMetadata GroupMetadata =>
-        new(_options.GroupId ?? throw new InvalidOperationException("Group metadata needs ConsumerOptions.GroupId."), _member);
+    public ConsumerGroupMetadata GroupMetadata
+    {
+        get
+        {
+            string group = _options.GroupId ?? throw new InvalidOperationException("Group metadata needs ConsumerOptions.GroupId.");
+            var partitions = new LogPartition[_assignments.Count];
+            for (int i = 0; i < partitions.Length; i++)
+            {
+                partitions[i] = _assignments[i].Partition;
+            }
+
+            return new(group, _member, partitions);
+        }
+    }
 
     /// <summary>Drops the assignment; a subscribed group member leaves its group (as <see cref="Unsubscribe"/>).</summary>
     public void Unassign() => Unsubscribe();

@@ -411,7 +411,7 @@ public sealed class Producer : IDisposable, IAsyncDisposable
     public ValueTask SendOffsetsToTransactionAsync(IEnumerable<TopicPartitionOffset> offsets, string groupId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(groupId);
-        return SendOffsetsCoreAsync(offsets, groupId, null, 0, cancellationToken);
+        return SendOffsetsCoreAsync(offsets, groupId, null, 0, null, cancellationToken);
     }
 
     /// <summary>
@@ -431,10 +431,10 @@ public sealed class Producer : IDisposable, IAsyncDisposable
             throw new ArgumentException("The group metadata is of a consumer of another store.", nameof(groupMetadata));
         }
 
-        return SendOffsetsCoreAsync(offsets, groupMetadata.GroupId, groupMetadata.Member, groupMetadata.OwnershipEpoch, cancellationToken);
+        return SendOffsetsCoreAsync(offsets, groupMetadata.GroupId, groupMetadata.Member, groupMetadata.OwnershipEpoch, groupMetadata.Partitions, cancellationToken);
     }
 
-    private async ValueTask SendOffsetsCoreAsync(IEnumerable<TopicPartitionOffset> offsets, string groupId, ConsumerGroupMembership.Member? member, long ownershipEpoch, CancellationToken cancellationToken)
+    private async ValueTask SendOffsetsCoreAsync(IEnumerable<TopicPartitionOffset> offsets, string groupId, ConsumerGroupMembership.Member? member, long ownershipEpoch, LogPartition[]? read, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(offsets);
         var list = new List<TopicPartitionOffset>(offsets);
@@ -454,7 +454,31 @@ public sealed class Producer : IDisposable, IAsyncDisposable
 
             GroupCoordinator groups = _store.Groups;
             Message[] messages = GroupCoordinator.ToMessages(groupId, list, _store.NowMs());
-            void Append() => AppendUnsynchronized(groups.Partition, new TopicPartition(GroupCoordinator.TopicName, 0), new RecordSource(messages), transactional: true);
+            void Append()
+            {
+                // Offsets of records read from a topic deleted since (DeleteTopic retires its partitions
+                // before it writes the tombstones of their offsets): written after the tombstones, they
+                // would outlive them and start a topic created again under the name past its first
+                // records (Consumer.Commit refuses such offsets too).
+                if (read is not null)
+                {
+                    foreach (TopicPartitionOffset o in list)
+                    {
+                        foreach (LogPartition p in read)
+                        {
+                            if (p.Retired && p.Log.Topic == o.TopicPartition.Topic && p.Partition == o.TopicPartition.Partition)
+                            {
+                                throw member is null
+                                    ? new TopicNotFoundException(o.TopicPartition.Topic)
+                                    : CommitFailedException.TopicDeleted(groupId, member.Id, o.TopicPartition);
+                            }
+                        }
+                    }
+                }
+
+                AppendUnsynchronized(groups.Partition, new TopicPartition(GroupCoordinator.TopicName, 0), new RecordSource(messages), transactional: true);
+            }
+
             if (member is null)
             {
                 Append();
