@@ -829,28 +829,7 @@ public sealed class Consumer : IDisposable
                         continue;
                     }
 
-                    // A member waiting here is polling: never evicted as idle meanwhile.
-                    if (memberBefore is not null)
-                    {
-                        Volatile.Write(ref memberBefore.Waiting, 1);
-                    }
-
-                    try
-                    {
-                        await Task.WhenAny(waits).ConfigureAwait(false);
-                    }
-                    finally
-                    {
-                        if (memberBefore is not null)
-                        {
-                            // The wait was polling: its end is the member's last poll. Recorded before the
-                            // member stops counting as waiting, or an eviction check in between (another
-                            // member's poll, woken by the same pulse) finds it idle since before the wait.
-                            Volatile.Write(ref memberBefore.LastPollMs, _store.NowMs());
-                            Volatile.Write(ref memberBefore.Waiting, 0);
-                        }
-                    }
-
+                    await WaitWhilePollingAsync(Task.WhenAny(waits), memberBefore).ConfigureAwait(false);
                     Array.Clear(waits);
                     continue; // Consume throws if the store closed or a topic was deleted meanwhile, and resets (or throws for) a position retention passed
                 }
@@ -936,6 +915,10 @@ public sealed class Consumer : IDisposable
     /// <see cref="CommitFailedException"/>): the positions had moved past the aborted batch, and the
     /// previous transaction's offsets may not be in effect yet when its commit returns.
     /// </summary>
+    /// <remarks>A partition without a committed offset goes where <see cref="ConsumerOptions.AutoOffsetReset"/> says:
+    /// with <see cref="AutoOffsetReset.Latest"/> that is the end, past the aborted batch, so exactly-once
+    /// pipelines use <see cref="AutoOffsetReset.Earliest"/> (the default). While it waits, a group member
+    /// counts as polling (it is not evicted as idle).</remarks>
     /// <exception cref="InvalidOperationException">The consumer has no <see cref="ConsumerOptions.GroupId"/>.</exception>
     /// <exception cref="OperationCanceledException">Cancelled while waiting (a transaction holding offsets of these partitions stays open).</exception>
     /// <exception cref="ObjectDisposedException">The consumer or the store is disposed, also while waiting.</exception>
@@ -960,7 +943,7 @@ public sealed class Consumer : IDisposable
             }
 
             // A closed store pulses nothing any more (a transaction left open would keep this waiting for ever).
-            await Task.WhenAny(settled, _store.Closing).WaitAsync(cancellationToken).ConfigureAwait(false);
+            await WaitWhilePollingAsync(Task.WhenAny(settled, _store.Closing).WaitAsync(cancellationToken), _member).ConfigureAwait(false);
             ObjectDisposedException.ThrowIf(_disposed, this);
         }
 
@@ -974,6 +957,31 @@ public sealed class Consumer : IDisposable
         {
             _assignments[i].Position = starts[i];
             _assignments[i].CloseReader();
+        }
+    }
+
+    // Awaits while the member counts as polling: a member waiting in its consume loop (or for stable
+    // offsets) is never evicted as idle. The end of the wait is its last poll, recorded before it stops
+    // counting as waiting, or an eviction check in between (another member's poll, woken by the same
+    // pulse) would find it idle since before the wait.
+    private async Task WaitWhilePollingAsync(Task wait, ConsumerGroupMembership.Member? member)
+    {
+        if (member is not null)
+        {
+            Volatile.Write(ref member.Waiting, 1);
+        }
+
+        try
+        {
+            await wait.ConfigureAwait(false);
+        }
+        finally
+        {
+            if (member is not null)
+            {
+                Volatile.Write(ref member.LastPollMs, _store.NowMs());
+                Volatile.Write(ref member.Waiting, 0);
+            }
         }
     }
 

@@ -162,4 +162,28 @@ public sealed class ConsumerGroupEvictionTests
         never.Subscribe("t");
         Assert.That(never.Assignment, Has.Count.EqualTo(2));
     }
+
+    [Test]
+    public async Task A_member_waiting_for_stable_offsets_is_not_idle()
+    {
+        using var dir = new TempDirectory();
+        var clock = new ManualClock(Start);
+        using LogStore store = Open(dir, clock);
+        using Consumer a = store.CreateConsumer(Member());
+        using Consumer b = store.CreateConsumer(Member());
+        a.Subscribe("t");
+        b.Subscribe("t");
+        a.Consume(); // gives t-1 to b
+        b.Consume();
+        await using Producers.Producer producer = await TransactionalAsync(store, "tx");
+        producer.BeginTransaction();
+        await producer.SendOffsetsToTransactionAsync([new TopicPartitionOffset(P(0), 2)], a.GroupMetadata);
+        Task seek = a.SeekToCommittedAsync(); // waits: the transaction holds t-0's offset
+        clock.Advance(TimeSpan.FromMinutes(1));
+        b.Consume();
+        Assert.That(b.Assignment, Is.EqualTo(new[] { P(1) }), "a, waiting in SeekToCommittedAsync, was not evicted");
+        await producer.CommitTransactionAsync();
+        await seek.WaitAsync(Tx.Timeout);
+        Assert.That(a.Position(P(0)), Is.EqualTo(2));
+    }
 }
