@@ -181,9 +181,10 @@ public sealed class ConsumerGroupEvictionTests
         Task seek = a.SeekToCommittedAsync(); // waits: the transaction holds t-0's offset
         clock.Advance(TimeSpan.FromMinutes(1));
         b.Consume();
-        Assert.That(b.Assignment, Is.EqualTo(new[] { P(1) }), "a, waiting in SeekToCommittedAsync, was not evicted");
         await producer.CommitTransactionAsync();
         await seek.WaitAsync(Tx.Timeout);
         Assert.That(a.Position(P(0)), Is.EqualTo(2));
+        Assert.That(Text(a.Consume()!.Value), Is.EqualTo("0-2"), "a, waiting in SeekToCommittedAsync, was not evicted (an evicted member would rejoin with nothing)");
+        Assert.That(a.Assignment, Is.EqualTo(new[] { P(0) }));
     }
 }
