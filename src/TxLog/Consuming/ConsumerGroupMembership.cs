@@ -372,26 +372,13 @@ internal sealed class ConsumerGroupMembership
         {
             foreach (TopicPartitionOffset o in offsets)
             {
-                if (member.Left)
+                bool changed = ownershipEpoch is { } epoch && epoch != member.OwnershipEpoch;
+                bool owns = member.Group.Owners.TryGetValue(o.TopicPartition, out Member? owner)
+                    ? owner == member
+                    : member.Target.Contains(o.TopicPartition) && !_offsets.HasUnsettledOffset(member.Group.Id, o.TopicPartition); // may take it: nobody reads it
+                if (member.Left || changed || !owns)
                 {
-                    throw new CommitFailedException(member.Group.Id, member.Id, o.TopicPartition);
-                }
-
-                if (ownershipEpoch is { } epoch && epoch != member.OwnershipEpoch)
-                {
-                    throw new CommitFailedException(member.Group.Id, member.Id, o.TopicPartition, ownershipChanged: true);
-                }
-
-                if (member.Group.Owners.TryGetValue(o.TopicPartition, out Member? owner))
-                {
-                    if (owner != member)
-                    {
-                        throw new CommitFailedException(member.Group.Id, member.Id, o.TopicPartition);
-                    }
-                }
-                else if (!member.Target.Contains(o.TopicPartition) || _offsets.HasUnsettledOffset(member.Group.Id, o.TopicPartition))
-                {
-                    throw new CommitFailedException(member.Group.Id, member.Id, o.TopicPartition);
+                    throw new CommitFailedException(member.Group.Id, member.Id, o.TopicPartition, ownershipChanged: changed && !member.Left && owns);
                 }
             }
 
