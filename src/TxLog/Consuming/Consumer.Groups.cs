@@ -121,13 +121,7 @@ public sealed partial class Consumer
         get
         {
             string group = _options.GroupId ?? throw new InvalidOperationException("Group metadata needs ConsumerOptions.GroupId.");
-            var partitions = new LogPartition[_assignments.Count];
-            for (int i = 0; i < partitions.Length; i++)
-            {
-                partitions[i] = _assignments[i].Partition;
-            }
-
-            return new(group, _member, partitions);
+            return new(group, _member, AssignedPartitions());
         }
     }
 

@@ -515,45 +515,37 @@ public sealed partial class Consumer : IDisposable
     }
 
     /// <summary>Commits offsets (the next offsets to consume) to the group, outside any transaction.</summary>
-    /// <exception cref="TopicNotFoundException">An offset is of an assigned partition whose topic was deleted.</exception>
+    /// <exception cref="TopicNotFoundException">An offset is of an assigned partition whose topic is being or was deleted (its offsets are deleted with it; written again they would start a topic created again under the name past its first records). Nothing is committed.</exception>
     /// <exception cref="CommitFailedException">The consumer is a subscribed group member and does not own one of the partitions (any more): another member may be reading it. Nothing is committed. (A partition of its current target that nobody owns and with no unsettled offset may be committed: so a member whose take failed with <see cref="AutoOffsetReset.Error"/> commits a start for it.)</exception>
     public ValueTask Commit(IReadOnlyCollection<TopicPartitionOffset> offsets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         string group = _options.GroupId ?? throw new InvalidOperationException("Committing offsets needs ConsumerOptions.GroupId.");
         ArgumentNullException.ThrowIfNull(offsets);
-        foreach (PartitionAssignment a in _assignments)
-        {
-            if (a.Partition.Deleted)
-            {
-                ThrowIfCommitted(a.TopicPartition, offsets);
-            }
-        }
-
+        LogPartition[] read = AssignedPartitions(); // offsets of one whose topic is being deleted are refused
         if (_member is not { } member)
         {
-            return _store.Groups.CommitAsync(group, offsets);
+            return _store.Groups.CommitAsync(group, offsets, read);
         }
 
         // A member commits only partitions it owns: written (and registered as unsettled, so a member
         // taking a partition over waits for it) while no hand-over can happen. The wait for durability
         // (an fsync in GroupCommit mode) is outside the membership lock, which every group of the store shares.
         GroupCoordinator.PlainCommit? appended = null;
-        member.Membership.RunIfOwner(member, offsets, () => appended = _store.Groups.AppendCommit(group, offsets));
+        member.Membership.RunIfOwner(member, offsets, () => appended = _store.Groups.AppendCommit(group, offsets, read));
         return _store.Groups.AcknowledgeAsync(appended);
     }
 
-    // A deleted topic's offsets are deleted with it (DeleteTopic): committing them again would start the
-    // group at them on a topic created again under the name, skipping its records (Kafka refuses too).
-    private static void ThrowIfCommitted(TopicPartition deleted, IReadOnlyCollection<TopicPartitionOffset> offsets)
+    // The partitions (incarnations) this consumer reads now.
+    private LogPartition[] AssignedPartitions()
     {
-        foreach (TopicPartitionOffset o in offsets)
+        var partitions = new LogPartition[_assignments.Count];
+        for (int i = 0; i < partitions.Length; i++)
         {
-            if (o.TopicPartition == deleted)
-            {
-                throw new TopicNotFoundException(deleted.Topic);
-            }
+            partitions[i] = _assignments[i].Partition;
         }
+
+        return partitions;
     }
 
     /// <summary>

@@ -873,8 +873,42 @@ internal sealed class GroupCoordinator
     }
 
     /// <summary>Commits offsets outside any transaction; completes as the durability mode acknowledges.</summary>
-    public ValueTask CommitAsync(string group, IReadOnlyCollection<TopicPartitionOffset> offsets) =>
-        AcknowledgeAsync(AppendCommit(group, offsets));
+    public ValueTask CommitAsync(string group, IReadOnlyCollection<TopicPartitionOffset> offsets, IReadOnlyList<LogPartition>? read = null) =>
+        AcknowledgeAsync(AppendCommit(group, offsets, read));
+
+    /// <summary>
+    /// The first offset of a partition in <paramref name="read"/> (the partitions the committer read)
+    /// whose topic <see cref="LogStore.DeleteTopic"/> has retired, or null. Call it under the offsets
+    /// partition's append lock, which the deletion's tombstones take after the topic is retired: either
+    /// the offsets are written before the tombstones (which then delete them), or the retirement is seen
+    /// here. Written after the tombstones they would outlive them and start a topic created again under
+    /// the name past its first records.
+    /// </summary>
+    internal static TopicPartition? FindRetired(IReadOnlyCollection<TopicPartitionOffset> offsets, IReadOnlyList<LogPartition>? read)
+    {
+        if (read is null)
+        {
+            return null;
+        }
+
+        foreach (LogPartition p in read)
+        {
+            if (!p.Retired)
+            {
+                continue;
+            }
+
+            foreach (TopicPartitionOffset o in offsets)
+            {
+                if (o.TopicPartition == p.Log.Id)
+                {
+                    return o.TopicPartition;
+                }
+            }
+        }
+
+        return null;
+    }
 
     /// <summary>
     /// The first step of <see cref="CommitAsync"/>: appends the commit and registers it as not yet in
@@ -882,7 +916,8 @@ internal sealed class GroupCoordinator
     /// Never waits for durability: a group member runs it under the membership lock, then
     /// <see cref="AcknowledgeAsync"/> outside it.
     /// </summary>
-    internal PlainCommit? AppendCommit(string group, IReadOnlyCollection<TopicPartitionOffset> offsets)
+    /// <exception cref="TopicNotFoundException">An offset is of a partition in <paramref name="read"/> whose topic is being or was deleted (see <see cref="FindRetired"/>).</exception>
+    internal PlainCommit? AppendCommit(string group, IReadOnlyCollection<TopicPartitionOffset> offsets, IReadOnlyList<LogPartition>? read = null)
     {
         if (offsets.Count == 0)
         {
@@ -895,6 +930,11 @@ internal sealed class GroupCoordinator
         PlainCommit commit;
         lock (_log.AppendLock)
         {
+            if (FindRetired(offsets, read) is { } retired)
+            {
+                throw new TopicNotFoundException(retired.Topic);
+            }
+
             // Appended and registered in one step: whoever holds the append lock (DeleteTopicOffsets, a
             // restatement) finds every plain record of the log either in effect or in _inFlight.
             AppendResult appended = _log.Append(messages);

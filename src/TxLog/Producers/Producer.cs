@@ -456,27 +456,19 @@ public sealed class Producer : IDisposable, IAsyncDisposable
             Message[] messages = GroupCoordinator.ToMessages(groupId, list, _store.NowMs());
             void Append()
             {
-                // Offsets of records read from a topic deleted since (DeleteTopic retires its partitions
-                // before it writes the tombstones of their offsets): written after the tombstones, they
-                // would outlive them and start a topic created again under the name past its first
-                // records (Consumer.Commit refuses such offsets too).
-                if (read is not null)
+                // Refused under the offsets partition's append lock if a partition read has a topic being
+                // deleted (see GroupCoordinator.FindRetired; Consumer.Commit refuses such offsets too).
+                lock (groups.Partition.AppendLock)
                 {
-                    foreach (TopicPartitionOffset o in list)
+                    if (GroupCoordinator.FindRetired(list, read) is { } retired)
                     {
-                        foreach (LogPartition p in read)
-                        {
-                            if (p.Retired && p.Log.Topic == o.TopicPartition.Topic && p.Partition == o.TopicPartition.Partition)
-                            {
-                                throw member is null
-                                    ? new TopicNotFoundException(o.TopicPartition.Topic)
-                                    : CommitFailedException.TopicDeleted(groupId, member.Id, o.TopicPartition);
-                            }
-                        }
+                        throw member is null
+                            ? new TopicNotFoundException(retired.Topic)
+                            : CommitFailedException.TopicDeleted(groupId, member.Id, retired);
                     }
-                }
 
-                AppendUnsynchronized(groups.Partition, new TopicPartition(GroupCoordinator.TopicName, 0), new RecordSource(messages), transactional: true);
+                    AppendUnsynchronized(groups.Partition, new TopicPartition(GroupCoordinator.TopicName, 0), new RecordSource(messages), transactional: true);
+                }
             }
 
             if (member is null)

@@ -78,4 +78,62 @@ public sealed class ConsumerGroupDeletedTopicFencingTests
         Assert.That(store.Groups.Committed("g", T0), Is.Null, $"sent={sent}: the deleted topic's offset reached the recreated topic");
         Assert.That(seen, Is.EqualTo(Enumerable.Range(0, 8).Select(i => $"new{i}")), "the recreated topic's records");
     }
+
+    // Regression: the check ran before the offsets partition's append lock, so a commit (plain, or sent
+    // with metadata) that passed it just before DeleteTopic retired the topic could append after the
+    // deletion's tombstones, and its offsets outlived the topic. Now the check runs under that lock,
+    // which the tombstones take after the retirement. Here the test holds the lock while the deletion
+    // retires the topic and the commit arrives: whichever goes first, the commit must be refused and
+    // the group must keep no offset of the deleted topic.
+    [TestCase(false)]
+    [TestCase(true)]
+    public void A_commit_racing_a_topic_deletion_never_outlives_its_tombstones(bool transactional)
+    {
+        using var dir = new TempDirectory();
+        using LogStore store = LogStore.Open(dir.Path, Options());
+        store.CreateTopic("t");
+        for (int i = 0; i < 3; i++)
+        {
+            store.GetPartition("t", 0).Append(Msg($"v{i}"));
+        }
+
+        using Consumer a = store.CreateConsumer(new ConsumerOptions { GroupId = "g" });
+        a.Assign(T0);
+        while (a.Consume() is not null)
+        {
+        }
+
+        Producer producer = TransactionalAsync(store, "eos").GetAwaiter().GetResult();
+        producer.BeginTransaction();
+        ConsumerGroupMetadata metadata = a.GroupMetadata;
+        LogPartition partition = store.GetPartition("t", 0);
+        object appendLock = store.Groups.Partition.AppendLock;
+        Task deletion;
+        Task commit;
+        Monitor.Enter(appendLock);
+        try
+        {
+            deletion = Task.Run(() => store.DeleteTopic("t")); // retires the topic, then waits for the lock
+            SpinWait.SpinUntil(() => partition.Retired, Tx.Timeout);
+            Assert.That(partition.Retired, Is.True, "precondition: the deletion retired the topic");
+            commit = transactional
+                ? Task.Run(async () => await producer.SendOffsetsToTransactionAsync([new TopicPartitionOffset(T0, 3)], metadata))
+                : Task.Run(async () => await a.Commit([new TopicPartitionOffset(T0, 3)]));
+            Thread.Sleep(50); // let it reach the lock
+        }
+        finally
+        {
+            Monitor.Exit(appendLock);
+        }
+
+        Assert.That(deletion.Wait(Tx.Timeout), Is.True);
+        Assert.That(() => commit.GetAwaiter().GetResult(), Throws.InstanceOf<TopicNotFoundException>(), "refused: its topic is being deleted");
+        if (transactional)
+        {
+            producer.CommitTransactionAsync().GetAwaiter().GetResult();
+        }
+
+        producer.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        Assert.That(store.Groups.Committed("g", T0), Is.Null, "no offset of the deleted topic survives");
+    }
 }
