@@ -17,6 +17,12 @@ namespace TxLog.Consuming;
 /// has not ended yet carries offsets of the group on that partition (Kafka's "stable offsets", KIP-447):
 /// it starts at the offset that transaction's outcome leaves.
 /// </para>
+/// <para>
+/// Idle members: one that neither polls nor waits in its consume loop for longer than its max poll
+/// interval is evicted (<see cref="EvictIdle"/>), and its partitions are free at once. Fencing: each
+/// member's <see cref="Member.OwnershipEpoch"/> changes with every partition it takes or gives up, so
+/// offsets sent with group metadata taken before such a change are refused (<see cref="RunIfOwner"/>).
+/// </para>
 /// Thread-safe (one lock per store).
 /// </summary>
 internal sealed class ConsumerGroupMembership
