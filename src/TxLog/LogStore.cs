@@ -207,6 +207,14 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
     /// <exception cref="TopicAlreadyExistsException">The topic exists.</exception>
     public void CreateTopic(string name, int partitions = 1, TopicOptions? options = null)
     {
+        CreateTopicUntold(name, partitions, options);
+        Membership?.TopicChanged(name); // outside the topics lock (the membership takes it to count partitions)
+    }
+
+    // CreateTopic without telling the membership: a caller that holds the topics lock tells it after
+    // releasing that lock (lock order: membership lock, then topics lock; never the reverse).
+    private void CreateTopicUntold(string name, int partitions, TopicOptions? options)
+    {
         TopicName.Validate(name, nameof(name));
         ArgumentOutOfRangeException.ThrowIfLessThan(partitions, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(partitions, 100_000);
@@ -260,8 +268,6 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
             _fileSystem.SyncDirectory(Directory);
             _topics.Add(name, state);
         }
-
-        Membership?.TopicChanged(name); // outside the topics lock (the membership takes it to count partitions)
     }
 
     private static void ValidateTopicOptions(TopicOptions options)
@@ -371,6 +377,8 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
     /// <summary>Creates an internal topic (one partition) if missing and returns its partition.</summary>
     internal LogPartition EnsureInternalTopic(string name)
     {
+        LogPartition partition;
+        bool created = false;
         lock (_topicsLock)
         {
             ThrowIfDisposed();
@@ -380,7 +388,8 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
                 Coordinator = null!; // CreateTopic refuses internal names once the coordinator runs
                 try
                 {
-                    CreateTopic(name, 1);
+                    CreateTopicUntold(name, 1, null);
+                    created = true;
                 }
                 finally
                 {
@@ -388,8 +397,17 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
                 }
             }
 
-            return _topics[name].Partitions[0];
+            partition = _topics[name].Partitions[0];
         }
+
+        // Outside the topics lock: TopicChanged takes the membership lock, and Join (Leave, evictions,
+        // TopicChanged) takes the topics lock under it to count partitions.
+        if (created)
+        {
+            Membership?.TopicChanged(name);
+        }
+
+        return partition;
     }
 
     private Mvcc.TransactionEngine? _engine;
