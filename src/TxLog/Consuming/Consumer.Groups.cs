@@ -165,7 +165,7 @@ public sealed partial class Consumer
             complete = true;
             foreach (TopicPartition tp in target)
             {
-                if (IsAssigned(tp))
+                if (TryFind(tp) is not null)
                 {
                     continue;
                 }
@@ -281,19 +281,6 @@ public sealed partial class Consumer
         }
     }
 
-    private bool IsAssigned(TopicPartition partition)
-    {
-        foreach (PartitionAssignment a in _assignments)
-        {
-            if (a.TopicPartition == partition)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
     /// <summary>
     /// Moves every assigned partition to the group's committed offset (or, without one, where
     /// <see cref="ConsumerOptions.AutoOffsetReset"/> says), after waiting until no offset of the group on
@@ -322,7 +309,11 @@ public sealed partial class Consumer
             bool unsettled = false;
             foreach (PartitionAssignment a in _assignments)
             {
-                unsettled |= _store.Groups.HasUnsettledOffset(group, a.TopicPartition);
+                if (_store.Groups.HasUnsettledOffset(group, a.TopicPartition))
+                {
+                    unsettled = true;
+                    break;
+                }
             }
 
             if (!unsettled)

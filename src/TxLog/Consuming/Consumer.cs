@@ -472,10 +472,12 @@ public sealed partial class Consumer : IDisposable
                 waits[count + 1] = _store.Closing; // with nothing assigned, no partition's close wakes us
                 if (_member is { } member)
                 {
-                    // A rebalance or a released partition, and the end of a transaction that holds back
-                    // a partition this member waits to take.
+                    // A rebalance or a released partition; and, only while the member waits to take a
+                    // partition (an unsettled offset holds it back), the offsets partition's moves, which
+                    // would otherwise wake it at every offset commit of the store. (A member whose target
+                    // changes meanwhile is woken by the first signal and takes this one next time.)
                     waits[count + 2] = member.Group.Changed.WaitTask;
-                    waits[count + 3] = _store.Groups.Partition.Signal.WaitTask;
+                    waits[count + 3] = member.NeedsSync ? _store.Groups.Partition.Signal.WaitTask : cancelled.Task;
                 }
 
                 result = Consume();
@@ -562,6 +564,11 @@ public sealed partial class Consumer : IDisposable
     private PartitionAssignment Find(TopicPartition partition)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        return TryFind(partition) ?? throw new InvalidOperationException($"Partition {partition} is not assigned to this consumer.");
+    }
+
+    private PartitionAssignment? TryFind(TopicPartition partition)
+    {
         foreach (PartitionAssignment a in _assignments)
         {
             if (a.TopicPartition == partition)
@@ -570,7 +577,7 @@ public sealed partial class Consumer : IDisposable
             }
         }
 
-        throw new InvalidOperationException($"Partition {partition} is not assigned to this consumer.");
+        return null;
     }
 
     /// <summary>Releases the readers; a subscribed group member leaves its group (as <see cref="Unsubscribe"/>).</summary>

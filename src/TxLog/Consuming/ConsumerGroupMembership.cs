@@ -108,9 +108,6 @@ internal sealed class ConsumerGroupMembership
 
         private bool _left;
 
-        /// <summary>True when the group evicted it (it did not leave by itself).</summary>
-        public bool Evicted { get; set; }
-
         /// <summary>True when the member must look at its assignment again.</summary>
         public bool NeedsSync => !Volatile.Read(ref Complete) || Volatile.Read(ref Group.Version) != Volatile.Read(ref SyncedVersion);
     }
@@ -252,7 +249,6 @@ internal sealed class ConsumerGroupMembership
             long idle = nowMs - Volatile.Read(ref m.LastPollMs);
             if (idle > m.MaxPollMs)
             {
-                m.Evicted = true;
                 int partitions = RemoveUnsynchronized(m);
                 (evicted ??= new()).Add((m, idle, partitions));
                 changed = true;

@@ -395,7 +395,6 @@ internal sealed class GroupCoordinator
         return segments[0].BaseOffset;
     }
 
-    // Replay's rule for one record (offset -1: a tombstone): the newer record wins.
     /// <summary>Restatement plans that built the whole state (for tests: a pass that cannot delete enough should not).</summary>
     internal int FullPlansBuilt { get; private set; }
 
@@ -435,6 +434,7 @@ internal sealed class GroupCoordinator
         return offset >= 0 ? at : null;
     }
 
+    // Replay's rule for one record (offset -1: a tombstone): the newer record wins.
     private static void SetIfNewer(Dictionary<(string Group, TopicPartition Partition), (long Offset, long At)> state,
         (string Group, TopicPartition Partition) key, long offset, long recordOffset)
     {
