@@ -785,7 +785,7 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
     {
         try
         {
-            Membership.EvictIdle(null, NowMs());
+            Membership.EvictIdle(null, MonotonicMs());
         }
         catch (Exception)
         {
@@ -832,6 +832,14 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
     }
 
     internal long NowMs() => Options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds();
+
+    // Milliseconds on the store clock's monotonic timestamp: for in-memory intervals (group members' poll
+    // deadlines) that a step of the wall clock (NTP, a resumed VM) must neither end early nor stretch.
+    internal long MonotonicMs()
+    {
+        TimeProvider time = Options.TimeProvider;
+        return (long)(time.GetTimestamp() * (1000.0 / time.TimestampFrequency));
+    }
 
     internal RecordBatchBuilder RentBuilder() => _builders.Get();
 

@@ -58,7 +58,12 @@ public sealed class LogStoreOptions
     /// </summary>
     public TimeSpan CloseTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>The clock for record timestamps, segment age and retention. Default <see cref="TimeProvider.System"/>.</summary>
+    /// <summary>
+    /// The store's clock. Its wall clock (<see cref="TimeProvider.GetUtcNow"/>) gives record timestamps, segment
+    /// age and retention, and the start times recorded in <c>__transaction_state</c>; its monotonic timestamp
+    /// (<see cref="TimeProvider.GetTimestamp"/>) times transaction timeouts and consumer-group poll deadlines.
+    /// Default <see cref="TimeProvider.System"/>.
+    /// </summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
     /// <summary>

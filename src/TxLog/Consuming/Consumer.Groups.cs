@@ -87,13 +87,13 @@ public sealed partial class Consumer
     }
 
     private ConsumerGroupMembership.Member Join(string group, IReadOnlyCollection<string> topics) =>
-        _store.Membership.Join(group, topics, _options.MaxPollInterval == Timeout.InfiniteTimeSpan ? long.MaxValue : (long)_options.MaxPollInterval.TotalMilliseconds, _store.NowMs());
+        _store.Membership.Join(group, topics, _options.MaxPollInterval == Timeout.InfiniteTimeSpan ? long.MaxValue : (long)_options.MaxPollInterval.TotalMilliseconds, _store.MonotonicMs());
 
     // A member's part of each poll: rejoin after an eviction, record the poll, look for idle members (at
     // most once a second per group), and follow the group's changes.
     private void PollGroup(ConsumerGroupMembership.Member member)
     {
-        long now = _store.NowMs();
+        long now = _store.MonotonicMs();
         if (member.Left)
         {
             // Evicted (it did not poll in time): the others own its partitions now. Lost, not revoked:
@@ -358,7 +358,7 @@ public sealed partial class Consumer
         {
             if (member is not null)
             {
-                Volatile.Write(ref member.LastPollMs, _store.NowMs());
+                Volatile.Write(ref member.LastPollMs, _store.MonotonicMs());
                 Volatile.Write(ref member.Waiting, 0);
             }
         }

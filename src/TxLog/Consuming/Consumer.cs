@@ -56,7 +56,8 @@ public sealed class ConsumerOptions
     /// <see cref="CommitFailedException"/>; at its next poll it drops its partitions (without
     /// <see cref="PartitionsRevoked"/>) and joins again. Default 5 minutes; <see cref="Timeout.InfiniteTimeSpan"/>
     /// never evicts. Checked at other members' polls (at most once a second) and at each pass of the
-    /// store's background loop.
+    /// store's background loop. Measured on the monotonic clock of <see cref="LogStoreOptions.TimeProvider"/>
+    /// (<see cref="TimeProvider.GetTimestamp"/>), so a step of the wall clock neither evicts nor spares anyone.
     /// </summary>
     public TimeSpan MaxPollInterval { get; set; } = TimeSpan.FromMinutes(5);
 

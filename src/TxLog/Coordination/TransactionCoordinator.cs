@@ -216,6 +216,7 @@ internal sealed class TransactionCoordinator : IDisposable
 
             m.Partitions.Clear();
             m.StartMs = -1;
+            m.StartMonotonicMs = -1;
         }
 
         foreach (LogPartition p in partitions)
@@ -444,6 +445,7 @@ internal sealed class TransactionCoordinator : IDisposable
                 m.Restore(TransactionState.Empty);
                 m.Partitions.Clear();
                 m.StartMs = -1;
+                m.StartMonotonicMs = -1;
                 m.UpdateMs = NowMs;
                 _epochs[m.ProducerId] = m.Epoch;
                 record = AppendRecord(m);
@@ -482,6 +484,7 @@ internal sealed class TransactionCoordinator : IDisposable
                 m.TransitionTo(TransactionState.Ongoing);
                 m.Partitions.Clear();
                 m.StartMs = NowMs;
+                m.StartMonotonicMs = _store.MonotonicMs();
             }
             else if (m.State != TransactionState.Ongoing)
             {
@@ -728,6 +731,7 @@ internal sealed class TransactionCoordinator : IDisposable
                 m.TransitionTo(commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort);
                 m.Partitions.Clear();
                 m.StartMs = -1;
+                m.StartMonotonicMs = -1;
                 m.UpdateMs = NowMs;
                 completeRecord = AppendRecord(m);
             }
@@ -1023,15 +1027,28 @@ internal sealed class TransactionCoordinator : IDisposable
 
         int aborted = 0;
         long now = NowMs;
+        long monotonicNow = _store.MonotonicMs();
         foreach (TransactionMetadata m in all)
         {
-            bool expired;
-            long producerId, age, timeout, startMs;
+            bool expired = false;
+            long producerId, age = 0, timeout, startMs;
             short epoch;
             lock (m)
             {
-                expired = m.State == TransactionState.Ongoing && m.StartMs >= 0 && now - m.StartMs > m.TimeoutMs;
-                (producerId, epoch, age, timeout, startMs) = (m.ProducerId, m.Epoch, now - m.StartMs, m.TimeoutMs, m.StartMs);
+                if (m.State == TransactionState.Ongoing && m.StartMs >= 0)
+                {
+                    if (m.StartMonotonicMs < 0)
+                    {
+                        // Not begun in this process (recovery aborts those, so only defensively): anchored
+                        // once by its wall-clock age.
+                        m.StartMonotonicMs = monotonicNow - Math.Max(0, now - m.StartMs);
+                    }
+
+                    age = monotonicNow - m.StartMonotonicMs;
+                    expired = age > m.TimeoutMs;
+                }
+
+                (producerId, epoch, timeout, startMs) = (m.ProducerId, m.Epoch, m.TimeoutMs, m.StartMs);
             }
 
             // Aborted only if it is still that transaction: between the two locks it may have committed
@@ -1150,6 +1167,7 @@ internal sealed class TransactionCoordinator : IDisposable
             m.TransitionTo(outcome == ControlRecordType.Commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort);
             m.Partitions.Clear();
             m.StartMs = -1;
+            m.StartMonotonicMs = -1;
             long record = AppendRecord(m);
             FlushInBackground(_log, record);
         }

@@ -29,6 +29,12 @@ internal sealed class TransactionMetadata
 
     public long StartMs { get; set; } = -1;
 
+    /// <summary>
+    /// Start of the open transaction on the store's monotonic clock (in memory only; -1 when none): the
+    /// timeout runs on it, so a step of the wall clock neither aborts a young transaction nor spares an old one.
+    /// </summary>
+    public long StartMonotonicMs { get; set; } = -1;
+
     public long UpdateMs { get; set; }
 
     /// <summary>True while an EndTransaction of this id is between its Prepare and Complete states.</summary>

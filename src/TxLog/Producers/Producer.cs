@@ -15,7 +15,11 @@ public sealed class ProducerOptions
     /// </summary>
     public string? TransactionalId { get; set; }
 
-    /// <summary>How long a transaction may stay open before the coordinator aborts it and fences the producer. Default 60 s.</summary>
+    /// <summary>
+    /// How long a transaction may stay open before the coordinator aborts it and fences the producer. Default 60 s.
+    /// Measured on the monotonic clock of <see cref="LogStoreOptions.TimeProvider"/>, so a step of the wall clock
+    /// neither aborts a young transaction nor spares an old one.
+    /// </summary>
     public TimeSpan TransactionTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Chooses partitions for <see cref="Producer.ProduceAsync(string, Message, CancellationToken)"/>. Default: Kafka's murmur2 partitioner.</summary>

@@ -125,7 +125,7 @@ public sealed class ObservabilityTests
     public async Task A_timed_out_transaction_is_logged_counted_and_open_transactions_and_lso_lag_are_gauged()
     {
         using var dir = new TempDirectory();
-        var clock = new ManualClock(DateTimeOffset.UnixEpoch.AddDays(20000));
+        var clock = new ManualClock(DateTimeOffset.UnixEpoch.AddDays(20000), manualTimestamp: true);
         var loggers = new ListLoggerFactory();
         using var metrics = new MetricsRecorder(dir.Path);
         LogStoreOptions options = Options(DurabilityMode.None, clock);

@@ -69,7 +69,7 @@ public sealed class ThrowingListenerTests
     public async Task A_listener_that_throws_on_the_timed_out_counter_does_not_stop_the_timeout_sweep()
     {
         using var dir = new TempDirectory();
-        var clock = new ManualClock(DateTimeOffset.UnixEpoch.AddDays(20000));
+        var clock = new ManualClock(DateTimeOffset.UnixEpoch.AddDays(20000), manualTimestamp: true);
         using LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.None, clock));
         store.CreateTopic("t");
         await using Producer first = await TransactionalAsync(store, "slow-1", TimeSpan.FromSeconds(10));

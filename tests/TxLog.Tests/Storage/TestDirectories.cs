@@ -26,12 +26,30 @@ public sealed class TempDirectory : IDisposable
     }
 }
 
-/// <summary>A clock the test moves by hand (record timestamps, segment age, retention).</summary>
-public sealed class ManualClock(DateTimeOffset start) : TimeProvider
+/// <summary>
+/// A clock the test moves by hand (record timestamps, segment age, retention). Its monotonic timestamp
+/// is the real one unless <paramref name="manualTimestamp"/>: then it starts at zero and moves only with
+/// <see cref="Advance"/> (for intervals measured on the monotonic clock, such as group members' poll
+/// deadlines), and <see cref="StepWallClock"/> moves the wall clock alone, like an NTP step.
+/// </summary>
+public sealed class ManualClock(DateTimeOffset start, bool manualTimestamp = false) : TimeProvider
 {
     private DateTimeOffset _now = start;
+    private long _elapsedTicks;
 
     public override DateTimeOffset GetUtcNow() => _now;
 
-    public void Advance(TimeSpan by) => _now += by;
+    public override long GetTimestamp() => manualTimestamp ? Interlocked.Read(ref _elapsedTicks) : base.GetTimestamp();
+
+    public override long TimestampFrequency => manualTimestamp ? TimeSpan.TicksPerSecond : base.TimestampFrequency;
+
+    /// <summary>Moves the wall clock and (when manual) the monotonic timestamp together.</summary>
+    public void Advance(TimeSpan by)
+    {
+        _now += by;
+        Interlocked.Add(ref _elapsedTicks, by.Ticks);
+    }
+
+    /// <summary>Moves only the wall clock, forwards or backwards.</summary>
+    public void StepWallClock(TimeSpan by) => _now += by;
 }

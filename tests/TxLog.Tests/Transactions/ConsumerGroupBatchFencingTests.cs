@@ -48,7 +48,7 @@ public sealed class ConsumerGroupBatchFencingTests
     public async Task A_member_evicted_and_rejoined_within_a_batch_cannot_send_its_offsets()
     {
         using var dir = new TempDirectory();
-        var clock = new ManualClock(Start);
+        var clock = new ManualClock(Start, manualTimestamp: true);
         using LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.None, clock));
         store.CreateTopic("in", 1);
         store.CreateTopic("other", 1);
@@ -112,7 +112,7 @@ public sealed class ConsumerGroupBatchFencingTests
     public async Task A_batch_of_one_poll_belongs_to_one_assignment_and_commits_unless_the_member_is_evicted()
     {
         using var dir = new TempDirectory();
-        var clock = new ManualClock(Start);
+        var clock = new ManualClock(Start, manualTimestamp: true);
         using LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.None, clock));
         store.CreateTopic("t", 2);
         store.CreateTopic("out", 1);

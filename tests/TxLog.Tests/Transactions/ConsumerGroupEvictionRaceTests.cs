@@ -18,17 +18,24 @@ public sealed class ConsumerGroupEvictionRaceTests
 
     private static ConsumerOptions Member() => new() { GroupId = "g", MaxPollInterval = TimeSpan.FromSeconds(10) };
 
-    /// <summary>A manual clock whose GetUtcNow can hold the first caller whose stack names a method.</summary>
+    /// <summary>
+    /// A manual clock (wall and monotonic time move together) whose monotonic timestamp can hold the first
+    /// caller whose stack names a method.
+    /// </summary>
     private sealed class GatedClock(DateTimeOffset start) : TimeProvider
     {
-        private long _ticks = start.UtcTicks;
+        private long _elapsed;
         private string? _gateOn;
 
         public ManualResetEventSlim Blocked { get; } = new();
 
         public ManualResetEventSlim Released { get; } = new();
 
-        public override DateTimeOffset GetUtcNow()
+        public override DateTimeOffset GetUtcNow() => start + TimeSpan.FromTicks(Interlocked.Read(ref _elapsed));
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp()
         {
             string? gate = Volatile.Read(ref _gateOn);
             if (gate is not null && new StackTrace().ToString().Contains(gate, StringComparison.Ordinal)
@@ -38,10 +45,10 @@ public sealed class ConsumerGroupEvictionRaceTests
                 Released.Wait();
             }
 
-            return new DateTimeOffset(Interlocked.Read(ref _ticks), TimeSpan.Zero);
+            return Interlocked.Read(ref _elapsed);
         }
 
-        public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
+        public void Advance(TimeSpan by) => Interlocked.Add(ref _elapsed, by.Ticks);
 
         public void HoldNext(string method) => Volatile.Write(ref _gateOn, method);
     }
@@ -181,7 +188,7 @@ public sealed class ConsumerGroupEvictionRaceTests
     public void A_logger_that_throws_on_an_eviction_does_not_fail_the_poll_that_evicted()
     {
         using var dir = new TempDirectory();
-        var clock = new ManualClock(Start);
+        var clock = new ManualClock(Start, manualTimestamp: true);
         LogStoreOptions options = Options(DurabilityMode.None, clock);
         options.LoggerFactory = new ThrowingEvictionLoggerFactory();
         using LogStore store = LogStore.Open(dir.Path, options);
@@ -203,7 +210,7 @@ public sealed class ConsumerGroupEvictionRaceTests
     public async Task A_logger_that_throws_on_an_eviction_does_not_leave_another_groups_members_asleep()
     {
         using var dir = new TempDirectory();
-        var clock = new ManualClock(Start);
+        var clock = new ManualClock(Start, manualTimestamp: true);
         LogStoreOptions options = Options(DurabilityMode.None, clock);
         options.LoggerFactory = new ThrowingEvictionLoggerFactory();
         options.RetentionCheckInterval = TimeSpan.FromMilliseconds(20); // a background pass

@@ -46,7 +46,7 @@ public sealed class ConsumerGroupEvictionTests
     public void A_member_that_stops_polling_is_evicted_at_another_members_poll_and_rejoins_at_its_own()
     {
         using var dir = new TempDirectory();
-        var clock = new ManualClock(Start);
+        var clock = new ManualClock(Start, manualTimestamp: true);
         var logs = new ListLoggerFactory();
         using LogStore store = Open(dir, clock, logs);
         var revokedFromA = new List<TopicPartition>();
@@ -93,7 +93,7 @@ public sealed class ConsumerGroupEvictionTests
     public async Task A_member_waiting_in_its_consume_loop_is_never_idle()
     {
         using var dir = new TempDirectory();
-        var clock = new ManualClock(Start);
+        var clock = new ManualClock(Start, manualTimestamp: true);
         using LogStore store = Open(dir, clock);
         using Consumer a = store.CreateConsumer(Member());
         using Consumer b = store.CreateConsumer(Member());
@@ -126,7 +126,7 @@ public sealed class ConsumerGroupEvictionTests
     public async Task The_background_loop_evicts_a_member_dropped_without_dispose_and_wakes_the_waiting_one()
     {
         using var dir = new TempDirectory();
-        var clock = new ManualClock(Start);
+        var clock = new ManualClock(Start, manualTimestamp: true);
         using LogStore store = Open(dir, clock, backgroundPass: TimeSpan.FromMilliseconds(20));
         Consumer dropped = store.CreateConsumer(Member());
         dropped.Subscribe("t");
@@ -155,7 +155,7 @@ public sealed class ConsumerGroupEvictionTests
     public void A_max_poll_interval_that_is_not_positive_is_refused()
     {
         using var dir = new TempDirectory();
-        using LogStore store = Open(dir, new ManualClock(Start));
+        using LogStore store = Open(dir, new ManualClock(Start, manualTimestamp: true));
         Assert.Throws<ArgumentOutOfRangeException>(() => store.CreateConsumer(Member(TimeSpan.Zero)));
         Assert.Throws<ArgumentOutOfRangeException>(() => store.CreateConsumer(Member(TimeSpan.FromSeconds(-1))));
         using Consumer never = store.CreateConsumer(Member(System.Threading.Timeout.InfiniteTimeSpan));
@@ -167,7 +167,7 @@ public sealed class ConsumerGroupEvictionTests
     public async Task A_member_waiting_for_stable_offsets_is_not_idle()
     {
         using var dir = new TempDirectory();
-        var clock = new ManualClock(Start);
+        var clock = new ManualClock(Start, manualTimestamp: true);
         using LogStore store = Open(dir, clock);
         using Consumer a = store.CreateConsumer(Member());
         using Consumer b = store.CreateConsumer(Member());
@@ -186,5 +186,30 @@ public sealed class ConsumerGroupEvictionTests
         Assert.That(a.Position(P(0)), Is.EqualTo(2));
         Assert.That(Text(a.Consume()!.Value), Is.EqualTo("0-2"), "a, waiting in SeekToCommittedAsync, was not evicted (an evicted member would rejoin with nothing)");
         Assert.That(a.Assignment, Is.EqualTo(new[] { P(0) }));
+    }
+
+    [Test]
+    public void Poll_deadlines_run_on_the_monotonic_clock_so_wall_clock_steps_neither_evict_nor_delay()
+    {
+        using var dir = new TempDirectory();
+        var clock = new ManualClock(Start, manualTimestamp: true);
+        using LogStore store = Open(dir, clock);
+        using Consumer a = store.CreateConsumer(Member());
+        using Consumer b = store.CreateConsumer(Member());
+        a.Subscribe("t");
+        b.Subscribe("t");
+        a.Consume(); // gives t-1 to b
+        Assert.That(b.Consume()!.TopicPartition, Is.EqualTo(P(1)));
+
+        clock.StepWallClock(TimeSpan.FromHours(1)); // NTP jumps forward; a has been idle for no time at all
+        clock.Advance(TimeSpan.FromSeconds(2)); // past b's once-a-second eviction check
+        b.Consume();
+        Assert.That(b.Assignment, Is.EqualTo(new[] { P(1) }), "a forward step of the wall clock evicted nobody");
+        a.Consume();
+
+        clock.StepWallClock(TimeSpan.FromHours(-3)); // and back, to before the start
+        clock.Advance(TimeSpan.FromSeconds(11)); // a idle for 11 s of real (monotonic) time
+        b.Consume();
+        Assert.That(b.Assignment, Is.EquivalentTo(new[] { P(0), P(1) }), "a backward step did not hold the eviction back");
     }
 }

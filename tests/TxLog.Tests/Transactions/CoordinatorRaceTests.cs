@@ -88,7 +88,7 @@ public class CoordinatorRaceTests
     public async Task The_timeout_never_aborts_a_transaction_begun_after_the_expired_one_committed()
     {
         using var dir = new TempDirectory();
-        var clock = new ManualClock(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        var clock = new ManualClock(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero), manualTimestamp: true);
         using LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.None, clock));
         store.CreateTopic("t", 1);
         var sw = Stopwatch.StartNew();

@@ -145,7 +145,7 @@ public class ProducerTransactionTests
     public async Task A_timed_out_transaction_is_aborted_fenced_and_its_commit_fails()
     {
         using var dir = new TempDirectory();
-        var clock = new ManualClock(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        var clock = new ManualClock(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero), manualTimestamp: true);
         using LogStore store = OpenWithTopics(dir, DurabilityMode.None, clock);
         Producer p = await TransactionalAsync(store, "slow", timeout: TimeSpan.FromSeconds(10));
         p.BeginTransaction();
@@ -165,6 +165,24 @@ public class ProducerTransactionTests
         Assert.That(Values(t0, IsolationLevel.ReadCommitted), Is.Empty, "never reported as committed, never visible");
         Assert.ThrowsAsync<ProducerFencedException>(async () => await p.ProduceAsync(T0, Msg("more")));
         await p.DisposeAsync();
+    }
+
+    [Test]
+    public async Task The_timeout_runs_on_the_monotonic_clock_so_wall_clock_steps_neither_abort_nor_spare()
+    {
+        using var dir = new TempDirectory();
+        var clock = new ManualClock(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero), manualTimestamp: true);
+        using LogStore store = OpenWithTopics(dir, DurabilityMode.None, clock);
+        await using Producer p = await TransactionalAsync(store, "stepped", timeout: TimeSpan.FromSeconds(10));
+        p.BeginTransaction();
+        await p.ProduceAsync(T0, Msg("x"));
+
+        clock.StepWallClock(TimeSpan.FromHours(1)); // NTP jumps forward: the transaction is 0 s old
+        Assert.That(store.Coordinator.AbortExpiredTransactions(), Is.Zero, "a forward step aborted nothing");
+        clock.StepWallClock(TimeSpan.FromHours(-2)); // and back, to before the transaction began
+        clock.Advance(TimeSpan.FromSeconds(11));
+        Assert.That(store.Coordinator.AbortExpiredTransactions(), Is.EqualTo(1), "a backward step did not spare it");
+        Assert.ThrowsAsync<TransactionTimedOutException>(() => p.CommitTransactionAsync());
     }
 
     [Test]

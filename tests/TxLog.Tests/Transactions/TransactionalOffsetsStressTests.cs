@@ -18,7 +18,7 @@ public class TransactionalOffsetsStressTests
     public async Task Offsets_of_several_groups_follow_their_transactions_outcomes(DurabilityMode mode)
     {
         using var dir = new TempDirectory();
-        var clock = new ManualClock(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        var clock = new ManualClock(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero), manualTimestamp: true);
         using (LogStore store = LogStore.Open(dir.Path, Options(mode, clock)))
         {
             store.CreateTopic("t", 2);

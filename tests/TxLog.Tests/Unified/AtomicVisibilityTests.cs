@@ -111,6 +111,8 @@ public class AtomicVisibilityTests
         List<Task> writers = StartWriters(store, "o", 8, stop.Token, () => Interlocked.Increment(ref committed));
 
         await Task.Delay(300);
+        // On a loaded machine 300 ms may not see a commit yet: the check needs some acknowledged ones.
+        SpinWait.SpinUntil(() => Interlocked.Read(ref committed) > 0, TimeSpan.FromSeconds(30));
         long ackedBefore = Interlocked.Read(ref committed);
         LogPartition c = store.GetPartition("c", 0);
         bool caughtUp = SpinWait.SpinUntil(() =>
