@@ -74,51 +74,65 @@ public sealed class StoreTransaction : IAsyncDisposable
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         LogPartition redo = _store.GetPartition(TransactionEngine.RedoTopic, 0);
         var redoPartition = new TopicPartition(TransactionEngine.RedoTopic, 0);
-        long commitTs;
-        try
-        {
-            commitTs = _engine.PrepareUnified(Maps, Producer.TransactionRedoTarget(redo, redoPartition, _generation));
-        }
-        catch (Exception e)
-        {
-            await AbortProducerQuietlyAsync().ConfigureAwait(false);
-            CountAbort(e);
-            throw;
-        }
-
-        _engine.PreInstallUnified(Maps, commitTs);
+        long commitTs = 0;
+        bool prepared = false;
         var visible = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         try
         {
-            // The map versions become visible (and the rows unlocked) when the records do: at the release
-            // of the transaction's visibility hold, under the coordinator's lock.
-            await Producer.CommitTransactionWhenVisibleAsync(
+            // Under the producer's gate (taken before the engine's commit lock, see
+            // Producer.CommitUnifiedAsync): validate, take the commit timestamp, write the redo into the
+            // producer's transaction, put the versions in place (invisible), then commit. The map versions
+            // become visible (and the rows unlocked) when the records do: at the release of the
+            // transaction's visibility hold, under the coordinator's lock.
+            await Producer.CommitUnifiedAsync(
+                _generation,
+                redo,
+                redoPartition,
+                target =>
+                {
+                    commitTs = _engine.PrepareUnified(Maps, target); // on failure it rolled the maps back
+                    prepared = true;
+                    _engine.PreInstallUnified(Maps, commitTs);
+                },
                 () =>
                 {
                     _engine.FinishUnified(Maps, commitTs);
                     visible.TrySetResult();
                 },
-                _generation,
                 cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e)
         {
-            // Thrown before the decision (or with an unknown outcome after a failed fsync, which only
-            // recovery settles: the store must reopen, and then maps and records agree). In memory,
-            // nothing of the transaction takes effect.
-            if (!Maps.IsCommitted)
+            if (!prepared)
             {
-                // Fenced, timed out, cancelled or refused before the coordinator decided: aborted. Any
-                // other failure (an fsync, a closing store) may have left the decision on disk.
-                bool known = e is ProducerFencedException or InvalidTransactionStateException or OperationCanceledException;
-                _engine.AbortUnified(Maps, commitTs, outcomeUnknown: !known);
-            }
+                // Refused (another caller ended the producer's transaction, a fenced or disposed producer,
+                // cancelled while waiting for the producer) or failed in the engine's prepare: nothing of
+                // it was decided. Whatever redo batches were written are aborted with the log side.
+                if (Maps.IsActive)
+                {
+                    Maps.Rollback();
+                }
 
-            if (Producer.InTransaction)
-            {
-                // E.g. cancelled before the coordinator saw the commit: do not leave the log side open
-                // until its timeout.
                 await AbortProducerQuietlyAsync().ConfigureAwait(false);
+            }
+            else
+            {
+                // Thrown before the decision (or with an unknown outcome after a failed fsync, which only
+                // recovery settles: the store must reopen, and then maps and records agree). In memory,
+                // nothing of the transaction takes effect.
+                if (!Maps.IsCommitted)
+                {
+                    // Fenced, timed out or refused before the coordinator decided: aborted. Any other
+                    // failure (an fsync, a closing store) may have left the decision on disk.
+                    bool known = e is ProducerFencedException or InvalidTransactionStateException or OperationCanceledException;
+                    _engine.AbortUnified(Maps, commitTs, outcomeUnknown: !known);
+                }
+
+                if (Producer.InTransaction)
+                {
+                    // Do not leave the log side open until its timeout.
+                    await AbortProducerQuietlyAsync().ConfigureAwait(false);
+                }
             }
 
             CountAbort(e);

@@ -350,55 +350,66 @@ public sealed class Producer : IDisposable, IAsyncDisposable
         return new DeliveryResult(partition, appended.BaseOffset, appended.LastOffset, appended.IsDuplicate);
     }
 
-    /// <summary>
-    /// The redo target of a unified transaction: the engine's redo batches become batches of this
-    /// producer's open transaction on <paramref name="partition"/>, so its marker decides them.
-    /// </summary>
-    internal Mvcc.IRedoTarget TransactionRedoTarget(LogPartition target, TopicPartition partition, long generation) => new RedoTarget(this, target, partition, generation);
+    /// <summary>Tests only: "unified:gate" just before a unified commit waits for this producer's gate.</summary>
+    internal Action<string>? StepHook { get; set; }
 
-    // Each call takes the gate on its own (the engine encodes the batch in between), so each checks that
-    // the producer is still in the unified transaction's own transaction.
+    /// <summary>
+    /// Commits the log side of a unified transaction in one hold of the gate: checks that the open
+    /// transaction is still the unified transaction's own (<paramref name="generation"/>), runs
+    /// <paramref name="prepare"/> (the engine validates, takes its commit timestamp and appends its redo
+    /// through the target it is given, as batches of this transaction on <paramref name="redoPartition"/>),
+    /// then commits; <paramref name="onVisible"/> runs when the records become visible.
+    /// </summary>
+    /// <remarks>
+    /// Lock order: the gate is taken before the engine's commit lock (which <paramref name="prepare"/>
+    /// takes), never under it. Ending a transaction holds the gate while the coordinator releases
+    /// visibility holds, and a release runs the map side of the unified transactions it makes visible,
+    /// which takes the commit lock: a unified commit that waited for the gate under the commit lock
+    /// closed a cycle with another caller ending this producer's transaction (UnifiedLockOrderTests).
+    /// Holding the gate from the redo to the decision also keeps another caller from committing or
+    /// aborting the transaction in between, so the redo is always decided by this commit.
+    /// </remarks>
+    internal async Task CommitUnifiedAsync(long generation, LogPartition redo, TopicPartition redoPartition, Action<Mvcc.IRedoTarget> prepare, Action onVisible, CancellationToken cancellationToken)
+    {
+        StepHook?.Invoke("unified:gate");
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ThrowIfNotInTransactionUnsynchronized(generation);
+            prepare(new RedoTarget(this, redo, redoPartition, generation));
+            await EndTransactionUnsynchronizedAsync(commit: true, onVisible, unified: true).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    // The redo target of a unified commit: the engine's redo batches become batches of this producer's
+    // open transaction. Used only inside CommitUnifiedAsync, which holds the gate throughout (the target
+    // never takes it: the engine calls it under its commit lock).
     private sealed class RedoTarget(Producer producer, LogPartition target, TopicPartition partition, long generation) : Mvcc.IRedoTarget
     {
         public void StartBatch(RecordBatchBuilder builder)
         {
-            producer._gate.Wait();
-            try
-            {
-                producer.ThrowIfNotInTransactionUnsynchronized(generation);
-                producer.StartBatchUnsynchronized(target, partition, builder, transactional: true);
-            }
-            finally
-            {
-                producer._gate.Release();
-            }
+            producer.ThrowIfNotInTransactionUnsynchronized(generation);
+            producer.StartBatchUnsynchronized(target, partition, builder, transactional: true);
         }
 
         public AppendResult AppendBatch(RecordBatchBuilder builder)
         {
-            producer._gate.Wait();
-            try
-            {
-                producer.ThrowIfNotInTransactionUnsynchronized(generation);
-                DeliveryResult result = producer.AppendBuiltUnsynchronized(target, partition, builder, transactional: true);
-                return new AppendResult(result.Offset, result.LastOffset);
-            }
-            finally
-            {
-                producer._gate.Release();
-            }
+            producer.ThrowIfNotInTransactionUnsynchronized(generation);
+            DeliveryResult result = producer.AppendBuiltUnsynchronized(target, partition, builder, transactional: true);
+            return new AppendResult(result.Offset, result.LastOffset);
         }
     }
 
+    // The producer's open transaction must still be the unified transaction's own: not ended by another
+    // caller (and perhaps followed by a new one). Caller holds the gate.
     private void ThrowIfNotInTransactionUnsynchronized(long generation)
     {
         ThrowIfUnusable();
-        if (_options.TransactionalId is null || _state != ProducerState.InTransaction)
-        {
-            throw new InvalidTransactionStateException("The unified transaction's producer has no open transaction.");
-        }
-
-        if (generation != _generation)
+        if (_options.TransactionalId is null || _state != ProducerState.InTransaction || generation != _generation)
         {
             throw StaleGeneration();
         }
@@ -500,9 +511,6 @@ public sealed class Producer : IDisposable, IAsyncDisposable
     /// </summary>
     public Task CommitTransactionAsync(CancellationToken cancellationToken = default) => EndTransactionAsync(commit: true, cancellationToken);
 
-    /// <summary>Commit whose <paramref name="onVisible"/> runs when the records become visible (unified transactions).</summary>
-    internal Task CommitTransactionWhenVisibleAsync(Action onVisible, long generation, CancellationToken cancellationToken) => EndTransactionAsync(commit: true, cancellationToken, onVisible, generation);
-
     /// <summary>Abort of the log side of a unified transaction (counted by <see cref="StoreTransaction"/>).</summary>
     internal Task AbortUnifiedTransactionAsync(long generation, CancellationToken cancellationToken) => EndTransactionAsync(commit: false, cancellationToken, generation: generation);
 
@@ -510,8 +518,8 @@ public sealed class Producer : IDisposable, IAsyncDisposable
     public Task AbortTransactionAsync(CancellationToken cancellationToken = default) => EndTransactionAsync(commit: false, cancellationToken);
 
     // generation (unified transactions only, else 0): act only if the open transaction is still that
-    // one. A commit of an ended one fails; an abort of an ended one has nothing left to do.
-    private async Task EndTransactionAsync(bool commit, CancellationToken cancellationToken, Action? onVisible = null, long generation = 0)
+    // one. An abort of an ended one has nothing left to do.
+    private async Task EndTransactionAsync(bool commit, CancellationToken cancellationToken, long generation = 0)
     {
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -519,37 +527,38 @@ public sealed class Producer : IDisposable, IAsyncDisposable
             ThrowIfUnusable();
             if (generation != 0 && generation != _generation)
             {
-                if (commit)
-                {
-                    throw StaleGeneration();
-                }
-
                 return;
             }
 
-            if (_state != ProducerState.InTransaction)
-            {
-                throw new InvalidTransactionStateException(commit ? "CommitTransaction without an open transaction: call BeginTransaction first." : "AbortTransaction without an open transaction.");
-            }
-
-            try
-            {
-                await _store.Coordinator.EndTransactionAsync(_options.TransactionalId!, _producerId, _epoch, commit, onVisible, unified: generation != 0).ConfigureAwait(false);
-            }
-            catch (ProducerFencedException e)
-            {
-                _fatal = e;
-                _state = ProducerState.Fatal;
-                throw;
-            }
-
-            _transactionPartitions.Clear();
-            _state = ProducerState.Ready;
+            await EndTransactionUnsynchronizedAsync(commit, onVisible: null, unified: generation != 0).ConfigureAwait(false);
         }
         finally
         {
             _gate.Release();
         }
+    }
+
+    // Caller holds the gate.
+    private async Task EndTransactionUnsynchronizedAsync(bool commit, Action? onVisible, bool unified)
+    {
+        if (_state != ProducerState.InTransaction)
+        {
+            throw new InvalidTransactionStateException(commit ? "CommitTransaction without an open transaction: call BeginTransaction first." : "AbortTransaction without an open transaction.");
+        }
+
+        try
+        {
+            await _store.Coordinator.EndTransactionAsync(_options.TransactionalId!, _producerId, _epoch, commit, onVisible, unified).ConfigureAwait(false);
+        }
+        catch (ProducerFencedException e)
+        {
+            _fatal = e;
+            _state = ProducerState.Fatal;
+            throw;
+        }
+
+        _transactionPartitions.Clear();
+        _state = ProducerState.Ready;
     }
 
     // A fenced producer is finished: every later call reports the fencing.

@@ -1,0 +1,142 @@
+using TxLog.Durability;
+using TxLog.Mvcc;
+using TxLog.Producers;
+using TxLog.Tests.Storage;
+using static TxLog.Tests.Transactions.Tx;
+
+namespace TxLog.Tests.Unified;
+
+/// <summary>
+/// Lock order between a unified commit and the end of a producer transaction. Ending a producer's
+/// transaction holds the producer's gate while the coordinator releases visibility holds, and the
+/// release runs the map side of every unified transaction it makes visible (which takes the MVCC
+/// engine's commit lock). So a unified commit must never wait for its producer's gate while it holds
+/// the commit lock: with another caller ending the producer's transaction at that moment (a documented
+/// interleaving, see docs/transactions.md) and a held unified transaction to release, the three formed
+/// a cycle (commit lock → gate → visibility lock → commit lock) and both callers hung forever.
+/// </summary>
+public class UnifiedLockOrderTests
+{
+    private static readonly TimeSpan DeadlockTimeout = TimeSpan.FromSeconds(10);
+
+    [TestCase("commit")]
+    [TestCase("abort")]
+    [TestCase("dispose")]
+    public async Task Ending_a_producer_transaction_while_its_unified_commit_prepares_does_not_deadlock(string how)
+    {
+        using var dir = new TempDirectory();
+        // Not disposed by `using`: after a deadlock the close would wait forever for the visibility lock.
+        LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.None));
+        store.CreateTopic("t");
+        var t0 = new TopicPartition("t", 0);
+        TransactionEngine engine = store.OpenTransactionEngine(new MvccOptions { SyncMode = LogSyncMode.NoSync, CheckpointInterval = null });
+        TransactionalMap<int, long> map = engine.OpenMap("m", Serializers.Int32, Serializers.Int64);
+        Producer q = await TransactionalAsync(store, "q");
+        Producer px = await TransactionalAsync(store, "x");
+
+        // T: the unified transaction whose commit races the other caller; its record opens q's
+        // transaction on t-0 before X's record there.
+        StoreTransaction t = store.BeginTransaction(q);
+        map.Put(t.Maps, 1, 10);
+        await t.ProduceAsync(t0, Msg("t"));
+
+        // X: a unified transaction over t-0 and the redo, decided and with its markers written, but held
+        // invisible behind T's open record: whoever ends q's transaction releases it (and runs its map side).
+        StoreTransaction x = store.BeginTransaction(px);
+        map.Put(x.Maps, 2, 20);
+        await x.ProduceAsync(t0, Msg("x"));
+        Task xCommit = x.CommitAsync();
+        DateTime deadline = DateTime.UtcNow + DeadlockTimeout;
+        while (px.InTransaction && !xCommit.IsCompleted && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(1);
+        }
+
+        Assert.That(px.InTransaction, Is.False, "X's log side is decided and its markers written");
+        Assert.That(xCommit.IsCompleted, Is.False, "X is held invisible behind T's open record on t-0");
+
+        // The other caller of q holds q's gate when the coordinator starts ending its transaction; there
+        // it lets T's commit run up to the point where it waits for q's gate, then goes on.
+        var waitsForGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var tCommitStarted = new TaskCompletionSource<Task>(TaskCreationOptions.RunContinuationsAsynchronously);
+        q.StepHook = step =>
+        {
+            if (step == "unified:gate")
+            {
+                waitsForGate.TrySetResult();
+            }
+        };
+        int hooked = 0;
+        store.Coordinator.StepHook = step =>
+        {
+            if (step == "prepare" && Interlocked.Exchange(ref hooked, 1) == 0)
+            {
+                tCommitStarted.SetResult(Task.Run(() => t.CommitAsync()));
+                waitsForGate.Task.Wait(DeadlockTimeout);
+            }
+        };
+
+        Task racer = Task.Run(async () =>
+        {
+            switch (how)
+            {
+                case "commit":
+                    await q.CommitTransactionAsync();
+                    break;
+                case "abort":
+                    await q.AbortTransactionAsync();
+                    break;
+                default:
+                    await q.DisposeAsync();
+                    break;
+            }
+        });
+
+        Task tCommit;
+        try
+        {
+            await racer.WaitAsync(DeadlockTimeout);
+            tCommit = await tCommitStarted.Task.WaitAsync(DeadlockTimeout);
+            await Task.WhenAny(tCommit).WaitAsync(DeadlockTimeout);
+            await xCommit.WaitAsync(DeadlockTimeout);
+        }
+        catch (TimeoutException)
+        {
+            Assert.Fail($"deadlock: the {how} of q's transaction and T's unified commit did not finish within {DeadlockTimeout.TotalSeconds} s");
+            return;
+        }
+
+        store.Coordinator.StepHook = null;
+        q.StepHook = null;
+        Assert.That(waitsForGate.Task.IsCompleted, Is.True, "T's commit reached q's gate while the other caller held it");
+
+        // T lost the race: its producer transaction was ended by the other caller, so its commit fails
+        // clearly and changes no map.
+        Exception? failure = tCommit.Exception?.InnerException;
+        if (how == "dispose")
+        {
+            Assert.That(failure, Is.InstanceOf<ObjectDisposedException>());
+        }
+        else
+        {
+            Assert.That(failure, Is.InstanceOf<InvalidTransactionStateException>());
+        }
+
+        Assert.That(t.Maps.IsActive || t.Maps.IsCommitted, Is.False, "T's map side is rolled back");
+        using (MvccTransaction read = engine.BeginTransaction(TransactionIsolation.ReadCommitted))
+        {
+            Assert.That(map.Get(read, 1, -1), Is.EqualTo(-1), "T's map write never took effect");
+            Assert.That(map.Get(read, 2, -1), Is.EqualTo(20), "X is visible");
+        }
+
+        LogPartition partition = store.GetPartition("t", 0);
+        Assert.That(Values(partition, Consuming.IsolationLevel.ReadCommitted),
+            Is.EqualTo(how == "commit" ? new[] { "t", "x" } : new[] { "x" }));
+        Assert.That(store.GetPartition(TransactionEngine.RedoTopic, 0).ProducerState.FirstUnstableOffset, Is.EqualTo(long.MaxValue),
+            "no redo batch is left in an open transaction");
+
+        await px.DisposeAsync();
+        await q.DisposeAsync();
+        store.Dispose();
+    }
+}
