@@ -350,7 +350,10 @@ public sealed class Producer : IDisposable, IAsyncDisposable
         return new DeliveryResult(partition, appended.BaseOffset, appended.LastOffset, appended.IsDuplicate);
     }
 
-    /// <summary>Tests only: "unified:gate" just before a unified commit waits for this producer's gate.</summary>
+    /// <summary>
+    /// Tests only: "unified:gate" just before a unified commit waits for this producer's gate,
+    /// "unified:prepared" once its redo is written (the gate held) and before its decision.
+    /// </summary>
     internal Action<string>? StepHook { get; set; }
 
     /// <summary>
@@ -377,6 +380,7 @@ public sealed class Producer : IDisposable, IAsyncDisposable
         {
             ThrowIfNotInTransactionUnsynchronized(generation);
             prepare(new RedoTarget(this, redo, redoPartition, generation));
+            StepHook?.Invoke("unified:prepared");
             await EndTransactionUnsynchronizedAsync(commit: true, onVisible, unified: true).ConfigureAwait(false);
         }
         finally

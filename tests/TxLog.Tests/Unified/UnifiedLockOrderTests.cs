@@ -139,4 +139,76 @@ public class UnifiedLockOrderTests
         await q.DisposeAsync();
         store.Dispose();
     }
+
+    [Test]
+    public async Task A_caller_ending_the_producer_transaction_between_the_redo_and_the_decision_waits_and_recovery_agrees()
+    {
+        // Regression: the redo was appended under its own holds of the gate, so another caller could commit
+        // the producer's transaction between the redo and the unified decision: the redo (and T's record)
+        // were committed while T's commit failed and rolled its maps back in memory, and the next open
+        // replayed the redo, bringing back a write whose commit had failed.
+        using var dir = new TempDirectory();
+        var t0 = new TopicPartition("t", 0);
+        var racerReachedCoordinator = new ManualResetEventSlim();
+        Task? racer = null;
+        Exception? commitFailure = null;
+        int commitThread = -1;
+        LogStore store = LogStore.Open(dir.Path, Options(DurabilityMode.GroupCommit));
+        try
+        {
+            store.CreateTopic("t");
+            TransactionEngine engine = store.OpenTransactionEngine(new MvccOptions { SyncMode = LogSyncMode.Instant, CheckpointInterval = null });
+            TransactionalMap<int, long> map = engine.OpenMap("m", Serializers.Int32, Serializers.Int64);
+            await using Producer q = await TransactionalAsync(store, "q");
+            StoreTransaction t = store.BeginTransaction(q);
+            map.Put(t.Maps, 1, 10);
+            await t.ProduceAsync(t0, Msg("t"));
+
+            store.Coordinator.StepHook = step =>
+            {
+                if (step == "prepare" && racer is not null && !racerReachedCoordinator.IsSet && Environment.CurrentManagedThreadId != commitThread)
+                {
+                    racerReachedCoordinator.Set();
+                }
+            };
+            q.StepHook = step =>
+            {
+                if (step == "unified:prepared")
+                {
+                    commitThread = Environment.CurrentManagedThreadId;
+                    racer = Task.Run(() => q.CommitTransactionAsync());
+                    // The racer must wait for the gate: it must not reach the coordinator now (bounded wait).
+                    racerReachedCoordinator.Wait(TimeSpan.FromMilliseconds(300));
+                }
+            };
+
+            try
+            {
+                await t.CommitAsync().WaitAsync(DeadlockTimeout);
+            }
+            catch (TxLogException e)
+            {
+                commitFailure = e;
+            }
+
+            q.StepHook = null;
+            Assert.That(racer, Is.Not.Null);
+            Assert.ThrowsAsync<InvalidTransactionStateException>(async () => await racer!.WaitAsync(DeadlockTimeout),
+                "the other caller found the transaction already committed");
+            Assert.That(commitFailure, Is.Null, "the unified commit kept its transaction to itself");
+            Assert.That(racerReachedCoordinator.IsSet, Is.False, "the other caller did not end the transaction between the redo and the decision");
+        }
+        finally
+        {
+            store.Coordinator.StepHook = null;
+            store.Dispose();
+        }
+
+        using LogStore reopened = LogStore.Open(dir.Path, Options(DurabilityMode.GroupCommit));
+        TransactionEngine again = reopened.OpenTransactionEngine(new MvccOptions { SyncMode = LogSyncMode.Instant, CheckpointInterval = null });
+        TransactionalMap<int, long> m2 = again.OpenMap("m", Serializers.Int32, Serializers.Int64);
+        using MvccTransaction read = again.BeginTransaction(TransactionIsolation.ReadCommitted);
+        Assert.That(m2.Get(read, 1, -1), Is.EqualTo(10), "recovery agrees with the acknowledged commit");
+        Assert.That(Values(reopened.GetPartition("t", 0), Consuming.IsolationLevel.ReadCommitted), Is.EqualTo(new[] { "t" }));
+    }
 }
