@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Runtime.CompilerServices;
 using TxLog.Consuming;
 using TxLog.Durability;
@@ -464,35 +465,72 @@ public sealed class LogPartition
 
     /// <summary>
     /// Rebuilds producer state at open: the newest usable snapshot, then a replay of the batches after
-    /// it. After a crash the replay covers at least the whole last segment, and that segment's
-    /// aborted-transaction index is rewritten from the replay.
+    /// it, and loads the aborted transactions from the segments' <c>.txnindex</c> files.
     /// </summary>
+    /// <remarks>
+    /// A <c>.txnindex</c> is trusted as it is only when <c>txnindex.checksums</c> vouches for it (same
+    /// size and CRC-32C; for the active segment only after a clean close, as its file is not fsynced
+    /// before). The replay starts at or before the first segment whose index is not vouched for, so it
+    /// covers every such segment (after a crash at least the active one), and each index it covers is
+    /// compared with the aborted transactions the replay found in the log and rewritten when it differs.
+    /// A difference is reported (a recovery action, logged) unless it is what a crash leaves in the active
+    /// segment's index: a torn or missing tail, an entry whose marker was in the truncated log tail, or
+    /// a different <c>LastStableOffset</c> (it records the high watermark at the abort, which a replay
+    /// cannot know). After a clean close with every index vouched for, nothing is replayed: the cost is
+    /// reading the small index files and the checksum file, and a CRC over them.
+    /// </remarks>
     internal void LoadProducerState(bool clean, RecoveryReport report)
     {
         IFileSystem fs = _store.FileSystem;
         LogSegment[] segments = Log.Segments;
         long leo = Log.LogEndOffset;
+        string checksumsPath = TransactionIndexChecksums.PathFor(Log.Directory);
 
-        // The aborted-transaction indexes are read first: one that cannot be read is rebuilt by a
-        // replay that covers its segment, so the replay must start at or before that segment (its
-        // entries are otherwise lost and read-committed readers return the aborted records).
-        var aborted = new List<AbortedTransaction>();
-        long firstDamaged = long.MaxValue;
-        foreach (LogSegment segment in segments)
+        Dictionary<long, TransactionIndexChecksum>? recorded = null;
+        byte[]? recordedBytes = TransactionIndexChecksums.ReadBytes(fs, Log.Directory);
+        if (recordedBytes is not null)
         {
-            string path = TransactionIndex.PathFor(Log.Directory, segment.BaseOffset);
             try
             {
-                aborted.AddRange(TransactionIndex.Load(fs, path));
+                recorded = TransactionIndexChecksums.Decode(recordedBytes, checksumsPath);
             }
             catch (CorruptIndexException e)
             {
-                firstDamaged = Math.Min(firstDamaged, segment.BaseOffset);
-                report.Add($"{Log.Name}: corrupt aborted-transaction index, rebuilt from the log ({e.Message})");
+                recordedBytes = null;
+                report.Add($"{Log.Name}: {e.Message}; every aborted-transaction index of the partition is checked against the log");
             }
         }
+        else if (clean || segments.Length > 1)
+        {
+            report.Add($"{Log.Name}: no {TransactionIndexChecksums.FileName} (written by an older version, or lost); every aborted-transaction index of the partition is checked against the log");
+        }
 
-        long limit = Math.Min(clean ? leo : segments[^1].BaseOffset, firstDamaged);
+        // The entries of the vouched-for indexes go to the aborted list; the others wait for the replay.
+        var aborted = new List<AbortedTransaction>();
+        var files = new IndexFileState[segments.Length];
+        long firstUnverified = long.MaxValue;
+        for (int i = 0; i < segments.Length; i++)
+        {
+            LogSegment segment = segments[i];
+            bool active = i == segments.Length - 1;
+            byte[] bytes = TransactionIndex.ReadBytes(fs, TransactionIndex.PathFor(Log.Directory, segment.BaseOffset));
+            var entries = new List<AbortedTransaction>(bytes.Length / TransactionIndex.EntrySize);
+            string? problem = TransactionIndex.Parse(bytes, segment.BaseOffset, segment.NextOffset, entries, out int badEntry, out bool tornTail);
+            TransactionIndexChecksum? checksum = recorded is not null && recorded.TryGetValue(segment.BaseOffset, out TransactionIndexChecksum c) ? c : null;
+            bool vouched = (clean || !active) && problem is null && checksum is { } known && known.Matches(bytes);
+            if (vouched)
+            {
+                aborted.AddRange(entries);
+            }
+            else
+            {
+                firstUnverified = Math.Min(firstUnverified, segment.BaseOffset);
+            }
+
+            files[i] = new IndexFileState(bytes, entries, problem, badEntry, vouched, checksum);
+        }
+
+        long limit = Math.Min(leo, firstUnverified);
         long start = Log.LogStartOffset;
         List<long> snapshots = ProducerStateManager.ListSnapshots(fs, Log.Directory);
         for (int i = snapshots.Count - 1; i >= 0; i--)
@@ -528,31 +566,105 @@ public sealed class LogPartition
         if (start < leo)
         {
             Log.ForEachBatch(start, (batch, segment) => ProducerState.Replay(batch));
-
-            // After a crash every replayed segment's index is rewritten; after a clean close only the
-            // damaged ones (and those after them).
-            long rewriteFrom = clean ? firstDamaged : long.MinValue;
-            if (rewriteFrom != long.MaxValue)
-            {
-                foreach (LogSegment segment in segments)
-                {
-                    if (segment.NextOffset > start && segment.BaseOffset >= rewriteFrom)
-                    {
-                        var entries = new List<AbortedTransaction>();
-                        foreach (AbortedTransaction a in ProducerState.AbortedSnapshot.Span)
-                        {
-                            if (a.LastOffset >= segment.BaseOffset && a.LastOffset < segment.NextOffset)
-                            {
-                                entries.Add(a);
-                            }
-                        }
-
-                        TransactionIndex.Rewrite(fs, TransactionIndex.PathFor(Log.Directory, segment.BaseOffset), entries);
-                    }
-                }
-            }
         }
+
+        // Every index the replay covered, and every one not vouched for (all of those are covered: the
+        // replay starts at or before the first), is compared with what the log says.
+        ReadOnlySpan<AbortedTransaction> all = ProducerState.AbortedSnapshot.Span;
+        var checksums = new List<TransactionIndexChecksum>(segments.Length);
+        int next = 0;
+        for (int i = 0; i < segments.Length; i++)
+        {
+            LogSegment segment = segments[i];
+            while (next < all.Length && all[next].LastOffset < segment.BaseOffset)
+            {
+                next++;
+            }
+
+            int from = next;
+            while (next < all.Length && all[next].LastOffset < segment.NextOffset)
+            {
+                next++;
+            }
+
+            IndexFileState file = files[i];
+            byte[] bytes = file.Bytes;
+            if (!file.Vouched || segment.NextOffset > start)
+            {
+                bytes = ReconcileTransactionIndex(segment, file, all[from..next], clean, active: i == segments.Length - 1, report);
+            }
+
+            checksums.Add(TransactionIndexChecksum.Of(segment.BaseOffset, bytes));
+        }
+
+        Log.InitTransactionIndexChecksums(checksums, recordedBytes);
     }
+
+    // A segment's .txnindex as read at open.
+    // BadEntry: index of the first malformed entry, or -1 (Problem may still be a partial last entry).
+    private readonly record struct IndexFileState(byte[] Bytes, List<AbortedTransaction> Entries, string? Problem, int BadEntry, bool Vouched, TransactionIndexChecksum? Recorded);
+
+    // Compares a segment's index file with the entries the log gives (`rebuilt`), rewrites the file when
+    // it must change, and reports a difference that is not a crash artifact. Returns the file's bytes now.
+    private byte[] ReconcileTransactionIndex(LogSegment segment, IndexFileState file, ReadOnlySpan<AbortedTransaction> rebuilt, bool clean, bool active, RecoveryReport report)
+    {
+        List<AbortedTransaction> disk = file.Entries;
+        long logStart = Log.LogStartOffset;
+        int common = Math.Min(disk.Count, rebuilt.Length);
+        int firstDifferent = common;
+        bool sameStableOffsets = true;
+        for (int i = 0; i < common; i++)
+        {
+            if (!SameTransaction(disk[i], rebuilt[i], logStart))
+            {
+                firstDifferent = i;
+                break;
+            }
+
+            sameStableOffsets &= disk[i].LastStableOffset == rebuilt[i].LastStableOffset;
+        }
+
+        bool sameTransactions = firstDifferent == common && disk.Count == rebuilt.Length;
+        if (sameTransactions && file.Problem is null && (sameStableOffsets || file.Vouched || file.Recorded?.Entries != disk.Count))
+        {
+            // What the log says. Differing LastStableOffset values are kept (they are the values written
+            // at the abort) unless a recorded checksum of the same number of entries says they changed.
+            return file.Bytes;
+        }
+
+        byte[] bytes = TransactionIndex.Encode(rebuilt);
+        string path = TransactionIndex.PathFor(Log.Directory, segment.BaseOffset);
+        TransactionIndex.Rewrite(_store.FileSystem, path, bytes);
+
+        // Not fsynced before a clean close, the active segment's index may lose its tail (whole entries or
+        // part of one) in a crash, or keep entries whose markers were in the log's torn tail: the entries
+        // the log confirms are a prefix of the file, and any after them name offsets beyond the log end.
+        bool crashArtifact = !clean && active && firstDifferent == common && (file.BadEntry < 0 || file.BadEntry >= rebuilt.Length);
+        for (int i = rebuilt.Length; crashArtifact && i < disk.Count; i++)
+        {
+            crashArtifact = disk[i].LastOffset >= segment.NextOffset;
+        }
+
+        if (!crashArtifact)
+        {
+            string what = file.Problem
+                ?? (firstDifferent < common ? $"entry {firstDifferent} is {Describe(disk[firstDifferent])}, the log says {Describe(rebuilt[firstDifferent])}"
+                : disk.Count != rebuilt.Length ? $"{disk.Count} entries, the log has {rebuilt.Length} ABORT markers in the segment"
+                : "LastStableOffset values differ from the recorded checksum's");
+            report.Add($"{path}: the aborted-transaction index did not match the log ({what}); rewrote it from the log ({rebuilt.Length} entries)");
+        }
+
+        return bytes;
+    }
+
+    // Equal, or the same transaction whose start retention removed: the log (without a snapshot) shows
+    // it from the log start on.
+    private static bool SameTransaction(in AbortedTransaction disk, in AbortedTransaction log, long logStart) =>
+        disk.ProducerId == log.ProducerId && disk.LastOffset == log.LastOffset
+        && (disk.FirstOffset == log.FirstOffset || (disk.FirstOffset < logStart && log.FirstOffset >= logStart));
+
+    private static string Describe(in AbortedTransaction a) =>
+        string.Create(CultureInfo.InvariantCulture, $"producer {a.ProducerId} offsets {a.FirstOffset}..{a.LastOffset}");
 
     /// <summary>
     /// Clean close: snapshot the producer state at the log end, then flush and close the log. Waits at

@@ -43,6 +43,21 @@ public sealed class DumpTests : ScenarioTest
     }
 
     [Test]
+    public void Dump_of_txnindex_checksums_lists_each_segments_entry_count_and_crc()
+    {
+        string checksums = Path.Combine(PartitionDir(Scenario.Topic, 0), "txnindex.checksums");
+        CliResult r = Cli.Run("dump", checksums);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        Assert.That(Line(r.Out, "version: "), Does.StartWith("version: 1 crc: ok segments: " + Segments(Scenario.Topic, 0).Length.ToString(CultureInfo.InvariantCulture)));
+        Assert.That(Line(r.Out, "segment: 0 "), Does.StartWith("segment: 0 entries: "));
+
+        RawLog.FlipByte(checksums, new FileInfo(checksums).Length - 1);
+        CliResult bad = Cli.Run("dump", checksums);
+        Assert.That(bad.ExitCode, Is.EqualTo(1), bad.ToString());
+        Assert.That(bad.Out, Does.Contain("BAD: Transaction index checksums: checksum mismatch"));
+    }
+
+    [Test]
     public void Records_prints_offsets_keys_and_values_and_the_marker_type_of_control_records()
     {
         CliResult r = Cli.Run("dump", PartitionDir(Scenario.Topic, 0), "--records");

@@ -103,6 +103,33 @@ public sealed class VerifyTests : ScenarioTest
     }
 
     [Test]
+    public void A_txnindex_that_no_longer_matches_its_checksum_fails_even_when_its_entries_look_right()
+    {
+        // LastStableOffset is not derived from the log, so only txnindex.checksums shows this change.
+        string index = Directory.GetFiles(PartitionDir(Scenario.Topic, 0), "*.txnindex").Single();
+        byte[] bytes = File.ReadAllBytes(index);
+        long lso = BinaryPrimitives.ReadInt64BigEndian(bytes.AsSpan(26));
+        Assume.That(lso, Is.GreaterThan(0));
+        BinaryPrimitives.WriteInt64BigEndian(bytes.AsSpan(26), lso - 1);
+        File.WriteAllBytes(index, bytes);
+
+        CliResult r = Cli.Run("verify", DataDir);
+        Assert.That(r.ExitCode, Is.EqualTo(1), r.ToString());
+        Assert.That(Lines(r.Out, "error:"), Has.Some.StartsWith($"error: {Relative(index)}").And.Some.Contains("does not match its checksum in txnindex.checksums"), r.ToString());
+    }
+
+    [Test]
+    public void A_corrupted_txnindex_checksum_file_fails_naming_it()
+    {
+        string checksums = Path.Combine(PartitionDir(Scenario.Topic, 0), "txnindex.checksums");
+        RawLog.FlipByte(checksums, new FileInfo(checksums).Length - 1);
+
+        CliResult r = Cli.Run("verify", DataDir);
+        Assert.That(r.ExitCode, Is.EqualTo(1), r.ToString());
+        Assert.That(Lines(r.Out, "error:"), Has.Some.StartsWith($"error: {Relative(checksums)}").And.Some.Contains("checksum mismatch"), r.ToString());
+    }
+
+    [Test]
     public void A_corrupted_producer_snapshot_fails_naming_the_snapshot()
     {
         string snapshot = Directory.GetFiles(PartitionDir(Scenario.Topic, 0), "*.snapshot").Max()!;

@@ -76,6 +76,11 @@ internal static class DumpCommand
             throw new UsageException($"'{path}' does not exist");
         }
 
+        if (Path.GetFileName(path) == TransactionIndexChecksums.FileName)
+        {
+            return DumpTransactionIndexChecksums(context, path);
+        }
+
         return Path.GetExtension(path) switch
         {
             ".log" => DumpSegment(context, path, records, format, maxBatchBytes) ? Program.ExitOk : Program.ExitProblem,
@@ -83,7 +88,7 @@ internal static class DumpCommand
             ".timeindex" => DumpTimeIndex(context, path),
             ".txnindex" => DumpTransactionIndex(context, path),
             ".snapshot" => DumpSnapshot(context, path),
-            _ => throw new UsageException($"'{path}' is not a file dump understands (.log, .index, .timeindex, .txnindex, .snapshot)"),
+            _ => throw new UsageException($"'{path}' is not a file dump understands (.log, .index, .timeindex, .txnindex, .snapshot, {TransactionIndexChecksums.FileName})"),
         };
     }
 
@@ -253,6 +258,31 @@ internal static class DumpCommand
             $"version: {BinaryPrimitives.ReadInt16BigEndian(e)} producerId: {Num(BinaryPrimitives.ReadInt64BigEndian(e.Slice(2)))} " +
             $"firstOffset: {Num(BinaryPrimitives.ReadInt64BigEndian(e.Slice(10)))} lastOffset: {Num(BinaryPrimitives.ReadInt64BigEndian(e.Slice(18)))} " +
             $"lastStableOffset: {Num(BinaryPrimitives.ReadInt64BigEndian(e.Slice(26)))}");
+
+    // The layout of Storage/TransactionIndexChecksums.cs, decoded by the store's own reader.
+    private static int DumpTransactionIndexChecksums(CliContext context, string path)
+    {
+        byte[] bytes = File.ReadAllBytes(path);
+        context.Out.WriteLine($"Dumping {path} ({Num(bytes.Length)} bytes)");
+        Dictionary<long, TransactionIndexChecksum> segments;
+        try
+        {
+            segments = TransactionIndexChecksums.Decode(bytes, path);
+        }
+        catch (CorruptIndexException e)
+        {
+            context.Out.WriteLine("BAD: " + e.Message);
+            return Program.ExitProblem;
+        }
+
+        context.Out.WriteLine($"version: {TransactionIndexChecksums.CurrentVersion} crc: ok segments: {Num(segments.Count)}");
+        foreach (TransactionIndexChecksum c in segments.Values.OrderBy(c => c.SegmentBaseOffset))
+        {
+            context.Out.WriteLine($"segment: {Num(c.SegmentBaseOffset)} entries: {Num(c.Entries)} crc: 0x{c.Crc:x8}");
+        }
+
+        return Program.ExitOk;
+    }
 
     private delegate string EntryFormatter(ReadOnlySpan<byte> entry);
 

@@ -299,6 +299,7 @@ internal sealed class StoreVerifier
             logEnd = previousEnd ?? logEnd;
         }
 
+        VerifyTransactionIndexChecksums(dir, segments);
         VerifySnapshots(dir, logEnd);
         return segments.Count == 0 ? 0 : segments[0].BaseOffset;
     }
@@ -703,9 +704,10 @@ internal sealed class StoreVerifier
                 long pid = BinaryPrimitives.ReadInt64BigEndian(e.Slice(2));
                 long first = BinaryPrimitives.ReadInt64BigEndian(e.Slice(10));
                 long lastOffset = BinaryPrimitives.ReadInt64BigEndian(e.Slice(18));
-                if (version != TransactionIndex.CurrentVersion || first < 0 || lastOffset < first)
+                long lastStable = BinaryPrimitives.ReadInt64BigEndian(e.Slice(26));
+                if (version != TransactionIndex.CurrentVersion || first < 0 || lastOffset < first || lastStable < 0 || lastStable > lastOffset + 1)
                 {
-                    Add(severity, path, i, $"entry {n} is malformed (version {version}, offsets {first}..{lastOffset})");
+                    Add(severity, path, i, $"entry {n} is malformed (version {version}, offsets {first}..{lastOffset}, last stable offset {lastStable})");
                     continue;
                 }
 
@@ -756,6 +758,57 @@ internal sealed class StoreVerifier
             {
                 Add(severity, File.Exists(path) ? path : segment.LogPath, null,
                     $"the ABORT marker at offset {marker} (producer {producer}, transaction from {(first is { } f ? f.ToString(System.Globalization.CultureInfo.InvariantCulture) : "before the log start")}) has no .txnindex entry: read-committed readers would return the aborted records");
+            }
+        }
+    }
+
+    // txnindex.checksums: its own magic, version and CRC, and every segment's .txnindex against its
+    // recorded checksum. The active segment's index is not checked while the store is open or after an
+    // unclean close (its file changes after the checksum was taken; recovery rebuilds it from the log).
+    private void VerifyTransactionIndexChecksums(string dir, List<SegmentFile> segments)
+    {
+        string path = TransactionIndexChecksums.PathFor(dir);
+        if (!File.Exists(path))
+        {
+            if (!_storeOpen && (_clean ? segments.Count > 0 : segments.Count > 1))
+            {
+                Add(FindingSeverity.Warning, path, null, "is missing (a store written by an older version, or the file was lost): the next open checks every .txnindex of the partition against the log, reading all its segments once");
+            }
+
+            return;
+        }
+
+        _report.IndexFiles++;
+        Dictionary<long, TransactionIndexChecksum> recorded;
+        try
+        {
+            recorded = TransactionIndexChecksums.Decode(IndexFiles.ReadWhole(OsFileSystem.Instance, path), path);
+        }
+        catch (CorruptIndexException e)
+        {
+            Add(FindingSeverity.Error, path, null, StripFile(e.Message, e.FilePath) + " (the next open checks every .txnindex of the partition against the log and rewrites this file)");
+            return;
+        }
+
+        for (int i = 0; i < segments.Count; i++)
+        {
+            SegmentFile segment = segments[i];
+            if (i == segments.Count - 1 && !_clean)
+            {
+                continue;
+            }
+
+            string index = segment.TransactionIndexPath;
+            byte[] bytes = File.Exists(index) ? IndexFiles.ReadWhole(OsFileSystem.Instance, index) : [];
+            if (!recorded.TryGetValue(segment.BaseOffset, out TransactionIndexChecksum checksum))
+            {
+                Add(FindingSeverity.Warning, path, null, $"has no checksum for the .txnindex of segment {segment.BaseOffset} (a crash while the segment rolled?): the next open checks that index against the log");
+            }
+            else if (!checksum.Matches(bytes))
+            {
+                TransactionIndexChecksum found = TransactionIndexChecksum.Of(segment.BaseOffset, bytes);
+                Add(FindingSeverity.Error, File.Exists(index) ? index : segment.LogPath, null,
+                    $"the .txnindex ({(File.Exists(index) ? $"{bytes.Length} bytes, CRC-32C 0x{found.Crc:x8}" : "missing")}) does not match its checksum in {TransactionIndexChecksums.FileName} ({checksum.Entries} entries, CRC-32C 0x{checksum.Crc:x8}): it changed after it was written; the next open checks it against the log and rewrites it");
             }
         }
     }

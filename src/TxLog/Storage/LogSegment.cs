@@ -89,6 +89,10 @@ internal sealed class LogSegment : IDisposable
         log.SetLength(0);
         fileSystem.DeleteFile(Path.Combine(directory, FileName(baseOffset, ".index")));
         fileSystem.DeleteFile(Path.Combine(directory, FileName(baseOffset, ".timeindex")));
+
+        // A leftover .txnindex at this base offset (of a segment that did not survive) must not be
+        // appended to: its entries would then be recorded in txnindex.checksums as this segment's.
+        fileSystem.DeleteFile(Path.Combine(directory, FileName(baseOffset, ".txnindex")));
         return new LogSegment(fileSystem, directory, baseOffset, config, log);
     }
 
@@ -496,9 +500,10 @@ internal sealed class LogSegment : IDisposable
 
     /// <summary>
     /// fsyncs the segment's <c>.txnindex</c>, if it has one. Its entries are appended to the page cache
-    /// as ABORT markers land; a rolled segment's are not rebuilt after a crash (only the segments from
-    /// the newest producer snapshot on are replayed), so they must be durable once the segment rolls,
-    /// and the active segment's at a clean close (which is trusted at the next open).
+    /// as ABORT markers land; a rolled segment's are trusted at the next open when
+    /// <c>txnindex.checksums</c> vouches for them (only then is the log not read), so they must be
+    /// durable before the roll records their checksum, and the active segment's before a clean close
+    /// records its checksum.
     /// </summary>
     public void SyncTransactionIndex()
     {

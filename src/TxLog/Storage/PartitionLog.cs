@@ -46,6 +46,12 @@ internal sealed class PartitionLog : IDisposable
     private bool _disposed;
     private readonly TagList _tags;             // topic + partition, for the instruments
 
+    // Checksums of the immutable segments' .txnindex files (final once their segment rolled), by base
+    // offset, for txnindex.checksums; and that file's content as last read or written (identical content
+    // is not written again). Under _lock, or at open before anything else runs.
+    private readonly Dictionary<long, TransactionIndexChecksum> _txnIndexChecksums = new();
+    private byte[]? _txnIndexChecksumsOnDisk;
+
     private PartitionLog(IFileSystem fileSystem, string directory, string topic, int partition, LogConfig config, TimeProvider time, bool hwFollowsLeo, LogSegment[] segments)
     {
         _fileSystem = fileSystem;
@@ -299,6 +305,10 @@ internal sealed class PartitionLog : IDisposable
             {
                 old.PersistIndexes();
             }
+
+            // The old segment's .txnindex is final now: record its checksum (the rename is made durable by
+            // the directory fsync below; until then a crash leaves the previous file, which is only stale).
+            WriteTransactionIndexChecksumsUnsynchronized(_segments, activeIsFinal: true);
             created = LogSegment.Create(_fileSystem, Directory, baseOffset, _config);
             _fileSystem.SyncDirectory(Directory);
         }
@@ -499,6 +509,61 @@ internal sealed class PartitionLog : IDisposable
     public Action<long>? LogStartMovedLocked { get; set; }
 
     /// <summary>
+    /// At open (before anything else uses the log): takes the verified checksums of every segment's
+    /// <c>.txnindex</c> (ascending, one per segment, the active one's last) and writes
+    /// <c>txnindex.checksums</c> when its content (<paramref name="onDisk"/>, null when missing or
+    /// unreadable) differs.
+    /// </summary>
+    internal void InitTransactionIndexChecksums(List<TransactionIndexChecksum> checksums, byte[]? onDisk)
+    {
+        _txnIndexChecksums.Clear();
+        for (int i = 0; i < checksums.Count - 1; i++)
+        {
+            _txnIndexChecksums[checksums[i].SegmentBaseOffset] = checksums[i];
+        }
+
+        _txnIndexChecksumsOnDisk = onDisk;
+        WriteTransactionIndexChecksumsIfChanged(checksums, syncDirectory: true);
+    }
+
+    // Writes txnindex.checksums for `segments` (the current list): the immutable ones from the cache (or
+    // their file), the last one from its file, cached only when it is final (it is rolling). Caller holds
+    // _lock.
+    private void WriteTransactionIndexChecksumsUnsynchronized(LogSegment[] segments, bool activeIsFinal)
+    {
+        var checksums = new List<TransactionIndexChecksum>(segments.Length);
+        for (int i = 0; i < segments.Length; i++)
+        {
+            long baseOffset = segments[i].BaseOffset;
+            bool last = i == segments.Length - 1;
+            if (last || !_txnIndexChecksums.TryGetValue(baseOffset, out TransactionIndexChecksum checksum))
+            {
+                checksum = TransactionIndexChecksums.ForFile(_fileSystem, Directory, baseOffset);
+                if (!last || activeIsFinal)
+                {
+                    _txnIndexChecksums[baseOffset] = checksum;
+                }
+            }
+
+            checksums.Add(checksum);
+        }
+
+        WriteTransactionIndexChecksumsIfChanged(checksums, syncDirectory: false);
+    }
+
+    private void WriteTransactionIndexChecksumsIfChanged(List<TransactionIndexChecksum> checksums, bool syncDirectory)
+    {
+        byte[] bytes = TransactionIndexChecksums.Encode(checksums);
+        if (_txnIndexChecksumsOnDisk is { } current && current.AsSpan().SequenceEqual(bytes))
+        {
+            return;
+        }
+
+        TransactionIndexChecksums.Write(_fileSystem, Directory, bytes, syncDirectory);
+        _txnIndexChecksumsOnDisk = bytes;
+    }
+
+    /// <summary>
     /// Visits every batch from the one holding <paramref name="fromOffset"/> to the log end, control
     /// batches included, checking CRCs. Used to rebuild producer state after a crash.
     /// </summary>
@@ -662,6 +727,7 @@ internal sealed class PartitionLog : IDisposable
         LogStartMovedLocked?.Invoke(old[count].BaseOffset);
         for (int i = 0; i < count; i++)
         {
+            _txnIndexChecksums.Remove(old[i].BaseOffset);
             old[i].Delete();
 
             // Each deletion is made durable before the next one starts: a file system without a journal
@@ -870,7 +936,8 @@ internal sealed class PartitionLog : IDisposable
                         active.Flush();
                         ObserveFsync(active, started);
                         active.SyncTransactionIndex();
-                        _fileSystem.SyncDirectory(Directory); // a .txnindex created since the last roll
+                        WriteTransactionIndexChecksumsUnsynchronized(_segments, activeIsFinal: false);
+                        _fileSystem.SyncDirectory(Directory); // a .txnindex created since the last roll, txnindex.checksums
                         foreach (LogSegment segment in _segments)
                         {
                             if (segment.IndexSuspect)

@@ -135,7 +135,11 @@ internal static class StoreMetadata
 /// <summary>The atomic file lifecycle: write a temp file, fsync it, rename it over the target, fsync the directory.</summary>
 internal static class AtomicFile
 {
-    public static void Write(IFileSystem fileSystem, string path, ReadOnlySpan<byte> bytes)
+    /// <summary>
+    /// Replaces <paramref name="path"/> with <paramref name="bytes"/>; without <paramref name="syncDirectory"/>
+    /// the caller fsyncs the directory (the rename is durable only then).
+    /// </summary>
+    public static void Write(IFileSystem fileSystem, string path, ReadOnlySpan<byte> bytes, bool syncDirectory = true)
     {
         string temp = path + ".tmp";
         using (IStorageFile file = fileSystem.OpenFile(temp, FileOpenMode.OpenOrCreate))
@@ -146,6 +150,9 @@ internal static class AtomicFile
         }
 
         fileSystem.MoveFile(temp, path);
-        fileSystem.SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        if (syncDirectory)
+        {
+            fileSystem.SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        }
     }
 }

@@ -10,15 +10,18 @@ namespace TxLog.Storage;
 internal readonly record struct AbortedTransaction(long ProducerId, long FirstOffset, long LastOffset, long LastStableOffset);
 
 /// <summary>
-/// The aborted-transaction index of one segment, <c>{baseOffset:D20}.txnindex</c>, in Kafka's layout:
+/// The aborted-transaction index of one segment, <c>{baseOffset:D20}.txnindex</c>, in Kafka's layout
+/// (byte for byte: other tools read it):
 /// <code>
 /// TransactionIndex => Entry*   (34 bytes each, in marker order)
 /// Entry            => Version int16 (= 0), ProducerId int64, FirstOffset int64, LastOffset int64, LastStableOffset int64
 /// </code>
-/// An entry is appended when an ABORT marker lands in the segment. Read-committed readers use the
-/// entries to skip the aborted transaction's records. Like the other indexes it is derived data:
-/// after a crash the active segment's entries are rebuilt from the log. Not thread-safe: the
-/// partition's producer-state lock serialises writers.
+/// An entry is appended when an ABORT marker lands in the segment. The entries are read once, at open,
+/// into the partition's in-memory aborted list, which read-committed readers use to skip the aborted
+/// transactions' records. The layout has no checksum; the partition's <see cref="TransactionIndexChecksums"/>
+/// file vouches for each segment's file, and a file it does not vouch for is checked against (and if
+/// need be rebuilt from) the control batches of the log (<c>LogPartition.LoadProducerState</c>).
+/// Not thread-safe: the partition's append lock serialises writers.
 /// </summary>
 internal static class TransactionIndex
 {
@@ -42,60 +45,96 @@ internal static class TransactionIndex
         file.Write(length - (length % EntrySize), bytes);
     }
 
-    /// <summary>Replaces the file with exactly these entries and fsyncs it (after recovery).</summary>
-    public static void Rewrite(IFileSystem fileSystem, string path, IReadOnlyList<AbortedTransaction> entries)
+    /// <summary>The file's bytes, or an empty array when there is no file (a segment without aborts).</summary>
+    public static byte[] ReadBytes(IFileSystem fileSystem, string path) =>
+        fileSystem.FileExists(path) ? IndexFiles.ReadWhole(fileSystem, path) : [];
+
+    /// <summary>The file content holding exactly these entries.</summary>
+    public static byte[] Encode(ReadOnlySpan<AbortedTransaction> entries)
     {
-        if (entries.Count == 0)
+        byte[] bytes = new byte[entries.Length * EntrySize];
+        for (int i = 0; i < entries.Length; i++)
+        {
+            Encode(entries[i], bytes.AsSpan(i * EntrySize));
+        }
+
+        return bytes;
+    }
+
+    /// <summary>
+    /// Replaces the file with <paramref name="bytes"/> (from <see cref="Encode(ReadOnlySpan{AbortedTransaction})"/>)
+    /// and fsyncs it; no bytes means no file.
+    /// </summary>
+    public static void Rewrite(IFileSystem fileSystem, string path, byte[] bytes)
+    {
+        if (bytes.Length == 0)
         {
             fileSystem.DeleteFile(path);
             return;
-        }
-
-        byte[] bytes = new byte[entries.Count * EntrySize];
-        for (int i = 0; i < entries.Count; i++)
-        {
-            Encode(entries[i], bytes.AsSpan(i * EntrySize));
         }
 
         IndexFiles.WriteWhole(fileSystem, path, bytes);
     }
 
     /// <summary>
-    /// Reads the entries; throws <see cref="CorruptIndexException"/> on a wrong size, version or
-    /// inconsistent offsets.
+    /// Decodes every whole entry of a segment's file into <paramref name="entries"/> and checks them:
+    /// version 0, <c>0 ≤ FirstOffset ≤ LastOffset</c>, the marker (<c>LastOffset</c>) inside the segment's
+    /// offsets <c>[segmentBaseOffset, segmentEndOffset)</c> and after the previous entry's, and
+    /// <c>0 ≤ LastStableOffset ≤ LastOffset + 1</c> (the LSO once the marker was written cannot be
+    /// beyond it). Returns null when all hold, else what is wrong first. <paramref name="badEntry"/> is
+    /// the index of the first entry that does not hold, or -1; <paramref name="tornTail"/> is true
+    /// when the file also ends in a partial entry (a torn append).
     /// </summary>
-    public static List<AbortedTransaction> Load(IFileSystem fileSystem, string path)
+    public static string? Parse(ReadOnlySpan<byte> bytes, long segmentBaseOffset, long segmentEndOffset, List<AbortedTransaction> entries, out int badEntry, out bool tornTail)
     {
-        var list = new List<AbortedTransaction>();
-        if (!fileSystem.FileExists(path))
+        string? problem = null;
+        badEntry = -1;
+        long previous = long.MinValue;
+        int whole = bytes.Length - (bytes.Length % EntrySize);
+        for (int i = 0; i < whole; i += EntrySize)
         {
-            return list;
-        }
-
-        byte[] bytes = IndexFiles.ReadWhole(fileSystem, path);
-        if (bytes.Length % EntrySize != 0)
-        {
-            throw new CorruptIndexException($"Transaction index size {bytes.Length} is not a multiple of {EntrySize}", path);
-        }
-
-        for (int i = 0; i < bytes.Length; i += EntrySize)
-        {
-            ReadOnlySpan<byte> e = bytes.AsSpan(i, EntrySize);
+            ReadOnlySpan<byte> e = bytes.Slice(i, EntrySize);
             short version = BinaryPrimitives.ReadInt16BigEndian(e);
             var entry = new AbortedTransaction(
                 BinaryPrimitives.ReadInt64BigEndian(e.Slice(2)),
                 BinaryPrimitives.ReadInt64BigEndian(e.Slice(10)),
                 BinaryPrimitives.ReadInt64BigEndian(e.Slice(18)),
                 BinaryPrimitives.ReadInt64BigEndian(e.Slice(26)));
-            if (version != CurrentVersion || entry.FirstOffset < 0 || entry.LastOffset < entry.FirstOffset)
+            entries.Add(entry);
+            if (problem is not null)
             {
-                throw new CorruptIndexException($"Transaction index entry {i / EntrySize} is invalid (version {version}, offsets {entry.FirstOffset}..{entry.LastOffset})", path);
+                continue;
             }
 
-            list.Add(entry);
+            if (version != CurrentVersion || entry.FirstOffset < 0 || entry.LastOffset < entry.FirstOffset
+                || entry.LastStableOffset < 0 || entry.LastStableOffset > entry.LastOffset + 1)
+            {
+                problem = $"entry {i / EntrySize} is malformed (version {version}, offsets {entry.FirstOffset}..{entry.LastOffset}, last stable offset {entry.LastStableOffset})";
+            }
+            else if (entry.LastOffset < segmentBaseOffset || entry.LastOffset >= segmentEndOffset)
+            {
+                problem = $"entry {i / EntrySize} names a marker at offset {entry.LastOffset}, outside the segment's offsets {segmentBaseOffset}..{segmentEndOffset - 1}";
+            }
+            else if (entry.LastOffset <= previous)
+            {
+                problem = $"entry {i / EntrySize} (marker at offset {entry.LastOffset}) is not in marker order";
+            }
+
+            if (problem is not null)
+            {
+                badEntry = i / EntrySize;
+            }
+
+            previous = entry.LastOffset;
         }
 
-        return list;
+        tornTail = whole != bytes.Length;
+        if (tornTail)
+        {
+            problem ??= $"size {bytes.Length} is not a multiple of {EntrySize}";
+        }
+
+        return problem;
     }
 
     private static void Encode(in AbortedTransaction entry, Span<byte> bytes)
