@@ -833,8 +833,9 @@ public sealed partial class LogStore : IDisposable, IAsyncDisposable
 
     internal long NowMs() => Options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds();
 
-    // Milliseconds on the store clock's monotonic timestamp: for in-memory intervals (group members' poll
-    // deadlines) that a step of the wall clock (NTP, a resumed VM) must neither end early nor stretch.
+    // Milliseconds on the store clock's monotonic timestamp: for in-memory intervals (transaction timeouts,
+    // group members' poll deadlines) that a step of the wall clock (NTP, a resumed VM) must neither end
+    // early nor stretch.
     internal long MonotonicMs()
     {
         TimeProvider time = Options.TimeProvider;
