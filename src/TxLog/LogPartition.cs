@@ -563,9 +563,19 @@ public sealed class LogPartition
 
         ProducerState.LoadAborted(aborted);
         ProducerState.ForgetAbortedFrom(start);
+
+        // ABORT markers that ended no transaction the replay knew of: replayed from the log start without
+        // a snapshot, a transaction whose records all went with deleted segments shows only its marker.
+        HashSet<(long ProducerId, long Marker)>? orphanAborts = null;
         if (start < leo)
         {
-            Log.ForEachBatch(start, (batch, segment) => ProducerState.Replay(batch));
+            Log.ForEachBatch(start, (batch, segment) =>
+            {
+                if (ProducerState.Replay(batch) is null && batch.IsControl && batch.ProducerId >= 0 && IsAbortMarker(batch))
+                {
+                    (orphanAborts ??= new()).Add((batch.ProducerId, batch.LastOffset));
+                }
+            });
         }
 
         // Every index the replay covered, and every one not vouched for (all of those are covered: the
@@ -591,7 +601,13 @@ public sealed class LogPartition
             byte[] bytes = file.Bytes;
             if (!file.Vouched || segment.NextOffset > start)
             {
-                bytes = ReconcileTransactionIndex(segment, file, all[from..next], clean, active: i == segments.Length - 1, report);
+                ReadOnlySpan<AbortedTransaction> fromLog = all[from..next];
+                if (orphanAborts is not null)
+                {
+                    fromLog = WithOrphanAborts(segment, fromLog, file.Entries, orphanAborts);
+                }
+
+                bytes = ReconcileTransactionIndex(segment, file, fromLog, clean, active: i == segments.Length - 1, report);
             }
 
             checksums.Add(TransactionIndexChecksum.Of(segment.BaseOffset, bytes));
@@ -655,6 +671,43 @@ public sealed class LogPartition
         }
 
         return bytes;
+    }
+
+    private static bool IsAbortMarker(RecordBatch batch)
+    {
+        foreach (Record record in batch)
+        {
+            return ControlRecord.ReadType(record.Key) == ControlRecordType.Abort;
+        }
+
+        return false;
+    }
+
+    // The entries the log gives for a segment, plus those of the file whose transaction started below the
+    // log start and whose ABORT marker (by the same producer) the replay met without knowing the
+    // transaction: the log confirms the abort; only its first offset, below the log start, is unknown
+    // (and no readable record is in its range: the producer wrote nothing from the log start to it).
+    private ReadOnlySpan<AbortedTransaction> WithOrphanAborts(LogSegment segment, ReadOnlySpan<AbortedTransaction> fromLog, List<AbortedTransaction> disk, HashSet<(long ProducerId, long Marker)> orphanAborts)
+    {
+        long logStart = Log.LogStartOffset;
+        List<AbortedTransaction>? merged = null;
+        foreach (AbortedTransaction e in disk)
+        {
+            if (e.FirstOffset >= 0 && e.FirstOffset < logStart && e.LastOffset >= segment.BaseOffset && e.LastOffset < segment.NextOffset
+                && e.LastStableOffset >= 0 && e.LastStableOffset <= e.LastOffset + 1
+                && orphanAborts.Remove((e.ProducerId, e.LastOffset)))
+            {
+                (merged ??= new List<AbortedTransaction>(fromLog.ToArray())).Add(e);
+            }
+        }
+
+        if (merged is null)
+        {
+            return fromLog;
+        }
+
+        merged.Sort(static (a, b) => a.LastOffset.CompareTo(b.LastOffset));
+        return merged.ToArray();
     }
 
     // Equal, or the same transaction whose start retention removed: the log (without a snapshot) shows
