@@ -69,7 +69,7 @@ internal sealed class TransactionCoordinator : IDisposable
 
     private long NowMs => _store.NowMs();
 
-    /// <summary>Tests only: called at named steps of a commit ("prepare", "decided", "marker:N", "completed").</summary>
+    /// <summary>Tests only: called at named steps of a commit ("prepare", "decided", "marker:N", "completed") and of the timeout sweep ("expired": between finding an expired transaction and aborting it).</summary>
     internal Action<string>? StepHook { get; set; }
 
     /// <summary>Opens the coordinator: replay, restate, recover undecided transactions, start the timeout timer.</summary>
@@ -1031,7 +1031,7 @@ internal sealed class TransactionCoordinator : IDisposable
         foreach (TransactionMetadata m in all)
         {
             bool expired = false;
-            long producerId, age = 0, timeout, startMs;
+            long producerId, age = 0, timeout, startMonotonicMs;
             short epoch;
             lock (m)
             {
@@ -1048,12 +1048,20 @@ internal sealed class TransactionCoordinator : IDisposable
                     expired = age > m.TimeoutMs;
                 }
 
-                (producerId, epoch, timeout, startMs) = (m.ProducerId, m.Epoch, m.TimeoutMs, m.StartMs);
+                (producerId, epoch, timeout, startMonotonicMs) = (m.ProducerId, m.Epoch, m.TimeoutMs, m.StartMonotonicMs);
             }
 
             // Aborted only if it is still that transaction: between the two locks it may have committed
-            // and a new (not expired) transaction begun.
-            if (expired && AbortOrCompleteOpenTransaction(m, timedOut: true, (producerId, epoch, startMs)))
+            // and a new (not expired) transaction begun. Told apart by the monotonic start, which a new
+            // transaction cannot share with one that has expired (the wall-clock start can repeat after a
+            // backward step of the clock).
+            if (!expired)
+            {
+                continue;
+            }
+
+            StepHook?.Invoke("expired");
+            if (AbortOrCompleteOpenTransaction(m, timedOut: true, (producerId, epoch, startMonotonicMs)))
             {
                 aborted++;
                 StoreTelemetry telemetry = _store.Telemetry;
@@ -1069,7 +1077,7 @@ internal sealed class TransactionCoordinator : IDisposable
 
     // Aborts (with a bumped epoch, which fences the old producer everywhere) or completes whatever
     // transaction m has open. Returns true when it aborted an Ongoing transaction.
-    private bool AbortOrCompleteOpenTransaction(TransactionMetadata m, bool timedOut, (long ProducerId, short Epoch, long StartMs)? expired = null, bool byAdmin = false)
+    private bool AbortOrCompleteOpenTransaction(TransactionMetadata m, bool timedOut, (long ProducerId, short Epoch, long StartMonotonicMs)? expired = null, bool byAdmin = false)
     {
         List<KeyValuePair<TopicPartition, long>> parts;
         long producerId;
@@ -1077,7 +1085,7 @@ internal sealed class TransactionCoordinator : IDisposable
         ControlRecordType outcome;
         lock (m)
         {
-            if (expired is { } e && (m.State != TransactionState.Ongoing || m.ProducerId != e.ProducerId || m.Epoch != e.Epoch || m.StartMs != e.StartMs))
+            if (expired is { } e && (m.State != TransactionState.Ongoing || m.ProducerId != e.ProducerId || m.Epoch != e.Epoch || m.StartMonotonicMs != e.StartMonotonicMs))
             {
                 return false; // not the transaction that expired any more
             }

@@ -186,6 +186,39 @@ public class ProducerTransactionTests
     }
 
     [Test]
+    public async Task The_sweep_does_not_abort_a_new_transaction_that_began_at_the_expired_ones_wall_clock_time()
+    {
+        // Regression: between finding a transaction expired and aborting it, the sweep recognised "still
+        // the same transaction" by its wall-clock start. After the expired one committed and the clock
+        // stepped back, a new transaction could begin at the same millisecond and was aborted instead.
+        using var dir = new TempDirectory();
+        var clock = new ManualClock(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero), manualTimestamp: true);
+        using LogStore store = OpenWithTopics(dir, DurabilityMode.None, clock);
+        await using Producer p = await TransactionalAsync(store, "stepped", timeout: TimeSpan.FromSeconds(10));
+        p.BeginTransaction();
+        await p.ProduceAsync(T0, Msg("first"));
+        clock.Advance(TimeSpan.FromSeconds(11)); // expired
+
+        store.Coordinator.StepHook = step =>
+        {
+            if (step == "expired")
+            {
+                // Between the sweep's two looks: the expired transaction commits after all, the wall
+                // clock steps back to its start, and the producer begins the next one.
+                store.Coordinator.StepHook = null;
+                p.CommitTransactionAsync().GetAwaiter().GetResult();
+                clock.StepWallClock(TimeSpan.FromSeconds(-11));
+                p.BeginTransaction();
+                p.ProduceAsync(T0, Msg("second")).AsTask().GetAwaiter().GetResult();
+            }
+        };
+
+        Assert.That(store.Coordinator.AbortExpiredTransactions(), Is.Zero, "the expired transaction was gone; the new one is 0 s old");
+        await p.CommitTransactionAsync();
+        Assert.That(Values(store.GetPartition("t", 0), IsolationLevel.ReadCommitted), Is.EqualTo(new[] { "first", "second" }));
+    }
+
+    [Test]
     public async Task The_background_timer_aborts_an_expired_transaction_on_its_own()
     {
         using var dir = new TempDirectory();
