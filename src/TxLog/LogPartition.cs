@@ -515,7 +515,7 @@ public sealed class LogPartition
             bool active = i == segments.Length - 1;
             byte[] bytes = TransactionIndex.ReadBytes(fs, TransactionIndex.PathFor(Log.Directory, segment.BaseOffset));
             var entries = new List<AbortedTransaction>(bytes.Length / TransactionIndex.EntrySize);
-            string? problem = TransactionIndex.Parse(bytes, segment.BaseOffset, segment.NextOffset, entries, out int badEntry, out bool tornTail);
+            string? problem = TransactionIndex.Parse(bytes, segment.BaseOffset, segment.NextOffset, entries, out int badEntry);
             TransactionIndexChecksum? checksum = recorded is not null && recorded.TryGetValue(segment.BaseOffset, out TransactionIndexChecksum c) ? c : null;
             bool vouched = (clean || !active) && problem is null && checksum is { } known && known.Matches(bytes);
             if (vouched)

@@ -698,16 +698,12 @@ internal sealed class StoreVerifier
             long previous = -1;
             for (int i = 0; i + TransactionIndex.EntrySize <= bytes.Length; i += TransactionIndex.EntrySize)
             {
-                ReadOnlySpan<byte> e = bytes.AsSpan(i, TransactionIndex.EntrySize);
                 int n = i / TransactionIndex.EntrySize;
-                short version = BinaryPrimitives.ReadInt16BigEndian(e);
-                long pid = BinaryPrimitives.ReadInt64BigEndian(e.Slice(2));
-                long first = BinaryPrimitives.ReadInt64BigEndian(e.Slice(10));
-                long lastOffset = BinaryPrimitives.ReadInt64BigEndian(e.Slice(18));
-                long lastStable = BinaryPrimitives.ReadInt64BigEndian(e.Slice(26));
-                if (version != TransactionIndex.CurrentVersion || first < 0 || lastOffset < first || lastStable < 0 || lastStable > lastOffset + 1)
+                AbortedTransaction entry = TransactionIndex.Decode(bytes.AsSpan(i, TransactionIndex.EntrySize), out short version);
+                (long pid, long first, long lastOffset) = (entry.ProducerId, entry.FirstOffset, entry.LastOffset);
+                if (!TransactionIndex.IsWellFormed(version, entry))
                 {
-                    Add(severity, path, i, $"entry {n} is malformed (version {version}, offsets {first}..{lastOffset}, last stable offset {lastStable})");
+                    Add(severity, path, i, $"entry {n} is malformed (version {version}, offsets {first}..{lastOffset}, last stable offset {entry.LastStableOffset})");
                     continue;
                 }
 

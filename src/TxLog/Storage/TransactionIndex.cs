@@ -81,11 +81,11 @@ internal static class TransactionIndex
     /// version 0, <c>0 ≤ FirstOffset ≤ LastOffset</c>, the marker (<c>LastOffset</c>) inside the segment's
     /// offsets <c>[segmentBaseOffset, segmentEndOffset)</c> and after the previous entry's, and
     /// <c>0 ≤ LastStableOffset ≤ LastOffset + 1</c> (the LSO once the marker was written cannot be
-    /// beyond it). Returns null when all hold, else what is wrong first. <paramref name="badEntry"/> is
-    /// the index of the first entry that does not hold, or -1; <paramref name="tornTail"/> is true
-    /// when the file also ends in a partial entry (a torn append).
+    /// beyond it). Returns null when all hold, else what is wrong first (a partial last entry, a torn
+    /// append, counts too). <paramref name="badEntry"/> is the index of the first entry that does not
+    /// hold, or -1.
     /// </summary>
-    public static string? Parse(ReadOnlySpan<byte> bytes, long segmentBaseOffset, long segmentEndOffset, List<AbortedTransaction> entries, out int badEntry, out bool tornTail)
+    public static string? Parse(ReadOnlySpan<byte> bytes, long segmentBaseOffset, long segmentEndOffset, List<AbortedTransaction> entries, out int badEntry)
     {
         string? problem = null;
         badEntry = -1;
@@ -93,21 +93,14 @@ internal static class TransactionIndex
         int whole = bytes.Length - (bytes.Length % EntrySize);
         for (int i = 0; i < whole; i += EntrySize)
         {
-            ReadOnlySpan<byte> e = bytes.Slice(i, EntrySize);
-            short version = BinaryPrimitives.ReadInt16BigEndian(e);
-            var entry = new AbortedTransaction(
-                BinaryPrimitives.ReadInt64BigEndian(e.Slice(2)),
-                BinaryPrimitives.ReadInt64BigEndian(e.Slice(10)),
-                BinaryPrimitives.ReadInt64BigEndian(e.Slice(18)),
-                BinaryPrimitives.ReadInt64BigEndian(e.Slice(26)));
+            AbortedTransaction entry = Decode(bytes.Slice(i, EntrySize), out short version);
             entries.Add(entry);
             if (problem is not null)
             {
                 continue;
             }
 
-            if (version != CurrentVersion || entry.FirstOffset < 0 || entry.LastOffset < entry.FirstOffset
-                || entry.LastStableOffset < 0 || entry.LastStableOffset > entry.LastOffset + 1)
+            if (!IsWellFormed(version, entry))
             {
                 problem = $"entry {i / EntrySize} is malformed (version {version}, offsets {entry.FirstOffset}..{entry.LastOffset}, last stable offset {entry.LastStableOffset})";
             }
@@ -128,14 +121,32 @@ internal static class TransactionIndex
             previous = entry.LastOffset;
         }
 
-        tornTail = whole != bytes.Length;
-        if (tornTail)
+        if (whole != bytes.Length)
         {
             problem ??= $"size {bytes.Length} is not a multiple of {EntrySize}";
         }
 
         return problem;
     }
+
+    /// <summary>Decodes one entry (<see cref="EntrySize"/> bytes) and its version field.</summary>
+    public static AbortedTransaction Decode(ReadOnlySpan<byte> entry, out short version)
+    {
+        version = BinaryPrimitives.ReadInt16BigEndian(entry);
+        return new AbortedTransaction(
+            BinaryPrimitives.ReadInt64BigEndian(entry.Slice(2)),
+            BinaryPrimitives.ReadInt64BigEndian(entry.Slice(10)),
+            BinaryPrimitives.ReadInt64BigEndian(entry.Slice(18)),
+            BinaryPrimitives.ReadInt64BigEndian(entry.Slice(26)));
+    }
+
+    /// <summary>
+    /// Version 0, <c>0 ≤ FirstOffset ≤ LastOffset</c> and <c>0 ≤ LastStableOffset ≤ LastOffset + 1</c> (the
+    /// LSO once the marker was written cannot be beyond it): what every entry must satisfy on its own.
+    /// </summary>
+    public static bool IsWellFormed(short version, in AbortedTransaction entry) =>
+        version == CurrentVersion && entry.FirstOffset >= 0 && entry.LastOffset >= entry.FirstOffset
+        && entry.LastStableOffset >= 0 && entry.LastStableOffset <= entry.LastOffset + 1;
 
     private static void Encode(in AbortedTransaction entry, Span<byte> bytes)
     {
